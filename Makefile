@@ -1,0 +1,24 @@
+# yolor-ray: set-up, the demo run, tests. Everything runs from .venv (scripts/setup.sh).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DATA ?= data/shapes
+DEMO_CONFIG ?= configs/baseline/atss_r50_fpn_1x_coco.py
+DEMO_EPOCHS ?= 8
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test clean
+
+setup:
+	@bash scripts/setup.sh
+
+## demo: set up, generate shapes, train a small ATSS with 2 local Ray workers, print the AP table
+demo: setup
+	$(VENV)/bin/yolor-ray make-shapes $(DEMO_DATA) --images 256 --seed 0 --overwrite
+	$(VENV)/bin/yolor-ray train $(DEMO_CONFIG) --data $(DEMO_DATA) --small --epochs $(DEMO_EPOCHS) --num-workers 2
+
+## test: set up, then the whole suite (CPU, real Ray / S3 endpoint / mmdet models)
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf results work_dirs .pytest_cache

@@ -1,0 +1,25 @@
+"""Train one MMDetection config with Ray Train; the entrypoint for ``ray job submit``.
+
+Launch on a cluster (8 GPU workers, the seed's 8 x 2 images = batch 16)::
+
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/train.py configs/baseline/atss_r50_fpn_1x_coco.py --num-workers 8 --gpu \
+        --storage /shared/results
+
+Learning rate: MMDetection's configs are tuned for a total batch of 16 (8 GPUs x 2).
+With another total batch (workers x --batch-size), scale the LR linearly,
+lr = base_lr * total_batch / 16, or set ``auto_scale_lr.enable=True`` (``--small`` does).
+
+Same arguments as ``yolor-ray train`` (``python jobs/train.py --help``).
+"""
+import argparse
+import logging
+import sys
+
+from yolor_ray.cli import add_train_arguments, run_guarded, run_train
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="[yolor-ray] %(message)s")
+    sys.exit(run_guarded(run_train, parser.parse_args()))

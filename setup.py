@@ -1,0 +1,36 @@
+"""yolor-ray: YOLOR implicit knowledge on MMDetection detectors, trained with Ray.
+
+The heavy stack is pinned (DESIGN.md section 2). mmcv 2.1.0 has no wheel for
+torch 2.14 and is built from source by ``scripts/setup.sh``; install through
+``make setup`` rather than a bare ``pip install .``.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="yolor-ray",
+    version="0.1.0",
+    description="YOLOR implicit knowledge on MMDetection detectors, trained and searched with Ray",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["yolor_ray", "yolor_ray.*"]),
+    include_package_data=True,
+    package_data={"yolor_ray": ["configs/**/*.py"]},
+    install_requires=[
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "mmcv==2.1.0",
+        "mmengine==0.10.7",
+        "mmdet==3.3.0",
+        "ray[default,train,tune]==2.60.0",
+        "setuptools>=77.0.3,<82",  # mmengine/mmcv import pkg_resources
+        "numpy>=1.26",
+        "pycocotools>=2.0.7",
+        "boto3>=1.34",
+        "pyarrow>=15",
+        "matplotlib>=3.8",
+        "Pillow>=10",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]>=5"],
+    },
+    entry_points={"console_scripts": ["yolor-ray=yolor_ray.cli:main"]},
+)

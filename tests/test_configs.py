@@ -1,0 +1,82 @@
+"""The seed's six baseline configs, and the small scale on every family."""
+from pathlib import Path
+
+import mmdet
+import pytest
+from mmengine.config import Config
+
+from conftest import BASELINES
+from yolor_ray import config as cfglib
+from yolor_ray.data import inspect_coco_split
+from yolor_ray.train import count_parameters
+
+MMDET_CONFIGS = Path(mmdet.__file__).parent / ".mim" / "configs"
+# Parameter counts measured with mmdet 3.3.0 (DESIGN.md section 2), in millions.
+EXPECTED_M = {
+    "faster-rcnn_r50_fpn_1x_coco": 41.75, "mask-rcnn_r50_fpn_1x_coco": 44.40,
+    "fcos_r50-caffe_fpn_gn-head_1x_coco": 32.30, "atss_r50_fpn_1x_coco": 32.30,
+    "sparse-rcnn_r50_fpn_1x_coco": 106.29, "sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco": 106.34,
+}
+FAMILIES = {  # one config per family for the training test
+    "faster-rcnn": "faster-rcnn_r50_fpn_1x_coco", "mask-rcnn": "mask-rcnn_r50_fpn_1x_coco",
+    "fcos": "fcos_r50-caffe_fpn_gn-head_1x_coco", "atss": "atss_r50_fpn_1x_coco",
+    "sparse-rcnn": "sparse-rcnn_r50_fpn_1x_coco",
+}
+
+
+def test_all_six_seed_rows_exist():
+    assert sorted(p.stem for p in BASELINES) == sorted(EXPECTED_M)
+
+
+@pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.stem)
+def test_baseline_has_mmdet_parameter_count(path):
+    ours = cfglib.load_config(path)
+    assert ours._cfg_dict.get("custom_imports").imports == ["yolor_ray"]
+    reference = next(MMDET_CONFIGS.rglob(f"{path.stem}.py"))
+    theirs = Config.fromfile(str(reference))
+    n_ours, n_theirs = count_parameters(ours), count_parameters(theirs)
+    assert n_ours == n_theirs
+    assert round(n_ours / 1e6, 2) == EXPECTED_M[path.stem]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_trains_and_evaluates_small(family, shapes_dir, tmp_path):
+    from mmengine.runner import Runner
+
+    cfg = cfglib.load_config(Path(__file__).parents[1] / "configs" / "baseline" / f"{FAMILIES[family]}.py")
+    cfglib.use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
+    cfglib.make_small(cfg, image_size=128)
+    cfglib.set_epochs(cfg, 1)
+    cfg.train_dataloader.batch_size = 4
+    cfg.work_dir = str(tmp_path)
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger.interval = 1
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 4  # 16 images, batch 4, one epoch
+    loss = runner.message_hub.get_scalar("train/loss").current()
+    assert 0 < loss < 1e3
+    metrics = runner.val_loop.run()
+    assert 0.0 <= metrics["coco/bbox_mAP"] <= 1.0
+    if family == "mask-rcnn":
+        assert 0.0 <= metrics["coco/segm_mAP"] <= 1.0
+
+
+def test_unknown_override_key_is_rejected_with_the_valid_ones():
+    path = BASELINES[0]
+    with pytest.raises(cfglib.ConfigError, match=r"unknown config key 'train_cfg.max_epoch'.*did you mean 'max_epochs'"):
+        cfglib.load_config(path, {"train_cfg.max_epoch": 3})
+
+
+def test_typo_top_level_key_is_rejected(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(f"_base_ = '{BASELINES[0]}'\ntrian_cfg = dict(max_epochs=1)\n")
+    with pytest.raises(cfglib.ConfigError, match=r"unknown config key 'trian_cfg'.*did you mean 'train_cfg'"):
+        cfglib.load_config(bad)
+
+
+def test_bad_model_key_fails_on_the_driver(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(f"_base_ = '{BASELINES[0]}'\nmodel = dict(backbone=dict(deptth=18))\n")
+    with pytest.raises(cfglib.ConfigError, match="model config does not build.*deptth"):
+        count_parameters(cfglib.load_config(bad))

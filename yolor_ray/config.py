@@ -1,0 +1,203 @@
+"""Load an MMDetection config and adapt it to a run: dataset, small scale, epochs.
+
+Everything here happens on the driver, before Ray spends any time, and raises
+:class:`ConfigError` naming what was wrong, what was received and what is valid.
+The adapted config is plain MMEngine config: it is dumped next to the results and
+can be run again with MMEngine's own tools.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Iterable
+
+from mmengine.config import Config
+
+from yolor_ray.data import CocoSplitInfo
+
+# Top-level keys that MMEngine's Runner.from_cfg reads. A top-level key that is close
+# to one of these but not equal is almost surely a typo that MMEngine would ignore.
+RUNNER_KEYS = (
+    "model", "work_dir", "train_dataloader", "val_dataloader", "test_dataloader", "train_cfg", "val_cfg",
+    "test_cfg", "auto_scale_lr", "optim_wrapper", "param_scheduler", "val_evaluator", "test_evaluator",
+    "default_hooks", "custom_hooks", "data_preprocessor", "load_from", "resume", "launcher", "env_cfg",
+    "log_processor", "log_level", "visualizer", "default_scope", "randomness", "experiment_name", "cfg",
+    "custom_imports", "model_wrapper_cfg", "find_unused_parameters", "compile", "strategy",
+)
+
+# The "small" scale: what lets every family train on a 2-core CPU from scratch.
+SMALL_DEPTH = 18
+SMALL_CHANNELS = [64, 128, 256, 512]  # ResNet-18/34 stage outputs
+
+
+class ConfigError(ValueError):
+    """A config, or an override of it, that cannot be run."""
+
+
+def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> Config:
+    """Read a config file and apply ``--cfg-options``; reject typos MMEngine would ignore."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found")
+    if path.suffix != ".py":
+        raise ConfigError(f"config file {str(path)!r} must be an MMEngine Python config (.py)")
+    try:
+        cfg = Config.fromfile(str(path.resolve()))
+    except Exception as err:  # MMEngine raises many kinds for broken files
+        raise ConfigError(f"config file {str(path)!r} could not be read: {type(err).__name__}: {err}") from None
+    for key in cfg.keys():
+        if key in RUNNER_KEYS:
+            continue
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.8)
+        if close:
+            raise ConfigError(f"unknown config key {key!r} in {str(path)!r}; did you mean {close[0]!r}? "
+                              f"MMEngine would silently ignore it")
+    if "model" not in cfg:
+        raise ConfigError(f"config file {str(path)!r} defines no 'model'")
+    if cfg_options:
+        for dotted in cfg_options:
+            _check_key_exists(cfg, dotted)
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def parse_cfg_options(items: Iterable[str]) -> dict[str, Any]:
+    """``key.sub=value`` strings (values as Python literals where they parse) to a dict."""
+    options = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--cfg-options entries look like key.sub=value, got {item!r}")
+        try:
+            options[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            options[key] = raw
+    return options
+
+
+def _check_key_exists(cfg: Config, dotted: str) -> None:
+    node: Any = cfg._cfg_dict  # a ConfigDict (a dict); Config itself is not
+    walked = []
+    for part in dotted.split("."):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            where = ".".join(walked) or "the config"
+            valid = sorted(node.keys()) if isinstance(node, dict) else []
+            hint = difflib.get_close_matches(part, valid, n=1)
+            raise ConfigError(
+                f"unknown config key {dotted!r}: {where} has no {part!r}"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + (f"; valid keys there: {', '.join(valid)}" if valid else ""))
+        walked.append(part)
+
+
+def has_mask_head(cfg: Config) -> bool:
+    roi_head = cfg.model.get("roi_head") or {}
+    return bool(roi_head.get("mask_head"))
+
+
+def use_coco_folder(cfg: Config, train: CocoSplitInfo, val: CocoSplitInfo) -> None:
+    """Point the train/val/test dataloaders and evaluators at a COCO-layout folder."""
+    metainfo = dict(classes=train.classes)
+    for name, split in (("train_dataloader", train), ("val_dataloader", val), ("test_dataloader", val)):
+        dataset = cfg[name]["dataset"]
+        while "dataset" in dataset and "ann_file" not in dataset:  # wrappers (RepeatDataset, ...)
+            dataset = dataset["dataset"]
+        dataset.update(data_root="", ann_file=str(split.ann_file), data_prefix=dict(img=str(split.image_dir) + "/"),
+                       metainfo=metainfo)
+    for name in ("val_evaluator", "test_evaluator"):
+        evaluators = cfg[name] if isinstance(cfg[name], list) else [cfg[name]]
+        for evaluator in evaluators:
+            if evaluator.get("type") == "CocoMetric":
+                evaluator["ann_file"] = str(val.ann_file)
+    set_num_classes(cfg.model, len(train.classes))
+
+
+def set_num_classes(model_cfg: Any, num_classes: int) -> None:
+    """Set every ``num_classes`` in a model config (all heads, all stages)."""
+    if isinstance(model_cfg, dict):
+        for key, value in model_cfg.items():
+            if key == "num_classes":
+                model_cfg[key] = num_classes
+            else:
+                set_num_classes(value, num_classes)
+    elif isinstance(model_cfg, (list, tuple)):
+        for item in model_cfg:
+            set_num_classes(item, num_classes)
+
+
+def make_small(cfg: Config, image_size: int = 256) -> None:
+    """Shrink any supported detector to train from scratch on a CPU in minutes.
+
+    ResNet-18 backbone with trainable BN and no pretrained weights, FPN input channels
+    to match, one fixed image scale, a short warm-up, single-process data loading.
+    The heads keep their structure, so a small run exercises the same code paths.
+    """
+    if not isinstance(image_size, int) or not 64 <= image_size <= 1333:
+        raise ConfigError(f"image size must be an int in [64, 1333], got {image_size!r}")
+    backbone = cfg.model.get("backbone", {})
+    if backbone.get("type") != "ResNet":
+        raise ConfigError(f"the small scale needs a ResNet backbone, got {backbone.get('type')!r}")
+    backbone.update(depth=SMALL_DEPTH, style="pytorch", frozen_stages=-1, norm_eval=False,
+                    norm_cfg=dict(type="BN", requires_grad=True), init_cfg=None)
+    neck = cfg.model.get("neck")
+    if isinstance(neck, dict) and "in_channels" in neck:
+        out_indices = backbone.get("out_indices", (0, 1, 2, 3))
+        neck["in_channels"] = [SMALL_CHANNELS[i] for i in out_indices]
+
+    with_mask = has_mask_head(cfg)
+    scale = (image_size, image_size)
+    train_pipeline = [
+        dict(type="LoadImageFromFile"),
+        dict(type="LoadAnnotations", with_bbox=True, with_mask=with_mask),
+        dict(type="Resize", scale=scale, keep_ratio=True),
+        dict(type="RandomFlip", prob=0.5),
+        dict(type="PackDetInputs"),
+    ]
+    test_pipeline = [
+        dict(type="LoadImageFromFile"),
+        dict(type="Resize", scale=scale, keep_ratio=True),
+        dict(type="LoadAnnotations", with_bbox=True, with_mask=with_mask),
+        dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor")),
+    ]
+    for name, pipeline in (("train_dataloader", train_pipeline), ("val_dataloader", test_pipeline),
+                           ("test_dataloader", test_pipeline)):
+        cfg[name].update(num_workers=0, persistent_workers=False)
+        cfg[name].dataset.pipeline = copy.deepcopy(pipeline)
+    cfg.train_dataloader.dataset.filter_cfg = dict(filter_empty_gt=True, min_size=4)
+    # From scratch on a few hundred iterations: a 50-iteration warm-up instead of 500;
+    # the epoch-based steps stay (set_epochs rescales them).
+    epoch_schedulers = [s for s in cfg.get("param_scheduler") or [] if s.get("by_epoch", True)]
+    cfg.param_scheduler = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=50),
+                           *epoch_schedulers]
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=16)
+    cfg.default_hooks.logger.interval = 10
+    cfg.log_processor = dict(type="LogProcessor", window_size=10, by_epoch=True)
+
+
+def set_epochs(cfg: Config, epochs: int) -> None:
+    """Train for ``epochs``; LR steps of a MultiStepLR move with it (at 2/3 and 11/12)."""
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"epochs must be an int >= 1, got {epochs!r}")
+    if cfg.train_cfg.get("type") != "EpochBasedTrainLoop":
+        raise ConfigError(f"only epoch-based configs are supported, got train_cfg.type={cfg.train_cfg.get('type')!r}")
+    old = cfg.train_cfg.max_epochs
+    cfg.train_cfg.max_epochs = epochs
+    for scheduler in cfg.get("param_scheduler") or []:
+        if scheduler.get("by_epoch", True):
+            if scheduler.get("end", 0) == old or scheduler.get("end", 0) > epochs:
+                scheduler["end"] = epochs
+            if "milestones" in scheduler:
+                scheduler["milestones"] = sorted({max(1, round(m * epochs / old)) for m in scheduler["milestones"]
+                                                  if round(m * epochs / old) < epochs})
+
+
+def set_batch_size(cfg: Config, batch_size: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size must be an int >= 1, got {batch_size!r}")
+    cfg.train_dataloader.batch_size = batch_size

@@ -1,0 +1,124 @@
+"""Everything yolor-ray registers into MMEngine's registries, in one place.
+
+Importing ``yolor_ray`` imports this module, so a config with
+``custom_imports = dict(imports=['yolor_ray'])`` can name these types, and so can
+MMEngine's own Runner outside Ray.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import HOOKS, MODEL_WRAPPERS
+
+CHECKPOINT_FILE = "checkpoint.pth"
+HISTORY_FILE = "history.json"
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUFriendlyDDP(MMDistributedDataParallel):
+    """MMEngine's DDP wrapper that also works for CPU modules.
+
+    MMEngine passes ``device_ids=[LOCAL_RANK]``, which torch's DDP rejects for a
+    module on the CPU (gloo workers under Ray Train); CPU DDP wants ``None``.
+    """
+
+    def __init__(self, module, device_ids=None, **kwargs):
+        on_cpu = next(module.parameters()).device.type == "cpu"
+        super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+
+@HOOKS.register_module()
+class RayTrainReportHook(Hook):
+    """Reports each epoch's metrics and a checkpoint to Ray Train.
+
+    ``ray.train.report`` is a barrier: every rank calls it once per epoch, after
+    validation when the epoch validates, else after training. Rank 0 attaches a
+    checkpoint directory holding the MMEngine checkpoint and the metric history so
+    far, so the latest checkpoint in storage describes the whole run.
+    """
+
+    priority = "LOWEST"  # after every other hook of the epoch has logged and saved
+
+    def __init__(self, checkpoint_interval: int = 1):
+        if not isinstance(checkpoint_interval, int) or checkpoint_interval < 1:
+            raise ValueError(f"RayTrainReportHook(checkpoint_interval) must be an int >= 1, got {checkpoint_interval!r}")
+        self.checkpoint_interval = checkpoint_interval
+        self.history: list[dict] = []
+        self._loss_sums: dict[str, float] = defaultdict(float)
+        self._loss_count = 0
+        self._train_record: dict | None = None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        for key, value in (outputs or {}).items():
+            if key.startswith("loss"):
+                self._loss_sums[key] += float(value)
+        self._loss_count += 1
+
+    def after_train_epoch(self, runner):
+        epoch = runner.epoch + 1  # the loop increments after this hook
+        self._train_record = {"epoch": epoch, "iter": runner.iter}
+        self._train_record.update({f"train/{k}": v / max(self._loss_count, 1) for k, v in self._loss_sums.items()})
+        self._loss_sums.clear()
+        self._loss_count = 0
+        if not self._validates_after(runner, epoch):
+            self._report(runner, {})
+
+    def after_val_epoch(self, runner, metrics=None):
+        if self._train_record is None:  # a val run outside training (runner.val())
+            return
+        self._report(runner, dict(metrics or {}))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # The message hub's smoothing buffers pickle bound methods (``getattr``), which
+        # torch's weights_only loader rightly refuses; resuming does not need them.
+        message_hub = checkpoint.get("message_hub")
+        if isinstance(message_hub, dict):
+            message_hub["log_scalars"] = {}
+
+    @staticmethod
+    def _validates_after(runner, epoch: int) -> bool:
+        loop = runner.train_loop
+        if getattr(runner, "_val_loop", None) is None:
+            return False
+        interval = getattr(loop, "val_interval", 1)
+        return epoch >= getattr(loop, "val_begin", 1) and (epoch % interval == 0 or epoch == loop.max_epochs)
+
+    def _report(self, runner, metrics: dict) -> None:
+        import ray.train
+
+        record = dict(self._train_record)
+        record.update({k: _plain(v) for k, v in metrics.items()})
+        self._train_record = None
+        self.history.append(record)
+        last_epoch = record["epoch"] == runner.train_loop.max_epochs
+        with_checkpoint = last_epoch or record["epoch"] % self.checkpoint_interval == 0
+        if runner.rank != 0 or not with_checkpoint:
+            ray.train.report(record)
+            return
+        staging = tempfile.mkdtemp(prefix="yolor-ray-ckpt-")
+        try:
+            # Explicit meta: MMEngine assumes a call from after_train_epoch and would
+            # count one epoch too many when called after validation.
+            runner.save_checkpoint(staging, filename=CHECKPOINT_FILE, save_optimizer=True, save_param_scheduler=True,
+                                   meta=dict(epoch=record["epoch"], iter=runner.iter))
+            with open(os.path.join(staging, HISTORY_FILE), "w") as f:
+                json.dump(self.history, f, indent=1)
+            ray.train.report(record, checkpoint=ray.train.Checkpoint.from_directory(staging))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _plain(value):
+    """Metrics as JSON-friendly Python numbers."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    return value

@@ -1,0 +1,54 @@
+"""The settings of one training run, validated once on the driver and passed to workers."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """One ``yolor-ray train`` run.
+
+    ``address=None`` starts a private local Ray sized to this machine (fixed size:
+    asking for more workers than it holds is an error); any other address connects
+    to that cluster, where an autoscaler may add nodes.
+    """
+
+    config: Path
+    data_root: Path | None = None
+    small: bool = False
+    image_size: int = 256
+    epochs: int | None = None
+    batch_size: int | None = None
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: int = 1
+    storage: str = "./results"
+    name: str | None = None
+    address: str | None = None
+    cfg_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    num_samples: int = 4
+
+    def __post_init__(self):
+        object.__setattr__(self, "config", Path(self.config))
+        if self.data_root is not None:
+            object.__setattr__(self, "data_root", Path(self.data_root))
+        for name, low in (("num_workers", 1), ("cpus_per_worker", 1), ("image_size", 64), ("seed", 0),
+                          ("num_samples", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"TrainSpec({name}) must be an int >= {low}, got {value!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"TrainSpec({name}) must be None or an int >= 1, got {value!r}")
+        if self.name is not None and not RUN_NAME.match(self.name):
+            raise ValueError(f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "
+                             f"got {self.name!r}")
+        if not self.storage:
+            raise ValueError("TrainSpec(storage) must be a folder or an s3:// URI, got an empty string")
