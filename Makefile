@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 DEMO_DATA ?= data/shapes
 DEMO_CONFIG ?= configs/baseline/atss_r50_fpn_1x_coco.py
 DEMO_EPOCHS ?= 8
+DEMO_SIZE ?= 192
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test clean
@@ -13,8 +14,9 @@ setup:
 
 ## demo: set up, generate shapes, train a small ATSS with 2 local Ray workers, print the AP table
 demo: setup
-	$(VENV)/bin/yolor-ray make-shapes $(DEMO_DATA) --images 256 --seed 0 --overwrite
-	$(VENV)/bin/yolor-ray train $(DEMO_CONFIG) --data $(DEMO_DATA) --small --epochs $(DEMO_EPOCHS) --num-workers 2
+	$(VENV)/bin/yolor-ray make-shapes $(DEMO_DATA) --images 256 --val-images 48 --size $(DEMO_SIZE) --seed 0 --overwrite
+	$(VENV)/bin/yolor-ray train $(DEMO_CONFIG) --data $(DEMO_DATA) --small --image-size $(DEMO_SIZE) \
+		--batch-size 4 --epochs $(DEMO_EPOCHS) --num-workers 2
 
 ## test: set up, then the whole suite (CPU, real Ray / S3 endpoint / mmdet models)
 test: setup

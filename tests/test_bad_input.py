@@ -57,3 +57,10 @@ def test_more_workers_than_local_ray_holds(storage, shapes_dir):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--num-workers", 64, "--storage", storage,
                      timeout=180)
     _fails_cleanly(proc, storage, "the local Ray cluster can never hold this run: it needs 64 CPUs")
+
+
+def test_make_shapes_refuses_a_non_empty_folder(shapes_dir):
+    before = sorted(p.name for p in shapes_dir.rglob("*"))
+    proc = yolor_ray("make-shapes", shapes_dir, "--images", 2)
+    assert proc.returncode == 2 and "is not empty; pass overwrite=True (--overwrite)" in proc.stderr
+    assert sorted(p.name for p in shapes_dir.rglob("*")) == before

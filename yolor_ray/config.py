@@ -30,6 +30,7 @@ RUNNER_KEYS = (
 # The "small" scale: what lets every family train on a 2-core CPU from scratch.
 SMALL_DEPTH = 18
 SMALL_CHANNELS = [64, 128, 256, 512]  # ResNet-18/34 stage outputs
+FULL_WIDTH, SMALL_WIDTH = 256, 128  # neck and head channels
 
 
 class ConfigError(ValueError):
@@ -135,8 +136,9 @@ def make_small(cfg: Config, image_size: int = 256) -> None:
     """Shrink any supported detector to train from scratch on a CPU in minutes.
 
     ResNet-18 backbone with trainable BN and no pretrained weights, FPN input channels
-    to match, one fixed image scale, a short warm-up, single-process data loading.
-    The heads keep their structure, so a small run exercises the same code paths.
+    to match, neck and head widths halved (every ``*channels`` of 256 becomes 128), one
+    fixed image scale, a short warm-up, single-process data loading. The heads keep
+    their structure, so a small run exercises the same code paths.
     """
     if not isinstance(image_size, int) or not 64 <= image_size <= 1333:
         raise ConfigError(f"image size must be an int in [64, 1333], got {image_size!r}")
@@ -149,6 +151,10 @@ def make_small(cfg: Config, image_size: int = 256) -> None:
     if isinstance(neck, dict) and "in_channels" in neck:
         out_indices = backbone.get("out_indices", (0, 1, 2, 3))
         neck["in_channels"] = [SMALL_CHANNELS[i] for i in out_indices]
+
+    for key, part in cfg.model.items():
+        if key not in ("backbone", "data_preprocessor"):
+            _narrow(part, FULL_WIDTH, SMALL_WIDTH)
 
     with_mask = has_mask_head(cfg)
     scale = (image_size, image_size)
@@ -178,6 +184,19 @@ def make_small(cfg: Config, image_size: int = 256) -> None:
     cfg.auto_scale_lr = dict(enable=True, base_batch_size=16)
     cfg.default_hooks.logger.interval = 10
     cfg.log_processor = dict(type="LogProcessor", window_size=10, by_epoch=True)
+
+
+def _narrow(node: Any, old: int, new: int) -> None:
+    """Replace ``old`` by ``new`` in every ``*channels``/``*channel`` key of a config tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, int) and key.endswith(("channels", "channel")) and value == old:
+                node[key] = new
+            else:
+                _narrow(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            _narrow(item, old, new)
 
 
 def set_epochs(cfg: Config, epochs: int) -> None:

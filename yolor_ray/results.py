@@ -122,7 +122,7 @@ def plot_curves(history: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
-def render_samples(cfg, checkpoint_file: Path, count: int, out: Path, score_thr: float = 0.3) -> None:
+def render_samples(cfg, checkpoint_file: Path, count: int, out: Path, score_thr: float = 0.15) -> None:
     """Predictions of the trained model on the first ``count`` validation images."""
     import matplotlib
 

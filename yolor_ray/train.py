@@ -162,7 +162,8 @@ def _connect_ray(spec: TrainSpec) -> bool:
         return False
     quiet = dict(log_to_driver=True, logging_level=logging.WARNING, configure_logging=True)
     if spec.address is None and not os.environ.get("RAY_ADDRESS"):
-        ray.init(address="local", include_dashboard=False, **quiet)
+        # The dashboard serves Ray's state API, which Train's placement-group cleaner polls.
+        ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **quiet)
         return True
     ray.init(address=spec.address or os.environ["RAY_ADDRESS"], **quiet)
     return False
