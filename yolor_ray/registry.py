@@ -73,7 +73,7 @@ class RayTrainReportHook(Hook):
     def after_val_epoch(self, runner, metrics=None):
         if self._train_record is None:  # a val run outside training (runner.val())
             return
-        self._report(runner, dict(metrics or {}))
+        self._report(runner, _with_empty_coco_as_zero(runner, dict(metrics or {})))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         # The message hub's smoothing buffers pickle bound methods (``getattr``), which
@@ -115,6 +115,22 @@ class RayTrainReportHook(Hook):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+COCO_AP_SUFFIXES = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
+
+
+def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:
+    """CocoMetric returns no keys at all when no box passes the score threshold (an
+    untrained model); the AP of an empty detection set is 0, so report that."""
+    evaluator = runner.cfg.get("val_evaluator") or {}
+    if isinstance(evaluator, dict) and evaluator.get("type") == "CocoMetric":
+        tasks = evaluator.get("metric", "bbox")
+        for task in [tasks] if isinstance(tasks, str) else tasks:
+            if f"coco/{task}_mAP" not in metrics:
+                runner.logger.warning(f"no {task} detection passed the score threshold; reporting COCO {task} AP as 0")
+                metrics.update({f"coco/{task}_{suffix}": 0.0 for suffix in COCO_AP_SUFFIXES})
+    return metrics
+
+
 def _plain(value):
     """Metrics as JSON-friendly Python numbers."""
     if isinstance(value, torch.Tensor):
@@ -122,3 +138,4 @@ def _plain(value):
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
         value = value.item()
     return value
+
