@@ -1,0 +1,11 @@
+# YOLOR row of the seed table: the baseline plus implicit knowledge (docs/implicit.md).
+# fpn: ImplicitA on every FPN output level (the paper's iFA); pred: ImplicitM on the
+# outputs of every head's final cls / reg / centerness / mask-logit layers (iPR).
+_base_ = '../baseline/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py'
+model = dict(
+    type='YOLOR',
+    detector='SparseRCNN',
+    implicit=dict(
+        placements=['fpn', 'pred'],
+        modeling='vector',
+        init=dict(add=dict(mean=0.0, std=0.02), multiply=dict(mean=1.0, std=0.02))))
