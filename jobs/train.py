@@ -13,13 +13,12 @@ lr = base_lr * total_batch / 16, or set ``auto_scale_lr.enable=True`` (``--small
 Same arguments as ``yolor-ray train`` (``python jobs/train.py --help``).
 """
 import argparse
-import logging
 import sys
 
-from yolor_ray.cli import add_train_arguments, run_guarded, run_train
+from yolor_ray.cli import add_train_arguments, configure_logging, run_guarded, run_train
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="[yolor-ray] %(message)s")
+    configure_logging()
     sys.exit(run_guarded(run_train, parser.parse_args()))

@@ -19,3 +19,57 @@ def shapes_dir(tmp_path_factory) -> Path:
 
     return make_shapes(tmp_path_factory.mktemp("data") / "shapes", ShapesSpec(num_train=16, num_val=8, seed=1,
                                                                               image_size=128))
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# A recognisable secret: tests search every file a run writes for it.
+PLANTED_SECRET = "yolorSECRETplanted0123456789abcdefXYZ"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 HTTP endpoint on 127.0.0.1 (moto's server mode)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Credentials through the standard chain (environment), with the planted secret."""
+    env = dict(AWS_ACCESS_KEY_ID="AKIATESTYOLORRAY", AWS_SECRET_ACCESS_KEY=PLANTED_SECRET,
+               AWS_DEFAULT_REGION="us-east-1")
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def bucket(s3_endpoint, aws_env):
+    """A fresh bucket; returns (name, boto3 client)."""
+    import uuid
+
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    name = f"yolor-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    return name, client
+
+
+def s3_keys(client, bucket_name: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket_name)
+    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))

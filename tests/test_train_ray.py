@@ -7,22 +7,24 @@ from pathlib import Path
 from conftest import REPO
 
 ATSS = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
+YOLOR_ATSS = REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py"
 
 
-def yolor_ray(*args, timeout=900):
+def yolor_ray(*args, timeout=900, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=cwd)
 
 
-def test_two_worker_run_writes_results(shapes_dir, tmp_path):
+def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     storage = tmp_path / "results"
-    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 2,
+    proc = yolor_ray("train", YOLOR_ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 2,
                      "--num-workers", 2, "--storage", storage, "--name", "atss-2w", "--samples", 2)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = storage / "atss-2w"
     record = json.loads((run_dir / "results.json").read_text())
     assert record["world_size"] == 2
     assert record["model"] == "ATSS" and record["epochs"] == 2
+    assert record["implicit"]["placements"] == ["fpn", "pred"]
     assert [h["epoch"] for h in record["history"]] == [1, 2]
     assert 0.0 <= record["metrics"]["coco/bbox_mAP"] <= 1.0
     assert record["metrics"]["train/loss"] > 0
@@ -31,6 +33,14 @@ def test_two_worker_run_writes_results(shapes_dir, tmp_path):
     for name in ("curves.png", "samples.png", "config.py"):
         assert (run_dir / name).stat().st_size > 1000, name
     assert Path(record["checkpoint"]).is_dir()
+    assert record["restarts"] == 0
     # progress and the AP table reach the user
     assert "Epoch(train)" in proc.stdout + proc.stderr
     assert "| bbox |" in proc.stdout
+
+    # The trained YOLOR checkpoint folds into its layers for deploy.
+    fused = yolor_ray("fuse", record["checkpoint"], tmp_path / "deploy")
+    assert fused.returncode == 0, fused.stdout[-2000:] + fused.stderr[-2000:]
+    assert "kept 0" in fused.stdout and "folded 0" not in fused.stdout
+    assert (tmp_path / "deploy" / "deploy.pth").stat().st_size > 1e6
+    assert "YOLOR" not in (tmp_path / "deploy" / "deploy.py").read_text()

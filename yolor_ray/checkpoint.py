@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+TRUSTED_PREFIX = "yolor-trusted://"
+
 
 def _trusted_types() -> list:
     """What our checkpoints hold beside tensors: numpy arrays and scalars (metrics,
@@ -24,10 +26,10 @@ def _trusted_types() -> list:
             *(type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "uint8", "bool"))]
 
 
-def load_checkpoint_file(path: str | Path) -> dict:
+def load_checkpoint_file(path: str | Path, map_location="cpu") -> dict:
     """``torch.load`` with weights_only=True and MMEngine's own types allowed."""
     with torch.serialization.safe_globals(_trusted_types()):
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        return torch.load(str(path), map_location=map_location, weights_only=True)
 
 
 def build_model_from_checkpoint(cfg, checkpoint_file: str | Path):

@@ -1,4 +1,4 @@
-"""The ``yolor-ray`` command: make-shapes, train.
+"""The ``yolor-ray`` command: make-shapes, train, fuse.
 
 Errors in user input are reported as one line (what was wrong, what was received,
 what is valid) with exit status 2; a training run that fails exits with 1.
@@ -29,8 +29,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, default=1, help="Ray Train workers (processes; default 1)")
     parser.add_argument("--gpu", action="store_true", help="one GPU per worker (NCCL); default CPU (gloo)")
     parser.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (and torch threads) per worker")
-    parser.add_argument("--storage", default="./results", help="where runs land (default ./results)")
-    parser.add_argument("--name", help="run name (default: CONFIG-STEM-DATE-TIME)")
+    parser.add_argument("--storage", default="./results", help="where runs land: a folder or s3://bucket/prefix "
+                        "(default ./results; S3 credentials from the standard AWS chain)")
+    parser.add_argument("--s3-endpoint", metavar="URL", help="custom S3 endpoint, e.g. http://127.0.0.1:9000 "
+                        "(default: AWS_ENDPOINT_URL, else AWS)")
+    parser.add_argument("--name", help="run name (default: CONFIG-STEM-DATE-TIME); an unfinished run of the same "
+                        "name and config resumes from its last checkpoint")
+    parser.add_argument("--checkpoint-interval", type=int, default=1, help="epochs between checkpoints (default 1)")
+    parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept: the best K by bbox mAP, "
+                        "plus the latest (default 2)")
+    parser.add_argument("--max-failures", type=int, default=3, help="worker-group restarts from the last checkpoint "
+                        "before the run fails (default 3)")
     parser.add_argument("--address", help="Ray cluster to use (default: RAY_ADDRESS, else a private local Ray)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--samples", type=int, default=4, help="validation images drawn in samples.png (default 4)")
@@ -45,9 +54,10 @@ def train_spec_from_args(args: argparse.Namespace):
     return TrainSpec(
         config=Path(args.config), data_root=Path(args.data) if args.data else None, small=args.small,
         image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, num_workers=args.num_workers,
-        use_gpu=args.gpu, cpus_per_worker=args.cpus_per_worker, storage=args.storage, name=args.name,
-        address=args.address, cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed,
-        num_samples=args.samples)
+        use_gpu=args.gpu, cpus_per_worker=args.cpus_per_worker, storage=args.storage, s3_endpoint=args.s3_endpoint,
+        name=args.name, address=args.address, cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed,
+        num_samples=args.samples, checkpoint_interval=args.checkpoint_interval,
+        keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -56,9 +66,11 @@ def run_train(args: argparse.Namespace) -> int:
     from yolor_ray.train import run_training
 
     record = run_training(train_spec_from_args(args))
-    run_dir = record["run_dir"]
-    print(f"\n{record['model']} ({Path(record['config']).name}), {record['epochs']} epochs on "
-          f"{record['world_size']} worker(s), {record['wall_time_s']:.0f} s\n")
+    run_dir = record["location"]
+    restarts = f", {record['restarts']} restart(s)" if record["restarts"] else ""
+    variant = " + YOLOR" if record["implicit"] is not None else ""
+    print(f"\n{record['model']}{variant} ({Path(record['config']).name}), {record['epochs']} epochs on "
+          f"{record['world_size']} worker(s), {record['wall_time_s']:.0f} s{restarts}\n")
     print(format_ap_table(record["metrics"]))
     print(f"\nresults: {run_dir}/results.json\n         {run_dir}/curves.png, samples.png, config.py")
     return 0
@@ -71,6 +83,16 @@ def run_make_shapes(args: argparse.Namespace) -> int:
     spec = ShapesSpec(num_train=args.images, num_val=num_val, seed=args.seed, image_size=args.size)
     out = make_shapes(args.dir, spec, overwrite=args.overwrite)
     print(f"wrote {spec.num_train} train + {spec.num_val} val images ({spec.image_size}px, seed {spec.seed}) to {out}")
+    return 0
+
+
+def run_fuse(args: argparse.Namespace) -> int:
+    """Fold implicit knowledge into neighbouring layers for deploy (docs/implicit.md)."""
+    from yolor_ray.implicit import fuse_checkpoint
+
+    result = fuse_checkpoint(args.config, args.checkpoint, args.out)
+    print(result.report.summary())
+    print(f"deploy checkpoint: {result.checkpoint}\ndeploy config:     {result.config}")
     return 0
 
 
@@ -91,13 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a config with Ray Train and evaluate it")
     add_train_arguments(train)
     train.set_defaults(func=run_train)
+
+    fuse = sub.add_parser("fuse", help="fold a YOLOR checkpoint's implicit tensors into its conv/linear layers")
+    fuse.add_argument("checkpoint", help="a .pth file or a Ray checkpoint folder (STORAGE/NAME/checkpoint_*)")
+    fuse.add_argument("out", help="output folder: deploy.pth, deploy.py, fuse_report.json")
+    fuse.add_argument("--config", help="the YOLOR config (default: the one stored in the checkpoint)")
+    fuse.set_defaults(func=run_fuse)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[yolor-ray] %(message)s")
+    configure_logging()
     return run_guarded(args.func, args)
+
+
+def configure_logging() -> None:
+    """Our progress at INFO; libraries' chatter (boto's credential lookups) only from WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="[yolor-ray] %(message)s")
+    logging.getLogger("yolor_ray").setLevel(logging.INFO)
 
 
 def run_guarded(func, args) -> int:
@@ -106,11 +140,16 @@ def run_guarded(func, args) -> int:
     from yolor_ray.data import DatasetError
     from yolor_ray.train import ClusterTooSmallError, RunExistsError
 
+    from ray.train.v2.api.exceptions import TrainingFailedError
+
     try:
         return func(args)
     except (ConfigError, DatasetError, ClusterTooSmallError, FileExistsError, RunExistsError, ValueError) as err:
         print(f"yolor-ray: error: {err}", file=sys.stderr)
         return 2
+    except TrainingFailedError as err:
+        print(f"yolor-ray: training failed (after the allowed restarts): {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("yolor-ray: interrupted", file=sys.stderr)
         return 130

@@ -102,14 +102,19 @@ def has_mask_head(cfg: Config) -> bool:
     return bool(roi_head.get("mask_head"))
 
 
+def innermost_dataset(dataloader_cfg: dict) -> dict:
+    """A dataloader's dataset config, looking through wrappers (RepeatDataset, ...)."""
+    dataset = dataloader_cfg["dataset"]
+    while "dataset" in dataset and "ann_file" not in dataset:
+        dataset = dataset["dataset"]
+    return dataset
+
+
 def use_coco_folder(cfg: Config, train: CocoSplitInfo, val: CocoSplitInfo) -> None:
     """Point the train/val/test dataloaders and evaluators at a COCO-layout folder."""
     metainfo = dict(classes=train.classes)
     for name, split in (("train_dataloader", train), ("val_dataloader", val), ("test_dataloader", val)):
-        dataset = cfg[name]["dataset"]
-        while "dataset" in dataset and "ann_file" not in dataset:  # wrappers (RepeatDataset, ...)
-            dataset = dataset["dataset"]
-        dataset.update(data_root="", ann_file=str(split.ann_file), data_prefix=dict(img=str(split.image_dir) + "/"),
+        innermost_dataset(cfg[name]).update(data_root="", ann_file=str(split.ann_file), data_prefix=dict(img=str(split.image_dir) + "/"),
                        metainfo=metainfo)
     for name in ("val_evaluator", "test_evaluator"):
         evaluators = cfg[name] if isinstance(cfg[name], list) else [cfg[name]]

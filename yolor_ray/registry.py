@@ -16,9 +16,19 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import HOOKS, MODEL_WRAPPERS
+from mmengine.runner import CheckpointLoader
+
+from yolor_ray.checkpoint import TRUSTED_PREFIX, load_checkpoint_file
 
 CHECKPOINT_FILE = "checkpoint.pth"
-HISTORY_FILE = "history.json"
+RUN_STATE_FILE = "run_state.json"  # per-epoch metrics so far and restarts, beside each checkpoint
+
+
+@CheckpointLoader.register_scheme(prefixes=TRUSTED_PREFIX)
+def load_trusted_checkpoint(filename: str, map_location=None):
+    """MMEngine loads ``yolor-trusted://PATH`` (our own checkpoints, e.g. on resume)
+    with ``weights_only=True`` and our allow-list instead of its bare ``torch.load``."""
+    return load_checkpoint_file(filename[len(TRUSTED_PREFIX):], map_location=map_location)
 
 
 @MODEL_WRAPPERS.register_module()
@@ -40,17 +50,19 @@ class RayTrainReportHook(Hook):
 
     ``ray.train.report`` is a barrier: every rank calls it once per epoch, after
     validation when the epoch validates, else after training. Rank 0 attaches a
-    checkpoint directory holding the MMEngine checkpoint and the metric history so
-    far, so the latest checkpoint in storage describes the whole run.
+    checkpoint directory holding the MMEngine checkpoint and the run state so far
+    (metric history, restarts), so the latest checkpoint in storage describes the
+    whole run and a resumed run carries it on.
     """
 
     priority = "LOWEST"  # after every other hook of the epoch has logged and saved
 
-    def __init__(self, checkpoint_interval: int = 1):
+    def __init__(self, checkpoint_interval: int = 1, history: list | None = None, restarts: int = 0):
         if not isinstance(checkpoint_interval, int) or checkpoint_interval < 1:
             raise ValueError(f"RayTrainReportHook(checkpoint_interval) must be an int >= 1, got {checkpoint_interval!r}")
         self.checkpoint_interval = checkpoint_interval
-        self.history: list[dict] = []
+        self.history: list[dict] = list(history or [])
+        self.restarts = restarts
         self._loss_sums: dict[str, float] = defaultdict(float)
         self._loss_count = 0
         self._train_record: dict | None = None
@@ -98,7 +110,10 @@ class RayTrainReportHook(Hook):
         self._train_record = None
         self.history.append(record)
         last_epoch = record["epoch"] == runner.train_loop.max_epochs
-        with_checkpoint = last_epoch or record["epoch"] % self.checkpoint_interval == 0
+        # Ray ranks checkpoints by validation mAP, so in a validating run only epochs
+        # with metrics carry one (the last epoch always validates).
+        on_interval = record["epoch"] % self.checkpoint_interval == 0
+        with_checkpoint = last_epoch or (on_interval and (bool(metrics) or runner.val_loop is None))
         if runner.rank != 0 or not with_checkpoint:
             ray.train.report(record)
             return
@@ -108,8 +123,8 @@ class RayTrainReportHook(Hook):
             # count one epoch too many when called after validation.
             runner.save_checkpoint(staging, filename=CHECKPOINT_FILE, save_optimizer=True, save_param_scheduler=True,
                                    meta=dict(epoch=record["epoch"], iter=runner.iter))
-            with open(os.path.join(staging, HISTORY_FILE), "w") as f:
-                json.dump(self.history, f, indent=1)
+            with open(os.path.join(staging, RUN_STATE_FILE), "w") as f:
+                json.dump(dict(history=self.history, restarts=self.restarts), f, indent=1)
             ray.train.report(record, checkpoint=ray.train.Checkpoint.from_directory(staging))
         finally:
             shutil.rmtree(staging, ignore_errors=True)

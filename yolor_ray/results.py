@@ -1,11 +1,10 @@
 """What a run leaves behind: results.json, a curves PNG, a sample-detections PNG, and the AP table."""
 from __future__ import annotations
 
+import io
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ if TYPE_CHECKING:
     from yolor_ray.train import PreparedRun
 
 RESULTS_FILE = "results.json"
+SCORE_METRIC = "coco/bbox_mAP"  # what ranks checkpoints and runs
 # CocoMetric's keys, in the seed table's column order.
 AP_KEYS = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 
@@ -44,40 +44,34 @@ def _git_commit() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def build_record(run: PreparedRun, history: list[dict], world_size: int, wall_time_s: float,
-                 checkpoint_path: str) -> dict[str, Any]:
+def build_record(run: PreparedRun, state: dict, world_size: int, wall_time_s: float,
+                 checkpoint: str) -> dict[str, Any]:
+    """results.json: what ran, on what, how it did. No credentials: the storage is
+    named by its URI only."""
+    history = state["history"]
     final = history[-1] if history else {}
+    model = run.cfg.model
+    is_yolor = model.type == "YOLOR"
     return dict(
         name=run.name,
-        run_dir=str(run.run_dir),
+        location=run.location,
         config=str(run.spec.config),
-        model=run.cfg.model.type,
+        model=model.detector if is_yolor else model.type,
+        implicit=model.get("implicit", {}).to_dict() if is_yolor else None,  # None: a baseline
         data_root=str(run.spec.data_root) if run.spec.data_root else None,
         classes=list(run.classes),
         small=run.spec.small,
         epochs=run.cfg.train_cfg.max_epochs,
         metrics={k: v for k, v in final.items() if k not in ("epoch", "iter")},
         history=history,
+        restarts=state["restarts"],
         num_params=run.num_params,
         world_size=world_size,
         use_gpu=run.spec.use_gpu,
-        wall_time_s=round(wall_time_s, 2),
-        checkpoint=checkpoint_path,
+        wall_time_s=round(wall_time_s, 2),  # of this driver's fit (since the last resume)
+        checkpoint=checkpoint,
         versions=versions(),
     )
-
-
-def write_json_atomic(path: Path, record: dict) -> None:
-    """Write to a temporary file beside ``path`` and rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def metric_prefixes(metrics: dict) -> list[str]:
@@ -97,8 +91,8 @@ def format_ap_table(metrics: dict) -> str:
     return "\n".join([header, *rows]) if rows else "(no COCO metrics were reported)"
 
 
-def plot_curves(history: list[dict], out: Path) -> None:
-    """Training loss and COCO mAP per epoch."""
+def plot_curves(history: list[dict]) -> bytes:
+    """Training loss and COCO mAP per epoch, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,13 +111,21 @@ def plot_curves(history: list[dict], out: Path) -> None:
         ax_map.legend()
     for ax in (ax_loss, ax_map):
         ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
+    return buffer.getvalue()
 
 
-def render_samples(cfg, checkpoint_file: Path, count: int, out: Path, score_thr: float = 0.15) -> None:
-    """Predictions of the trained model on the first ``count`` validation images."""
+def render_samples(cfg, checkpoint_file: Path, count: int, score_thr: float = 0.15) -> bytes:
+    """Predictions of the trained model on the first ``count`` validation images, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,6 +158,4 @@ def render_samples(cfg, checkpoint_file: Path, count: int, out: Path, score_thr:
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(f"predictions with score >= {score_thr}")
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    return _png(fig)

@@ -28,18 +28,23 @@ class TrainSpec:
     use_gpu: bool = False
     cpus_per_worker: int = 1
     storage: str = "./results"
+    s3_endpoint: str | None = None
     name: str | None = None
     address: str | None = None
     cfg_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     num_samples: int = 4
+    checkpoint_interval: int = 1
+    keep_checkpoints: int = 2
+    max_failures: int = 3
 
     def __post_init__(self):
         object.__setattr__(self, "config", Path(self.config))
         if self.data_root is not None:
             object.__setattr__(self, "data_root", Path(self.data_root))
         for name, low in (("num_workers", 1), ("cpus_per_worker", 1), ("image_size", 64), ("seed", 0),
-                          ("num_samples", 0)):
+                          ("num_samples", 0), ("checkpoint_interval", 1), ("keep_checkpoints", 1),
+                          ("max_failures", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"TrainSpec({name}) must be an int >= {low}, got {value!r}")
@@ -50,5 +55,3 @@ class TrainSpec:
         if self.name is not None and not RUN_NAME.match(self.name):
             raise ValueError(f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "
                              f"got {self.name!r}")
-        if not self.storage:
-            raise ValueError("TrainSpec(storage) must be a folder or an s3:// URI, got an empty string")

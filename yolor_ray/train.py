@@ -5,9 +5,15 @@ afterwards write ``results.json``, curves and sample detections next to Ray's ru
 folder. Worker side (``train_worker``): Ray has already initialised the process
 group, so the Runner is built with ``launcher='pytorch'`` and does not init again;
 MMEngine wraps DDP and shards the data itself (no ``prepare_model``).
+
+Resume: every (re)start of the worker group asks Ray for the latest checkpoint in
+storage, which covers both a restarted worker group (``FailureConfig``) and the same
+run name submitted again after its driver died. ``run.json``, written before training,
+ties a run name to its config, so a name cannot be resumed with another config.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -21,9 +27,13 @@ from pathlib import Path
 from mmengine.config import Config
 
 from yolor_ray import config as cfglib
+from yolor_ray.checkpoint import TRUSTED_PREFIX
 from yolor_ray.data import DatasetError, inspect_coco_split
-from yolor_ray.registry import CHECKPOINT_FILE, HISTORY_FILE
+from yolor_ray.registry import CHECKPOINT_FILE, RUN_STATE_FILE
 from yolor_ray.spec import TrainSpec
+from yolor_ray.storage import StorageSpec, open_storage
+
+RUN_FILE = "run.json"  # written before training: which config this run name belongs to
 
 log = logging.getLogger("yolor_ray")
 
@@ -33,7 +43,7 @@ class ClusterTooSmallError(RuntimeError):
 
 
 class RunExistsError(FileExistsError):
-    """A run folder that already holds a run of that name."""
+    """A run name that is taken: finished, or started with another config."""
 
 
 @dataclass(frozen=True)
@@ -43,21 +53,23 @@ class PreparedRun:
     spec: TrainSpec
     cfg: Config
     name: str
-    storage_path: str
-    run_dir: Path
+    storage: object  # LocalStorage | S3Storage
     classes: tuple[str, ...]
     num_params: int
+    fingerprint: str
+    resuming: bool
+
+    @property
+    def location(self) -> str:
+        return self.storage.location(self.name)
 
 
 def prepare_run(spec: TrainSpec) -> PreparedRun:
     """Every check that can fail before Ray starts, without writing anything."""
     cfg = cfglib.load_config(spec.config, spec.cfg_options)
     if spec.data_root is not None:
-        try:
-            train = inspect_coco_split(spec.data_root, "train")
-            val = inspect_coco_split(spec.data_root, "val")
-        except DatasetError:
-            raise
+        train = inspect_coco_split(spec.data_root, "train")
+        val = inspect_coco_split(spec.data_root, "val")
         cfglib.use_coco_folder(cfg, train, val)
         classes = train.classes
     else:
@@ -72,21 +84,35 @@ def prepare_run(spec: TrainSpec) -> PreparedRun:
     cfg.randomness = dict(seed=spec.seed)
     num_params = count_parameters(cfg)
 
-    storage_path = spec.storage if spec.storage.startswith("s3://") else str(Path(spec.storage).resolve())
-    if storage_path.startswith("s3://"):
-        raise cfglib.ConfigError("s3:// storage is not supported yet; pass a local folder to --storage")
+    storage = open_storage(StorageSpec(spec.storage, spec.s3_endpoint))
+    storage.check()
     name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(storage_path) / name
-    if run_dir.exists():
-        raise RunExistsError(f"run folder {str(run_dir)!r} already exists; pick another --name")
-    return PreparedRun(spec, cfg, name, storage_path, run_dir, classes, num_params)
+    fingerprint = hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16]
+    resuming = _check_run_name(storage, name, fingerprint)
+    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming)
+
+
+def _check_run_name(storage, name: str, fingerprint: str) -> bool:
+    """True when ``name`` is an unfinished run of this config (resume it)."""
+    from yolor_ray.results import RESULTS_FILE
+
+    if not storage.exists(name):
+        return False
+    if storage.read_text(name, RESULTS_FILE) is not None:
+        raise RunExistsError(f"run {storage.location(name)!r} is complete (it has {RESULTS_FILE}); pick another --name")
+    manifest = storage.read_text(name, RUN_FILE)
+    if manifest is None:
+        raise RunExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray run; pick another --name")
+    theirs = json.loads(manifest)
+    if theirs.get("fingerprint") != fingerprint:
+        raise RunExistsError(f"run {storage.location(name)!r} belongs to a different config ({theirs.get('config')!r} "
+                             f"with other settings); resume it with the same config and options, or pick another --name")
+    return True
 
 
 def _check_config_annotations(cfg: Config) -> None:
     for name in ("train_dataloader", "val_dataloader"):
-        dataset = cfg[name]["dataset"]
-        while "dataset" in dataset and "ann_file" not in dataset:
-            dataset = dataset["dataset"]
+        dataset = cfglib.innermost_dataset(cfg[name])
         ann = Path(dataset.get("data_root") or "") / dataset.get("ann_file", "")
         if not ann.is_file():
             raise DatasetError(f"{name}'s annotation file {str(ann)!r} not found; pass --data DIR for a COCO-layout "
@@ -108,29 +134,40 @@ def count_parameters(cfg: Config) -> int:
 
 
 def run_training(spec: TrainSpec) -> dict:
-    """Train, evaluate and write the run's results; returns the results record."""
+    """Train (or resume), evaluate and write the run's results; returns the results record."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+
+    from yolor_ray import results
 
     run = prepare_run(spec)
     started_local = _connect_ray(spec)
     try:
         _check_cluster_fits(spec, fixed_size=started_local)
+        if not run.resuming:
+            run.storage.write_bytes(json.dumps(dict(config=str(spec.config), fingerprint=run.fingerprint)).encode(),
+                                    run.name, RUN_FILE)
+        storage_path, storage_filesystem = run.storage.ray_storage()
         trainer = TorchTrainer(
             train_worker,
-            train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker),
+            train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
+                                   checkpoint_interval=spec.checkpoint_interval),
             scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
                                          resources_per_worker={"CPU": spec.cpus_per_worker}),
             run_config=RunConfig(
                 name=run.name,
-                storage_path=run.storage_path,
-                checkpoint_config=CheckpointConfig(num_to_keep=2),
-                failure_config=FailureConfig(max_failures=0),
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
+                # The best checkpoints by bbox mAP, plus the latest (Ray always keeps it).
+                checkpoint_config=CheckpointConfig(num_to_keep=spec.keep_checkpoints,
+                                                   checkpoint_score_attribute=results.SCORE_METRIC,
+                                                   checkpoint_score_order="max"),
+                failure_config=FailureConfig(max_failures=spec.max_failures),
             ),
         )
-        log.info("training %s on %d %s worker(s); results in %s", spec.config.name, spec.num_workers,
-                 "GPU" if spec.use_gpu else "CPU", run.run_dir)
+        log.info("%s %s on %d %s worker(s); results in %s", "resuming" if run.resuming else "training",
+                 spec.config.name, spec.num_workers, "GPU" if spec.use_gpu else "CPU", run.location)
         start = time.monotonic()
         result = trainer.fit()
         wall_time_s = time.monotonic() - start
@@ -138,19 +175,19 @@ def run_training(spec: TrainSpec) -> dict:
         if started_local:
             ray.shutdown()
 
-    from yolor_ray import results
-
     with result.checkpoint.as_directory() as ckpt_dir:
-        history = json.loads((Path(ckpt_dir) / HISTORY_FILE).read_text())
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        run.cfg.dump(str(run.run_dir / "config.py"))
-        results.plot_curves(history, run.run_dir / "curves.png")
+        state = json.loads((Path(ckpt_dir) / RUN_STATE_FILE).read_text())
+        samples = None
         if spec.num_samples and spec.data_root is not None:
-            results.render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE, spec.num_samples,
-                                   run.run_dir / "samples.png")
-    record = results.build_record(run, history, world_size=spec.num_workers, wall_time_s=wall_time_s,
-                                  checkpoint_path=result.checkpoint.path)
-    results.write_json_atomic(run.run_dir / "results.json", record)
+            samples = results.render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE, spec.num_samples)
+    run.storage.write_bytes(run.cfg.pretty_text.encode(), run.name, "config.py")
+    run.storage.write_bytes(results.plot_curves(state["history"]), run.name, "curves.png")
+    if samples is not None:
+        run.storage.write_bytes(samples, run.name, "samples.png")
+    record = results.build_record(run, state, world_size=spec.num_workers, wall_time_s=wall_time_s,
+                                  checkpoint=run.storage.location(run.name, Path(result.checkpoint.path).name))
+    # Last, and whole or not at all: a run without results.json is not complete.
+    run.storage.write_bytes(json.dumps(record, indent=2).encode(), run.name, results.RESULTS_FILE)
     return record
 
 
@@ -212,7 +249,16 @@ def train_worker(config: dict) -> None:
     cfg.model_wrapper_cfg = dict(type="CPUFriendlyDDP", broadcast_buffers=False,
                                  find_unused_parameters=cfg.get("find_unused_parameters", False))
     cfg.default_hooks.checkpoint = None  # checkpoints go to Ray's storage through the report hook
-    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="RayTrainReportHook")]
+    report_hook = dict(type="RayTrainReportHook", checkpoint_interval=config["checkpoint_interval"])
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as ckpt_dir:
+            shutil.copy(Path(ckpt_dir) / CHECKPOINT_FILE, work_dir)
+            state = json.loads((Path(ckpt_dir) / RUN_STATE_FILE).read_text())
+        cfg.load_from = TRUSTED_PREFIX + str(Path(work_dir) / CHECKPOINT_FILE)
+        cfg.resume = True
+        report_hook.update(history=state["history"], restarts=state["restarts"] + 1)
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), report_hook]
     try:
         Runner.from_cfg(cfg).train()
     finally:

@@ -1,0 +1,95 @@
+"""Resume after failures: a worker process killed by pid, and a driver killed then re-run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import REPO
+from test_train_ray import ATSS, yolor_ray
+
+EPOCHS = 4
+
+
+def _start(shapes_dir, storage, name):
+    args = ["train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", EPOCHS,
+            "--storage", storage, "--name", name, "--samples", 0, "--max-failures", 2]
+    return subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _wait_for_checkpoint(run_dir: Path, proc, timeout_s=300.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        snapshot = run_dir / "checkpoint_manager_snapshot.json"
+        # registered with Ray (in its snapshot), not only copied
+        if snapshot.exists() and "checkpoint_" in snapshot.read_text():
+            return
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        time.sleep(0.2)
+    raise TimeoutError("no checkpoint appeared")
+
+
+def _train_worker_pids():
+    out = subprocess.run(["pgrep", "-f", "^ray::RayTrainWorker"], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def _check_complete(run_dir: Path, restarts: int):
+    record = json.loads((run_dir / "results.json").read_text())
+    assert [h["epoch"] for h in record["history"]] == list(range(1, EPOCHS + 1))
+    assert record["epochs"] == EPOCHS and record["restarts"] == restarts
+    # Every checkpoint in storage is whole: it holds both files.
+    for ckpt in (p for p in run_dir.glob("checkpoint_*") if p.is_dir()):
+        assert {p.name for p in ckpt.iterdir()} >= {"checkpoint.pth", "run_state.json"}, ckpt
+    return record
+
+
+def test_killed_worker_resumes_from_last_checkpoint(shapes_dir, tmp_path):
+    storage, name = tmp_path / "results", "killed-worker"
+    proc = _start(shapes_dir, storage, name)
+    try:
+        _wait_for_checkpoint(storage / name, proc)
+        pids = _train_worker_pids()
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGKILL)
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, output[-3000:]
+    _check_complete(storage / name, restarts=1)
+    assert "resumed epoch: 1" in output
+
+
+def test_driver_killed_and_run_again_continues(shapes_dir, tmp_path):
+    storage, name = tmp_path / "results", "killed-driver"
+    proc = _start(shapes_dir, storage, name)
+    try:
+        _wait_for_checkpoint(storage / name, proc)
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (storage / name / "results.json").exists()
+    time.sleep(2)
+    again = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", EPOCHS,
+                      "--storage", storage, "--name", name, "--samples", 0)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resuming" in again.stderr + again.stdout
+    _check_complete(storage / name, restarts=1)
+
+
+def test_resume_with_another_config_is_refused(shapes_dir, tmp_path):
+    storage = tmp_path / "results"
+    run = storage / "taken"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps(dict(config="other.py", fingerprint="0123456789abcdef")))
+    before = sorted(p.name for p in run.iterdir())
+    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--storage", storage, "--name", "taken")
+    assert proc.returncode == 2
+    assert "belongs to a different config ('other.py'" in proc.stderr
+    assert sorted(p.name for p in run.iterdir()) == before

@@ -1,0 +1,121 @@
+"""Runs in object storage: a real S3 HTTP endpoint on 127.0.0.1 (moto), real Ray, real ATSS."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PLANTED_SECRET, REPO, free_port, s3_keys
+from test_train_ray import ATSS, yolor_ray
+from yolor_ray.storage import StorageError, StorageSpec
+
+
+@pytest.mark.parametrize("uri, match", [
+    ("s3://", "not a valid bucket name"),
+    ("s3://Bad_Bucket/x", "not a valid bucket name"),
+    ("s3://bucket//x", "empty path segment"),
+    ("s3://bucket/x?endpoint_override=1.2.3.4", "no query or fragment"),
+    ("gs://bucket/x", "unsupported storage 'gs://bucket/x'"),
+    ("", "empty string"),
+])
+def test_malformed_storage_uris(uri, match):
+    with pytest.raises(StorageError, match=match):
+        StorageSpec(uri)
+
+
+def test_malformed_endpoint():
+    with pytest.raises(StorageError, match="malformed S3 endpoint 'localhost:9000'"):
+        StorageSpec("s3://bucket/x", endpoint="localhost:9000")
+
+
+def test_spec_parts():
+    spec = StorageSpec("s3://my-bucket/a/b/")
+    assert (spec.bucket, spec.prefix, spec.is_s3) == ("my-bucket", "a/b", True)
+    assert not StorageSpec("./results").is_s3
+
+
+def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp_path):
+    name, client = bucket
+    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 1,
+                     "--storage", f"s3://{name}/runs", "--s3-endpoint", s3_endpoint, "--name", "atss-s3",
+                     "--samples", 1, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    keys = s3_keys(client, name)
+    for file in ("results.json", "run.json", "config.py", "curves.png", "samples.png",
+                 "checkpoint_manager_snapshot.json"):
+        assert f"runs/atss-s3/{file}" in keys, keys
+    assert any(k.startswith("runs/atss-s3/checkpoint_") and k.endswith("/checkpoint.pth") for k in keys)
+    record = json.loads(client.get_object(Bucket=name, Key="runs/atss-s3/results.json")["Body"].read())
+    assert record["location"] == f"s3://{name}/runs/atss-s3"
+    assert record["restarts"] == 0 and 0 <= record["metrics"]["coco/bbox_mAP"] <= 1
+    assert not (tmp_path / "results").exists()  # nothing landed locally
+    # The planted secret is in no object, no output and no Ray log of this run.
+    for key in keys:
+        assert PLANTED_SECRET.encode() not in client.get_object(Bucket=name, Key=key)["Body"].read(), key
+    assert PLANTED_SECRET not in proc.stdout + proc.stderr
+    ray_logs = proc_ray_session_logs(proc.stdout + proc.stderr)
+    for path in ray_logs:
+        assert PLANTED_SECRET.encode() not in path.read_bytes(), path
+
+
+def proc_ray_session_logs(output: str):
+    """Files of the newest local Ray session (where this run's driver and workers logged)."""
+    from pathlib import Path
+
+    latest = Path("/tmp/ray/session_latest")
+    return [p for p in latest.resolve().rglob("*") if p.is_file() and p.stat().st_size < 50_000_000] \
+        if latest.exists() else []
+
+
+def _rejected(proc, match):
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert match in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and PLANTED_SECRET not in proc.stderr
+
+
+def test_missing_bucket(s3_endpoint, aws_env, shapes_dir):
+    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", "s3://no-such-bucket-here/runs",
+                     "--s3-endpoint", s3_endpoint)
+    _rejected(proc, "bucket 'no-such-bucket-here' does not exist")
+
+
+def test_unreachable_endpoint(aws_env, shapes_dir):
+    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", "s3://some-bucket/runs",
+                     "--s3-endpoint", f"http://127.0.0.1:{free_port()}")
+    _rejected(proc, "cannot reach the S3 endpoint")
+
+
+def test_wrong_credentials(aws_env, shapes_dir, tmp_path):
+    """A second endpoint that checks credentials: moto with IAM auth on and no known keys."""
+    port = free_port()
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="0")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+        proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", "s3://some-bucket/runs",
+                         "--s3-endpoint", f"http://127.0.0.1:{port}")
+        _rejected(proc, "denied (403): check the AWS credentials in use")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_malformed_uri_on_the_command_line(aws_env, shapes_dir, tmp_path):
+    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", "s3://UPPER/runs", cwd=tmp_path)
+    _rejected(proc, "'UPPER' is not a valid bucket name")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _wait_for_port(port, timeout_s=20.0):
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")

@@ -1,0 +1,194 @@
+"""Where runs land: a local folder (the default) or ``s3://bucket/prefix``.
+
+Ray Train writes its checkpoints and run files through its own storage layer
+(``RunConfig(storage_path, storage_filesystem)``); our own small files
+(``results.json``, curves, samples, the run's config) go through this module, with
+boto3 for S3. Credentials come from the standard AWS chain (environment, shared
+files, instance profile) and are never read, logged or written by us.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class StorageError(ValueError):
+    """Storage that is malformed, unreachable, or that we may not write to."""
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """``uri``: a local folder or ``s3://bucket[/prefix]``; ``endpoint``: a custom S3
+    endpoint such as ``http://127.0.0.1:9000`` (default: ``AWS_ENDPOINT_URL``, else AWS)."""
+
+    uri: str
+    endpoint: str | None = None
+
+    def __post_init__(self):
+        if not self.uri:
+            raise StorageError("storage must be a folder or s3://bucket/prefix, got an empty string")
+        scheme = self.uri.split("://", 1)[0] if "://" in self.uri else ""
+        if scheme and scheme != "s3":
+            raise StorageError(f"unsupported storage {self.uri!r}: valid are a local folder or s3://bucket/prefix")
+        if self.is_s3:
+            parsed = urlparse(self.uri)
+            if parsed.query or parsed.fragment:
+                raise StorageError(f"malformed storage URI {self.uri!r}: no query or fragment allowed "
+                                   "(give a custom endpoint with --s3-endpoint)")
+            if not BUCKET_NAME.match(parsed.netloc or ""):
+                raise StorageError(f"malformed storage URI {self.uri!r}: {parsed.netloc!r} is not a valid bucket name "
+                                   "(3-63 lowercase letters, digits, '.' and '-')")
+            if "//" in parsed.path:
+                raise StorageError(f"malformed storage URI {self.uri!r}: empty path segment")
+        endpoint = self.endpoint
+        if endpoint is not None:
+            parsed = urlparse(endpoint)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+                raise StorageError(f"malformed S3 endpoint {endpoint!r}: expected http(s)://host[:port]")
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    @property
+    def bucket(self) -> str:
+        return urlparse(self.uri).netloc
+
+    @property
+    def prefix(self) -> str:
+        return urlparse(self.uri).path.strip("/")
+
+    def resolved_endpoint(self) -> str | None:
+        return self.endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def open_storage(spec: StorageSpec) -> "LocalStorage | S3Storage":
+    return S3Storage(spec) if spec.is_s3 else LocalStorage(spec)
+
+
+class LocalStorage:
+    """A folder on this machine (or a shared filesystem mounted on every node)."""
+
+    def __init__(self, spec: StorageSpec):
+        self.root = Path(spec.uri).expanduser().resolve()
+
+    def ray_storage(self) -> tuple[str, None]:
+        return str(self.root), None
+
+    def location(self, *parts: str) -> str:
+        return str(self.root.joinpath(*parts))
+
+    def check(self) -> None:
+        existing = self.root
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise StorageError(f"storage folder {str(self.root)!r} cannot be created or written "
+                               f"({str(existing)!r} is not a writable folder)")
+
+    def exists(self, *parts: str) -> bool:
+        return self.root.joinpath(*parts).exists()
+
+    def read_text(self, *parts: str) -> str | None:
+        path = self.root.joinpath(*parts)
+        return path.read_text() if path.is_file() else None
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        """Whole or not at all: a temporary file beside the target, then a rename."""
+        path = self.root.joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class S3Storage:
+    """An S3 bucket and prefix; any S3-compatible endpoint."""
+
+    def __init__(self, spec: StorageSpec):
+        self.spec = spec
+        self.endpoint = spec.resolved_endpoint()
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "s3", endpoint_url=self.endpoint, region_name=_region(),
+                config=Config(connect_timeout=5, read_timeout=30, retries=dict(mode="standard", max_attempts=4)))
+        return self._client
+
+    def ray_storage(self):
+        """Ray's storage path (``bucket/prefix``) and a pyarrow filesystem for the endpoint."""
+        import pyarrow.fs
+
+        kwargs = dict(region=_region(), retry_strategy=pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=4))
+        if self.endpoint:
+            parsed = urlparse(self.endpoint)
+            kwargs.update(endpoint_override=parsed.netloc, scheme=parsed.scheme)
+        path = "/".join(p for p in (self.spec.bucket, self.spec.prefix) if p)
+        return path, pyarrow.fs.S3FileSystem(**kwargs)
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.spec.prefix, *parts) if p)
+
+    def location(self, *parts: str) -> str:
+        return f"s3://{self.spec.bucket}/{self._key(*parts)}"
+
+    def check(self) -> None:
+        """Bucket exists, credentials work, endpoint answers: before any training starts."""
+        from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                         NoCredentialsError, ReadTimeoutError)
+
+        where = f"s3://{self.spec.bucket}" + (f" at {self.endpoint}" if self.endpoint else "")
+        try:
+            self.client.head_bucket(Bucket=self.spec.bucket)
+        except NoCredentialsError:
+            raise StorageError(f"no AWS credentials found for {where}: set them in the standard AWS chain "
+                               "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, or an instance profile)") from None
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as err:
+            raise StorageError(f"cannot reach the S3 endpoint for {where}: {type(err).__name__}") from None
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket"):
+                raise StorageError(f"bucket {self.spec.bucket!r} does not exist ({where}); create it first") from None
+            if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+                raise StorageError(f"access to {where} denied ({code}): check the AWS credentials in use") from None
+            raise StorageError(f"S3 error for {where}: {code or err}") from None
+
+    def exists(self, *parts: str) -> bool:
+        response = self.client.list_objects_v2(Bucket=self.spec.bucket, Prefix=self._key(*parts), MaxKeys=1)
+        return response.get("KeyCount", 0) > 0
+
+    def read_text(self, *parts: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.spec.bucket, Key=self._key(*parts))["Body"]
+        except ClientError as err:
+            if str(err.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                return None
+            raise
+        return body.read().decode()
+
+    def write_bytes(self, data: bytes, *parts: str) -> None:
+        """One PUT: S3 makes an object visible whole or not at all."""
+        self.client.put_object(Bucket=self.spec.bucket, Key=self._key(*parts), Body=data)
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
