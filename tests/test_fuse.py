@@ -64,16 +64,22 @@ def _assert_same_outputs(model, fused, data):
     assert ignored.shape != expected.shape or (ignored - expected).abs().max().item() > 100 * TOLERANCE
 
 
+def _fuse_and_compare(model, size: int, num_images: int = 2):
+    """Perturb the implicit tensors, fuse a copy, check both give the same outputs."""
+    _perturb(model)
+    model.eval()
+    data = batch(model, size=size, num_images=num_images, training=False)
+    fused = copy.deepcopy(model)
+    report = fuse_implicit(fused)
+    _assert_same_outputs(model, fused, data)
+    return fused, report
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fused_model_equals_unfused(family):
     placements = [dict(name="pred", operators=["multiply", "add"])] + PLACEMENTS[family]
     model = build(small_cfg(family, dict(placements=placements)))
-    _perturb(model)
-    model.eval()
-    data = batch(model, size=96, training=False)
-    fused = copy.deepcopy(model)
-    report = fuse_implicit(fused)
-    _assert_same_outputs(model, fused, data)
+    fused, report = _fuse_and_compare(model, size=96)
 
     left = {name for name, _ in implicit_modules(fused)}
     assert left == KEPT_WITH_EVERY_PLACEMENT[family] == {e.path for e in report.kept}
@@ -90,12 +96,7 @@ def test_fused_model_equals_unfused(family):
 def test_default_variant_folds_completely(family):
     """fpn add + pred multiply (the seed's variant): no implicit module left after fusion."""
     model = build(small_cfg(family))
-    _perturb(model)
-    model.eval()
-    data = batch(model, size=64, num_images=1, training=False)
-    fused = copy.deepcopy(model)
-    report = fuse_implicit(fused)
-    _assert_same_outputs(model, fused, data)
+    fused, report = _fuse_and_compare(model, size=64, num_images=1)
     assert not report.kept and not list(implicit_modules(fused))
     assert set(fused.state_dict()) == {k for k in model.state_dict() if not is_implicit_key(k)}
 
@@ -105,11 +106,7 @@ def test_multiply_at_head_in_and_roi_folds(family):
     """Multiply before a layer scales its input channels: exact even before a padded conv."""
     placements = [dict(name=n, operators="multiply") for n in PLACEMENTS[family] if n in ("head_in", "roi")]
     model = build(small_cfg(family, dict(placements=placements)))
-    _perturb(model)
-    model.eval()
-    fused = copy.deepcopy(model)
-    report = fuse_implicit(fused)
-    _assert_same_outputs(model, fused, batch(model, size=64, num_images=1, training=False))
+    _, report = _fuse_and_compare(model, size=64, num_images=1)
     dynamic = {f"roi_head.bbox_roi_extractor.{s}.implicit_out_mul" for s in range(6)}
     assert {e.path for e in report.kept} == (dynamic if family == "sparse_rcnn" else set())
 
@@ -121,12 +118,7 @@ def test_concat_and_escape_hatch_fold_exactly():
         dict(path="rpn_head.rpn_cls", side="input", operators=["concat"]),
         dict(path="roi_head.bbox_head.fc_cls", side="input", operators=["concat", "multiply"], modeling="nn"),
     ])))
-    _perturb(model)
-    model.eval()
-    data = batch(model, size=96, training=False)
-    fused = copy.deepcopy(model)
-    report = fuse_implicit(fused)
-    _assert_same_outputs(model, fused, data)
+    fused, report = _fuse_and_compare(model, size=96)
     assert not report.kept and not list(implicit_modules(fused))
     assert {e.into for e in report.folded if e.placement == "roi"} == {"roi_head.bbox_head.shared_fcs.0"}
 
