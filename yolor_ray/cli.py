@@ -72,7 +72,7 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"\n{record['model']}{variant} ({Path(record['config']).name}), {record['epochs']} epochs on "
           f"{record['world_size']} worker(s), {record['wall_time_s']:.0f} s{restarts}\n")
     print(format_ap_table(record["metrics"]))
-    print(f"\nresults: {run_dir}/results.json\n         {run_dir}/curves.png, samples.png, config.py")
+    print(f"\nresults: {run_dir}/results.json\n         beside it: {', '.join(record['artifacts'])}")
     return 0
 
 

@@ -12,13 +12,13 @@ import shutil
 import tempfile
 from collections import defaultdict
 
-import torch
 from mmengine.hooks import Hook
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import HOOKS, MODEL_WRAPPERS
 from mmengine.runner import CheckpointLoader
 
 from yolor_ray.checkpoint import TRUSTED_PREFIX, load_checkpoint_file
+from yolor_ray.results import AP_KEYS
 
 CHECKPOINT_FILE = "checkpoint.pth"
 RUN_STATE_FILE = "run_state.json"  # per-epoch metrics so far and restarts, beside each checkpoint
@@ -97,7 +97,7 @@ class RayTrainReportHook(Hook):
     @staticmethod
     def _validates_after(runner, epoch: int) -> bool:
         loop = runner.train_loop
-        if getattr(runner, "_val_loop", None) is None:
+        if runner.val_loop is None:
             return False
         interval = getattr(loop, "val_interval", 1)
         return epoch >= getattr(loop, "val_begin", 1) and (epoch % interval == 0 or epoch == loop.max_epochs)
@@ -130,9 +130,6 @@ class RayTrainReportHook(Hook):
             shutil.rmtree(staging, ignore_errors=True)
 
 
-COCO_AP_SUFFIXES = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
-
-
 def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:
     """CocoMetric returns no keys at all when no box passes the score threshold (an
     untrained model); the AP of an empty detection set is 0, so report that."""
@@ -142,15 +139,11 @@ def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:
         for task in [tasks] if isinstance(tasks, str) else tasks:
             if f"coco/{task}_mAP" not in metrics:
                 runner.logger.warning(f"no {task} detection passed the score threshold; reporting COCO {task} AP as 0")
-                metrics.update({f"coco/{task}_{suffix}": 0.0 for suffix in COCO_AP_SUFFIXES})
+                metrics.update({f"coco/{task}_{suffix}": 0.0 for suffix in AP_KEYS})
     return metrics
 
 
 def _plain(value):
-    """Metrics as JSON-friendly Python numbers."""
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        value = value.item()
-    return value
+    """Metrics as JSON-friendly Python numbers (tensors and numpy scalars unwrapped)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (list, dict, str)) else value
 

@@ -44,8 +44,8 @@ def _git_commit() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def build_record(run: PreparedRun, state: dict, world_size: int, wall_time_s: float,
-                 checkpoint: str) -> dict[str, Any]:
+def build_record(run: PreparedRun, state: dict, world_size: int, wall_time_s: float, checkpoint: str,
+                 artifacts: list[str]) -> dict[str, Any]:
     """results.json: what ran, on what, how it did. No credentials: the storage is
     named by its URI only."""
     history = state["history"]
@@ -70,6 +70,7 @@ def build_record(run: PreparedRun, state: dict, world_size: int, wall_time_s: fl
         use_gpu=run.spec.use_gpu,
         wall_time_s=round(wall_time_s, 2),  # of this driver's fit (since the last resume)
         checkpoint=checkpoint,
+        artifacts=artifacts,
         versions=versions(),
     )
 

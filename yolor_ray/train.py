@@ -175,17 +175,18 @@ def run_training(spec: TrainSpec) -> dict:
         if started_local:
             ray.shutdown()
 
+    artifacts = {"config.py": run.cfg.pretty_text.encode()}
     with result.checkpoint.as_directory() as ckpt_dir:
         state = json.loads((Path(ckpt_dir) / RUN_STATE_FILE).read_text())
-        samples = None
         if spec.num_samples and spec.data_root is not None:
-            samples = results.render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE, spec.num_samples)
-    run.storage.write_bytes(run.cfg.pretty_text.encode(), run.name, "config.py")
-    run.storage.write_bytes(results.plot_curves(state["history"]), run.name, "curves.png")
-    if samples is not None:
-        run.storage.write_bytes(samples, run.name, "samples.png")
+            artifacts["samples.png"] = results.render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE,
+                                                              spec.num_samples)
+    artifacts["curves.png"] = results.plot_curves(state["history"])
+    for file_name, data in artifacts.items():
+        run.storage.write_bytes(data, run.name, file_name)
     record = results.build_record(run, state, world_size=spec.num_workers, wall_time_s=wall_time_s,
-                                  checkpoint=run.storage.location(run.name, Path(result.checkpoint.path).name))
+                                  checkpoint=run.storage.location(run.name, Path(result.checkpoint.path).name),
+                                  artifacts=sorted(artifacts))
     # Last, and whole or not at all: a run without results.json is not complete.
     run.storage.write_bytes(json.dumps(record, indent=2).encode(), run.name, results.RESULTS_FILE)
     return record
