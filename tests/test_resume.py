@@ -32,9 +32,21 @@ def _wait_for_checkpoint(run_dir: Path, proc, timeout_s=300.0):
     raise TimeoutError("no checkpoint appeared")
 
 
-def _train_worker_pids():
+def _train_worker_pids(driver_pid: int):
+    """Ray Train worker processes of this driver's private Ray (not any other Ray here)."""
     out = subprocess.run(["pgrep", "-f", "^ray::RayTrainWorker"], capture_output=True, text=True).stdout
-    return [int(pid) for pid in out.split()]
+    return [int(pid) for pid in out.split() if driver_pid in _ancestors(int(pid))]
+
+
+def _ancestors(pid: int) -> set[int]:
+    found = set()
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+        found.add(pid)
+    return found
 
 
 def _check_complete(run_dir: Path, restarts: int):
@@ -52,7 +64,7 @@ def test_killed_worker_resumes_from_last_checkpoint(shapes_dir, tmp_path):
     proc = _start(shapes_dir, storage, name)
     try:
         _wait_for_checkpoint(storage / name, proc)
-        pids = _train_worker_pids()
+        pids = _train_worker_pids(proc.pid)
         assert len(pids) == 1, pids
         os.kill(pids[0], signal.SIGKILL)
         output, _ = proc.communicate(timeout=600)
@@ -93,3 +105,17 @@ def test_resume_with_another_config_is_refused(shapes_dir, tmp_path):
     assert proc.returncode == 2
     assert "belongs to a different config ('other.py'" in proc.stderr
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_sweep_removes_checkpoints_ray_never_registered(tmp_path):
+    from yolor_ray.storage import StorageSpec, open_storage
+    from yolor_ray.train import sweep_partial_checkpoints
+
+    run = tmp_path / "run"
+    for folder in ("checkpoint_a", "checkpoint_b"):
+        (run / folder).mkdir(parents=True)
+        (run / folder / "checkpoint.pth").write_bytes(b"x")
+    (run / "checkpoint_manager_snapshot.json").write_text(json.dumps(
+        dict(checkpoint_results=[dict(checkpoint_dir_name="checkpoint_a")])))
+    assert sweep_partial_checkpoints(open_storage(StorageSpec(str(tmp_path))), "run") == ["checkpoint_b"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint_a", "checkpoint_manager_snapshot.json"]

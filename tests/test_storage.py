@@ -119,3 +119,52 @@ def _wait_for_port(port, timeout_s=20.0):
                 return
         time.sleep(0.2)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def test_outage_during_checkpoint_uploads_leaves_only_whole_checkpoints(bucket, s3_endpoint, shapes_dir, tmp_path):
+    """The S3 endpoint goes away for 12 s while checkpoints upload, then comes back.
+    The run retries or fails with a clear error; every checkpoint left is whole."""
+    import time
+
+    from tcp_proxy import TCPProxy
+    from yolor_ray.checkpoint import load_checkpoint_file
+
+    name, client = bucket
+    proxy = TCPProxy(int(s3_endpoint.rsplit(":", 1)[1]), free_port())
+    proxy.start()
+    args = ["train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 6, "--storage",
+            f"s3://{name}/runs", "--s3-endpoint", f"http://127.0.0.1:{proxy.port}", "--name", "outage",
+            "--samples", 0, "--max-failures", 3]
+    proc = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not any(k.endswith("/checkpoint.pth") for k in s3_keys(client, name)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()[-3000:]
+            time.sleep(0.2)
+        proxy.cut()
+        time.sleep(12)
+        proxy.start()
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        proxy.cut()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 1), output[-3000:]
+    print(f"outage: exit {proc.returncode}, {output.count('Retrying')} retries logged, "
+          f"partial checkpoints removed: {output.count('removing partial checkpoint')}; "
+          f"last line: {output.strip().splitlines()[-1][:400]}")
+    if proc.returncode == 1:
+        message = output.split("yolor-ray: training failed: ")[-1]
+        assert "--name outage resumes from the last one" in message and "Traceback" not in message
+    else:
+        assert "runs/outage/results.json" in s3_keys(client, name)
+    keys = s3_keys(client, name)
+    folders = {k.split("/")[2] for k in keys if k.startswith("runs/outage/checkpoint_") and k.count("/") == 3}
+    assert folders, keys
+    for folder in folders:
+        assert {f"runs/outage/{folder}/checkpoint.pth", f"runs/outage/{folder}/run_state.json"} <= set(keys), folder
+        body = client.get_object(Bucket=name, Key=f"runs/outage/{folder}/checkpoint.pth")["Body"].read()
+        local = tmp_path / f"{folder}.pth"
+        local.write_bytes(body)
+        assert "state_dict" in load_checkpoint_file(local)  # whole: it loads

@@ -138,17 +138,15 @@ def run_guarded(func, args) -> int:
     """Run a command; user errors become one line on stderr and exit status 2."""
     from yolor_ray.config import ConfigError
     from yolor_ray.data import DatasetError
-    from yolor_ray.train import ClusterTooSmallError, RunExistsError
-
-    from ray.train.v2.api.exceptions import TrainingFailedError
+    from yolor_ray.train import ClusterTooSmallError, RunExistsError, RunFailedError
 
     try:
         return func(args)
     except (ConfigError, DatasetError, ClusterTooSmallError, FileExistsError, RunExistsError, ValueError) as err:
         print(f"yolor-ray: error: {err}", file=sys.stderr)
         return 2
-    except TrainingFailedError as err:
-        print(f"yolor-ray: training failed (after the allowed restarts): {err}", file=sys.stderr)
+    except RunFailedError as err:
+        print(f"yolor-ray: training failed: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("yolor-ray: interrupted", file=sys.stderr)

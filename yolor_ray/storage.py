@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +100,13 @@ class LocalStorage:
         path = self.root.joinpath(*parts)
         return path.read_text() if path.is_file() else None
 
+    def list_dirs(self, *parts: str) -> list[str]:
+        folder = self.root.joinpath(*parts)
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def delete_tree(self, *parts: str) -> None:
+        shutil.rmtree(self.root.joinpath(*parts), ignore_errors=True)
+
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Whole or not at all: a temporary file beside the target, then a rename."""
         path = self.root.joinpath(*parts)
@@ -184,6 +192,20 @@ class S3Storage:
                 return None
             raise
         return body.read().decode()
+
+    def list_dirs(self, *parts: str) -> list[str]:
+        prefix = self._key(*parts) + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket, Prefix=prefix,
+                                                                      Delimiter="/")
+        return sorted(p["Prefix"][len(prefix):].rstrip("/") for page in pages for p in page.get("CommonPrefixes", []))
+
+    def delete_tree(self, *parts: str) -> None:
+        prefix = self._key(*parts) + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket, Prefix=prefix)
+        for page in pages:
+            keys = [dict(Key=obj["Key"]) for obj in page.get("Contents", [])]
+            if keys:
+                self.client.delete_objects(Bucket=self.spec.bucket, Delete=dict(Objects=keys, Quiet=True))
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """One PUT: S3 makes an object visible whole or not at all."""

@@ -34,12 +34,17 @@ from yolor_ray.spec import TrainSpec
 from yolor_ray.storage import StorageSpec, open_storage
 
 RUN_FILE = "run.json"  # written before training: which config this run name belongs to
+RAY_SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"  # Ray Train's list of registered checkpoints
 
 log = logging.getLogger("yolor_ray")
 
 
 class ClusterTooSmallError(RuntimeError):
     """A run that asks for more than a fixed-size Ray cluster can ever hold."""
+
+
+class RunFailedError(RuntimeError):
+    """Training failed for good (restarts used up, or storage lost); checkpoints stay."""
 
 
 class RunExistsError(FileExistsError):
@@ -136,7 +141,7 @@ def count_parameters(cfg: Config) -> int:
 def run_training(spec: TrainSpec) -> dict:
     """Train (or resume), evaluate and write the run's results; returns the results record."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     from yolor_ray import results
@@ -169,7 +174,16 @@ def run_training(spec: TrainSpec) -> dict:
         log.info("%s %s on %d %s worker(s); results in %s", "resuming" if run.resuming else "training",
                  spec.config.name, spec.num_workers, "GPU" if spec.use_gpu else "CPU", run.location)
         start = time.monotonic()
-        result = trainer.fit()
+        try:
+            result = trainer.fit()
+        except TrainingFailedError as err:
+            raise RunFailedError(f"run {run.location!r} failed: {err}\nIts registered checkpoints stay in storage: "
+                                 f"the same command with --name {run.name} resumes from the last one") from None
+        finally:
+            try:
+                sweep_partial_checkpoints(run.storage, run.name)
+            except Exception as err:  # storage still down: leave it for the next run of this name
+                log.warning("could not check %s for partial checkpoints: %s", run.location, err)
         wall_time_s = time.monotonic() - start
     finally:
         if started_local:
@@ -190,6 +204,20 @@ def run_training(spec: TrainSpec) -> dict:
     # Last, and whole or not at all: a run without results.json is not complete.
     run.storage.write_bytes(json.dumps(record, indent=2).encode(), run.name, results.RESULTS_FILE)
     return record
+
+
+def sweep_partial_checkpoints(storage, name: str) -> list[str]:
+    """Delete checkpoint folders that Ray's snapshot does not list: uploads cut short
+    (a storage outage, a killed worker). What stays in storage is whole or absent."""
+    snapshot = storage.read_text(name, RAY_SNAPSHOT_FILE)
+    if snapshot is None:
+        return []
+    listed = {r["checkpoint_dir_name"] for r in json.loads(snapshot).get("checkpoint_results", [])}
+    orphans = [d for d in storage.list_dirs(name) if d.startswith("checkpoint_") and d not in listed]
+    for orphan in orphans:
+        log.warning("removing partial checkpoint %s (not registered with Ray)", storage.location(name, orphan))
+        storage.delete_tree(name, orphan)
+    return orphans
 
 
 def _connect_ray(spec: TrainSpec) -> bool:
