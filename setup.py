@@ -28,9 +28,11 @@ setup(
         "pyarrow>=15",
         "matplotlib>=3.8",
         "Pillow>=10",
+        "PyYAML>=6",  # sweep search spaces
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]>=5"],
+        "optuna": ["optuna>=4"],  # the sweeps' default searcher when installed (else random search)
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]>=5", "optuna>=4"],
     },
     entry_points={"console_scripts": ["yolor-ray=yolor_ray.cli:main"]},
 )

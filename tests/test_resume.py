@@ -109,7 +109,7 @@ def test_resume_with_another_config_is_refused(shapes_dir, tmp_path):
 
 def test_sweep_removes_checkpoints_ray_never_registered(tmp_path):
     from yolor_ray.storage import StorageSpec, open_storage
-    from yolor_ray.train import sweep_partial_checkpoints
+    from yolor_ray.train import remove_partial_checkpoints
 
     run = tmp_path / "run"
     for folder in ("checkpoint_a", "checkpoint_b"):
@@ -117,5 +117,5 @@ def test_sweep_removes_checkpoints_ray_never_registered(tmp_path):
         (run / folder / "checkpoint.pth").write_bytes(b"x")
     (run / "checkpoint_manager_snapshot.json").write_text(json.dumps(
         dict(checkpoint_results=[dict(checkpoint_dir_name="checkpoint_a")])))
-    assert sweep_partial_checkpoints(open_storage(StorageSpec(str(tmp_path))), "run") == ["checkpoint_b"]
+    assert remove_partial_checkpoints(open_storage(StorageSpec(str(tmp_path))), "run") == ["checkpoint_b"]
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint_a", "checkpoint_manager_snapshot.json"]

@@ -1,4 +1,4 @@
-"""The ``yolor-ray`` command: make-shapes, train, fuse.
+"""The ``yolor-ray`` command: make-shapes, train, tune, table, cluster check, fuse.
 
 Errors in user input are reported as one line (what was wrong, what was received,
 what is valid) with exit status 2; a training run that fails exits with 1.
@@ -76,6 +76,80 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``yolor-ray tune`` and ``jobs/tune.py``: the train ones, plus the sweep's."""
+    add_train_arguments(parser)
+    group = parser.add_argument_group("sweep (--name names the sweep; each trial is one run with the options above)")
+    group.add_argument("--space", metavar="FILE", help="search space, YAML or Python (`space = dict(...)`); "
+                       "format in docs/tune.md. Default: fpn / pred / fpn+pred x vector / mf x init std")
+    group.add_argument("--placements", nargs="+", metavar="SUBSET", help="placement subsets to search, e.g. "
+                       "fpn pred fpn+pred (overrides the file's)")
+    group.add_argument("--modeling", nargs="+", help="modelings to search: vector nn mf (overrides the file's)")
+    group.add_argument("--lr", nargs="+", type=float, help="learning rates to search (the config's LR before "
+                       "auto_scale_lr; overrides the file's)")
+    group.add_argument("--trials", type=int, default=8, help="trials to sample (default 8; a grid runs each "
+                       "combination once)")
+    group.add_argument("--search", default="auto", choices=("auto", "random", "grid", "optuna"),
+                       help="how variants are picked (default auto: Optuna when installed, else random)")
+    group.add_argument("--metric", default="coco/bbox_mAP", help="what ASHA and the leaderboard rank by "
+                       "(default coco/bbox_mAP)")
+    group.add_argument("--mode", default="max", choices=("max", "min"), help="max or min of --metric (default max)")
+    group.add_argument("--grace-period", type=int, default=1, help="epochs before ASHA may stop a trial (default 1)")
+    group.add_argument("--reduction-factor", type=int, default=2, help="ASHA keeps 1/this at each rung (default 2)")
+    group.add_argument("--max-concurrent", type=int, help="trials at a time (default: as many as the cluster holds)")
+
+
+def sweep_spec_from_args(args: argparse.Namespace):
+    import dataclasses
+
+    from yolor_ray.space import DEFAULT_SPACE, load_space_file
+    from yolor_ray.sweep import SweepSpec
+
+    space = load_space_file(args.space) if args.space else {}
+    if args.placements:
+        space["placements"] = [item.replace(",", "+").split("+") for item in args.placements]
+    if args.modeling:
+        space["modeling"] = args.modeling
+    if args.lr:
+        space["lr"] = args.lr
+    if not args.space and not (args.placements or args.modeling or args.lr):
+        space = DEFAULT_SPACE
+    train = dataclasses.replace(train_spec_from_args(args), name=None)
+    return SweepSpec(train=train, space=space, name=args.name, trials=args.trials, search=args.search,
+                     metric=args.metric, mode=args.mode, grace_period=args.grace_period,
+                     reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    """Run a sweep, then print its leaderboard and where everything is."""
+    from yolor_ray.leaderboard import LEADERBOARD_MD, format_leaderboard
+    from yolor_ray.sweep import run_sweep
+
+    board = run_sweep(sweep_spec_from_args(args))
+    print("\n" + format_leaderboard(board))
+    print(f"sweep: {board['location']}/leaderboard.json\n       beside it: {LEADERBOARD_MD}, trials.png, "
+          f"best_config.py; every trial's run under runs/")
+    return 0
+
+
+def run_table(args: argparse.Namespace) -> int:
+    from yolor_ray.table import load_records, seed_table
+
+    records = load_records(args.path, args.s3_endpoint)
+    if not records:
+        raise ValueError(f"no results.json under {args.path!r}: point it at a results folder, a run or a sweep")
+    print(seed_table(records).markdown)
+    return 0
+
+
+def run_cluster_check(args: argparse.Namespace) -> int:
+    """Validate a cluster.yaml with Ray's autoscaler schema and our rules (docs/cluster.md)."""
+    from yolor_ray.cluster import check_cluster_config
+
+    print(check_cluster_config(args.file).summary())
+    return 0
+
+
 def run_make_shapes(args: argparse.Namespace) -> int:
     from yolor_ray.data import ShapesSpec, make_shapes
 
@@ -114,6 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(train)
     train.set_defaults(func=run_train)
 
+    tune = sub.add_parser("tune", help="search implicit placements / modeling / init with Ray Tune (ASHA)")
+    add_tune_arguments(tune)
+    tune.set_defaults(func=run_tune)
+
+    table = sub.add_parser("table", help="the seed-style AP table of stored runs and sweeps")
+    table.add_argument("path", help="a results folder, a run or a sweep; local or s3://bucket/prefix")
+    table.add_argument("--s3-endpoint", metavar="URL", help="custom S3 endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    table.set_defaults(func=run_table)
+
+    cluster = sub.add_parser("cluster", help="autoscaling Ray cluster files (docs/cluster.md)")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+    check = cluster_sub.add_parser("check", help="validate a cluster.yaml offline: Ray's autoscaler schema, GPU "
+                                   "resources declared, no secrets, a storage location set")
+    check.add_argument("file", help="the cluster file, e.g. cluster.yaml")
+    check.set_defaults(func=run_cluster_check)
+
     fuse = sub.add_parser("fuse", help="fold a YOLOR checkpoint's implicit tensors into its conv/linear layers")
     fuse.add_argument("checkpoint", help="a .pth file or a Ray checkpoint folder (STORAGE/NAME/checkpoint_*)")
     fuse.add_argument("out", help="output folder: deploy.pth, deploy.py, fuse_report.json")
@@ -138,11 +228,13 @@ def run_guarded(func, args) -> int:
     """Run a command; user errors become one line on stderr and exit status 2."""
     from yolor_ray.config import ConfigError
     from yolor_ray.data import DatasetError
+    from yolor_ray.space import SpaceError
     from yolor_ray.train import ClusterTooSmallError, RunExistsError, RunFailedError
 
     try:
         return func(args)
-    except (ConfigError, DatasetError, ClusterTooSmallError, FileExistsError, RunExistsError, ValueError) as err:
+    except (ConfigError, DatasetError, SpaceError, ClusterTooSmallError, FileExistsError, RunExistsError,
+            ValueError) as err:
         print(f"yolor-ray: error: {err}", file=sys.stderr)
         return 2
     except RunFailedError as err:

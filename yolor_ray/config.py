@@ -221,6 +221,27 @@ def set_epochs(cfg: Config, epochs: int) -> None:
                                                   if round(m * epochs / old) < epochs})
 
 
+def set_implicit(cfg: Config, implicit: dict) -> None:
+    """Make the model a YOLOR variant with ``implicit`` over its own implicit settings
+    (a baseline becomes ``type='YOLOR', detector=<its type>``)."""
+    from mmengine.config import ConfigDict
+
+    from yolor_ray.implicit import YOLOR_TYPE, ImplicitSpec
+
+    model = cfg.model
+    if model.get("type") == YOLOR_TYPE:
+        merged = {**(model.get("implicit") or {}), **implicit}
+        rest = {k: v for k, v in model.items() if k != "implicit"}
+    else:
+        merged = dict(implicit)
+        rest = dict(type=YOLOR_TYPE, detector=model.get("type"), **{k: v for k, v in model.items() if k != "type"})
+    try:
+        ImplicitSpec.from_config(merged)
+    except ValueError as err:
+        raise ConfigError(f"implicit settings {merged!r}: {err}") from None
+    cfg.model = ConfigDict(**rest, implicit=merged)
+
+
 def set_batch_size(cfg: Config, batch_size: int) -> None:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be an int >= 1, got {batch_size!r}")

@@ -70,7 +70,7 @@ class RayTrainReportHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         for key, value in (outputs or {}).items():
             if key.startswith("loss"):
-                self._loss_sums[key] += float(value)
+                self._loss_sums[key] += float(value.detach() if hasattr(value, "detach") else value)
         self._loss_count += 1
 
     def after_train_epoch(self, runner):

@@ -45,7 +45,7 @@ def _git_commit() -> str | None:
 
 
 def build_record(run: PreparedRun, state: dict, world_size: int, wall_time_s: float, checkpoint: str,
-                 artifacts: list[str]) -> dict[str, Any]:
+                 artifacts: list[str], status: str = "completed") -> dict[str, Any]:
     """results.json: what ran, on what, how it did. No credentials: the storage is
     named by its URI only."""
     history = state["history"]
@@ -55,13 +55,14 @@ def build_record(run: PreparedRun, state: dict, world_size: int, wall_time_s: fl
     return dict(
         name=run.name,
         location=run.location,
+        status=status,  # 'completed', or 'stopped' early by a sweep's scheduler
         config=str(run.spec.config),
         model=model.detector if is_yolor else model.type,
         implicit=model.get("implicit", {}).to_dict() if is_yolor else None,  # None: a baseline
         data_root=str(run.spec.data_root) if run.spec.data_root else None,
         classes=list(run.classes),
         small=run.spec.small,
-        epochs=run.cfg.train_cfg.max_epochs,
+        epochs=run.cfg.train_cfg.max_epochs,  # planned; the history says how many ran
         metrics={k: v for k, v in final.items() if k not in ("epoch", "iter")},
         history=history,
         restarts=state["restarts"],
@@ -112,10 +113,10 @@ def plot_curves(history: list[dict]) -> bytes:
         ax_map.legend()
     for ax in (ax_loss, ax_map):
         ax.grid(alpha=0.3)
-    return _png(fig)
+    return figure_png(fig)
 
 
-def _png(fig) -> bytes:
+def figure_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -159,4 +160,4 @@ def render_samples(cfg, checkpoint_file: Path, count: int, score_thr: float = 0.
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle(f"predictions with score >= {score_thr}")
-    return _png(fig)
+    return figure_png(fig)

@@ -32,6 +32,7 @@ class TrainSpec:
     name: str | None = None
     address: str | None = None
     cfg_options: dict[str, Any] = field(default_factory=dict)
+    implicit: dict[str, Any] | None = None  # make the model a YOLOR variant with these settings (a sweep's trial)
     seed: int = 0
     num_samples: int = 4
     checkpoint_interval: int = 1

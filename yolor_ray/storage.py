@@ -104,6 +104,12 @@ class LocalStorage:
         folder = self.root.joinpath(*parts)
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
+    def find(self, file_name: str) -> list[tuple[str, ...]]:
+        """The folders (as parts under the root) that hold a file of this name, at any depth."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.relative_to(self.root).parts for p in self.root.rglob(file_name) if p.is_file())
+
     def delete_tree(self, *parts: str) -> None:
         shutil.rmtree(self.root.joinpath(*parts), ignore_errors=True)
 
@@ -198,6 +204,19 @@ class S3Storage:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket, Prefix=prefix,
                                                                       Delimiter="/")
         return sorted(p["Prefix"][len(prefix):].rstrip("/") for page in pages for p in page.get("CommonPrefixes", []))
+
+    def find(self, file_name: str) -> list[tuple[str, ...]]:
+        """The folders (as parts under the prefix) that hold an object of this name, at any depth."""
+        root = self._key()
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket,
+                                                                      Prefix=f"{root}/" if root else "")
+        found = []
+        for page in pages:
+            for obj in page.get("Contents", []):
+                parts = tuple(obj["Key"][len(root):].strip("/").split("/"))
+                if parts[-1] == file_name:
+                    found.append(parts[:-1])
+        return sorted(found)
 
     def delete_tree(self, *parts: str) -> None:
         prefix = self._key(*parts) + "/"

@@ -72,6 +72,8 @@ class PreparedRun:
 def prepare_run(spec: TrainSpec) -> PreparedRun:
     """Every check that can fail before Ray starts, without writing anything."""
     cfg = cfglib.load_config(spec.config, spec.cfg_options)
+    if spec.implicit is not None:
+        cfglib.set_implicit(cfg, spec.implicit)
     if spec.data_root is not None:
         train = inspect_coco_split(spec.data_root, "train")
         val = inspect_coco_split(spec.data_root, "val")
@@ -138,8 +140,11 @@ def count_parameters(cfg: Config) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_training(spec: TrainSpec) -> dict:
-    """Train (or resume), evaluate and write the run's results; returns the results record."""
+def run_training(spec: TrainSpec, callbacks: tuple = ()) -> dict:
+    """Train (or resume), evaluate and write the run's results; returns the results record.
+
+    ``callbacks``: Ray Train callbacks, e.g. Tune's report callback in a sweep's trial.
+    """
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
@@ -169,6 +174,7 @@ def run_training(spec: TrainSpec) -> dict:
                                                    checkpoint_score_attribute=results.SCORE_METRIC,
                                                    checkpoint_score_order="max"),
                 failure_config=FailureConfig(max_failures=spec.max_failures),
+                callbacks=list(callbacks),
             ),
         )
         log.info("%s %s on %d %s worker(s); results in %s", "resuming" if run.resuming else "training",
@@ -181,7 +187,7 @@ def run_training(spec: TrainSpec) -> dict:
                                  f"the same command with --name {run.name} resumes from the last one") from None
         finally:
             try:
-                sweep_partial_checkpoints(run.storage, run.name)
+                remove_partial_checkpoints(run.storage, run.name)
             except Exception as err:  # storage still down: leave it for the next run of this name
                 log.warning("could not check %s for partial checkpoints: %s", run.location, err)
         wall_time_s = time.monotonic() - start
@@ -189,24 +195,43 @@ def run_training(spec: TrainSpec) -> dict:
         if started_local:
             ray.shutdown()
 
-    artifacts = {"config.py": run.cfg.pretty_text.encode()}
-    with result.checkpoint.as_directory() as ckpt_dir:
-        state = json.loads((Path(ckpt_dir) / RUN_STATE_FILE).read_text())
-        if spec.num_samples and spec.data_root is not None:
-            artifacts["samples.png"] = results.render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE,
-                                                              spec.num_samples)
-    artifacts["curves.png"] = results.plot_curves(state["history"])
+    samples = {}
+    if spec.num_samples and spec.data_root is not None:
+        with result.checkpoint.as_directory() as ckpt_dir:
+            samples["samples.png"] = results.render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE,
+                                                            spec.num_samples)
+    return write_results(run, Path(result.checkpoint.path).name, wall_time_s, extra_artifacts=samples)
+
+
+def write_results(run: PreparedRun, checkpoint_dir: str, wall_time_s: float, status: str = "completed",
+                  extra_artifacts: dict[str, bytes] | None = None) -> dict:
+    """The run's config, curves and results.json, from the run state in ``checkpoint_dir``.
+
+    ``status``: 'completed', or 'stopped' for a sweep's trial that its scheduler ended early.
+    """
+    from yolor_ray import results
+
+    state = json.loads(run.storage.read_text(run.name, checkpoint_dir, RUN_STATE_FILE))
+    artifacts = {"config.py": run.cfg.pretty_text.encode(), "curves.png": results.plot_curves(state["history"]),
+                 **(extra_artifacts or {})}
     for file_name, data in artifacts.items():
         run.storage.write_bytes(data, run.name, file_name)
-    record = results.build_record(run, state, world_size=spec.num_workers, wall_time_s=wall_time_s,
-                                  checkpoint=run.storage.location(run.name, Path(result.checkpoint.path).name),
-                                  artifacts=sorted(artifacts))
+    record = results.build_record(run, state, world_size=run.spec.num_workers, wall_time_s=wall_time_s,
+                                  checkpoint=run.storage.location(run.name, checkpoint_dir),
+                                  artifacts=sorted(artifacts), status=status)
     # Last, and whole or not at all: a run without results.json is not complete.
     run.storage.write_bytes(json.dumps(record, indent=2).encode(), run.name, results.RESULTS_FILE)
     return record
 
 
-def sweep_partial_checkpoints(storage, name: str) -> list[str]:
+def latest_checkpoint(storage, name: str) -> str | None:
+    """The folder name of the run's latest checkpoint that Ray registered, if any."""
+    snapshot = storage.read_text(name, RAY_SNAPSHOT_FILE)
+    latest = json.loads(snapshot).get("latest_checkpoint_result") if snapshot else None
+    return latest["checkpoint_dir_name"] if latest else None
+
+
+def remove_partial_checkpoints(storage, name: str) -> list[str]:
     """Delete checkpoint folders that Ray's snapshot does not list: uploads cut short
     (a storage outage, a killed worker). What stays in storage is whole or absent."""
     snapshot = storage.read_text(name, RAY_SNAPSHOT_FILE)

@@ -1,0 +1,131 @@
+"""The search space: parsing, validation, variants as implicit settings (no Ray)."""
+import json
+
+import pytest
+
+from yolor_ray import space as spacelib
+from yolor_ray.implicit import ImplicitSpec
+from yolor_ray.space import SpaceError, implicit_of, label_of, load_space_file, parse_space
+
+
+def test_default_space_parses_and_every_grid_variant_is_a_valid_implicit_spec():
+    space = parse_space(spacelib.DEFAULT_SPACE)
+    grid = space.to_tune(grid=True)
+    assert space.num_variants() == 3 * 2 * 3 * 3
+    import itertools
+
+    keys = [d.key for d in space.dimensions]
+    for values in itertools.product(*(d.choices for d in space.dimensions)):
+        ImplicitSpec.from_config(implicit_of(dict(zip(keys, values))))
+    assert set(grid) == {"placements", "modeling", "init.add_std", "init.multiply_std"}
+
+
+def test_variant_becomes_implicit_settings_over_the_configs_own():
+    space = parse_space(dict(placements=[["fpn", "pred"]], operators=dict(pred=[["multiply", "add"]]),
+                             modeling=["mf"], atoms=[2], init=dict(multiply_std=[0.05])))
+    variant = {d.key: d.choices[0] for d in space.dimensions}
+    base = dict(modeling="vector", init=dict(add=dict(mean=0.0, std=0.01)), concat_channels=4)
+    implicit = implicit_of(variant, base)
+    assert implicit == dict(placements=["fpn", dict(name="pred", operators=["multiply", "add"])], modeling="mf",
+                            atoms=2, init=dict(add=dict(mean=0.0, std=0.01), multiply=dict(std=0.05)),
+                            concat_channels=4)
+    spec = ImplicitSpec.from_config(implicit)
+    assert spec.init.add.std == 0.01 and spec.init.multiply.std == 0.05 and spec.init.multiply.mean == 1.0
+    assert label_of(variant) == "fpn+pred atoms=2 multiply_std=0.05 mf pred:multiply+add"
+
+
+def test_keys_that_do_not_act_in_a_variant_are_left_out():
+    variant = {"placements": "fpn", "operators.pred": "multiply+add", "modeling": "vector", "atoms": 4}
+    assert implicit_of(variant) == dict(placements=["fpn"], modeling="vector")
+    assert label_of(variant) == "fpn vector"
+
+
+def test_ranges_become_tune_domains_and_grid_refuses_them():
+    from ray.tune.search.sample import Float
+
+    space = parse_space(dict(placements=[["fpn"]], lr={"loguniform": [0.001, 0.1]},
+                             init=dict(add_std={"uniform": [0.01, 0.05]})))
+    domains = space.to_tune()
+    assert isinstance(domains["lr"], Float) and isinstance(domains["init.add_std"], Float)
+    assert domains["placements"] == "fpn"  # one choice: a fixed value
+    assert space.num_variants() is None
+    with pytest.raises(SpaceError, match="grid search needs lists of choices, but init.add_std, lr is a range"):
+        space.to_tune(grid=True)
+
+
+def test_yaml_and_python_space_files(tmp_path):
+    yaml_file = tmp_path / "space.yaml"
+    yaml_file.write_text("placements: [[fpn], [fpn, pred]]\nlr: {loguniform: [0.001, 0.02]}\n")
+    py_file = tmp_path / "space.py"
+    py_file.write_text("space = dict(placements=[['fpn'], ['fpn', 'pred']], lr=dict(loguniform=[0.001, 0.02]))\n")
+    assert load_space_file(yaml_file) == load_space_file(py_file)
+    assert parse_space(load_space_file(yaml_file)).to_config() == dict(
+        placements=["fpn", "fpn+pred"], lr=dict(loguniform=[0.001, 0.02]))
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({}, "the search space is empty"),
+    (dict(placements=[]), "placements: an empty list of choices"),
+    (dict(placemnts=[["fpn"]]), "unknown key 'placemnts' \\(did you mean 'placements'\\?\\)"),
+    (dict(placements=[["fpn", "roi"]]), "'roi' is not a placement of this detector.*valid here: fpn, pred, head_in"),
+    (dict(placements=[[]]), "each choice is a non-empty list"),
+    (dict(placements=[["fpn", "fpn"]]), "names a placement twice"),
+    (dict(placements=[["fpn"]], operators=dict(pred=[["multiply"]])),
+     "operators: given for 'pred', which no placements choice includes"),
+    (dict(operators=dict(pred=[["divide"]])), "operators.pred: each choice is a non-empty list"),
+    (dict(modeling=["vector"], atoms=[2, 4]), "atoms: searched, but it only matters with modeling 'mf'"),
+    (dict(modeling=["vector", "fancy"]), "modeling: unknown 'fancy'"),
+    (dict(atoms=[0]), "atoms: choices must be ints >= 1"),
+    (dict(placements=[["pred"]], init=dict(add_std=[0.01])),
+     "init.add_std: searched, but no variant of this space uses the 'add' operator"),
+    (dict(init=dict(add_std=[-0.01])), "init.add_std: choices must be numbers > 0"),
+    (dict(init=dict(add_sdt=[0.01])), "did you mean 'add_std'"),
+    (dict(lr={"loguniform": [0.1, 0.01]}), "range \\[0.1, 0.01\\] is empty"),
+    (dict(lr={"loguniform": [0.0, 0.01]}), "loguniform needs low > 0"),
+    (dict(lr={"normal": [0.0, 0.01]}), "a range is \\{uniform"),
+    (dict(lr=[0.01, 0.01]), "a choice appears twice"),
+    (dict(modeling={"uniform": [0, 1]}), "takes a list of choices, not a range"),
+])
+def test_bad_spaces_are_refused_with_the_reason(raw, message):
+    with pytest.raises(SpaceError, match=message):
+        parse_space(raw, available=("fpn", "pred", "head_in"))
+
+
+@pytest.mark.parametrize("content, message", [
+    ("placements: [[fpn]\n", "could not be read: ParserError"),
+    ("- fpn\n", "must hold a mapping"),
+])
+def test_bad_space_files(tmp_path, content, message):
+    path = tmp_path / "space.yaml"
+    path.write_text(content)
+    with pytest.raises(SpaceError, match=message):
+        load_space_file(path)
+    with pytest.raises(SpaceError, match="not found"):
+        load_space_file(tmp_path / "missing.yaml")
+    (tmp_path / "space.json").write_text(json.dumps({}))
+    with pytest.raises(SpaceError, match="must be YAML"):
+        load_space_file(tmp_path / "space.json")
+
+
+def test_reported_metrics_follow_the_configs_evaluator():
+    from mmengine.config import Config
+
+    from yolor_ray.sweep import reported_metrics
+
+    cfg = Config(dict(val_evaluator=dict(type="CocoMetric", metric=["bbox", "segm"])))
+    metrics = reported_metrics(cfg)
+    assert "coco/bbox_mAP" in metrics and "coco/segm_mAP_75" in metrics and "train/loss" in metrics
+    assert reported_metrics(Config(dict(val_evaluator=dict(type="CocoMetric", metric="bbox")))) == [
+        *(f"coco/bbox_{k}" for k in ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")), "train/loss"]
+
+
+def test_concurrency_is_what_the_cluster_holds():
+    from yolor_ray.spec import TrainSpec
+    from yolor_ray.sweep import concurrency, trial_resources
+
+    cpu = trial_resources(TrainSpec(config="x.py", num_workers=2, cpus_per_worker=2))
+    assert cpu == {"CPU": 5}
+    assert concurrency({"CPU": 16.0}, cpu) == 3
+    gpu = trial_resources(TrainSpec(config="x.py", num_workers=1, use_gpu=True))
+    assert concurrency({"CPU": 8.0, "GPU": 4.0}, gpu) == 4
+    assert concurrency({"CPU": 8.0}, gpu) == 0

@@ -1,0 +1,180 @@
+"""Sweeps end to end: a real local Ray, Tune with ASHA, each trial a real Ray Train run."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from test_train_ray import ATSS, yolor_ray
+
+SWEEP_EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def sweep_data(tmp_path_factory) -> Path:
+    """Enough images that one epoch of a good variant already finds some boxes."""
+    from yolor_ray.data import ShapesSpec, make_shapes
+
+    return make_shapes(tmp_path_factory.mktemp("sweep") / "shapes", ShapesSpec(num_train=64, num_val=16, seed=3,
+                                                                               image_size=128))
+
+
+def _sweep_args(data, storage, name, *extra):
+    return ["tune", ATSS, "--data", data, "--small", "--image-size", 128, "--epochs", SWEEP_EPOCHS,
+            "--storage", storage, "--name", name, *extra]
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(sweep_data, tmp_path_factory):
+    """A 4-trial grid, 1 worker per trial: two placements x a working LR and one too small
+    to learn anything, so ASHA has weak trials to stop."""
+    storage = tmp_path_factory.mktemp("sweeps")
+    start = time.monotonic()
+    proc = yolor_ray(*_sweep_args(sweep_data, storage, "grid4", "--search", "grid", "--placements", "fpn",
+                                  "fpn+pred", "--lr", "0.02", "0.000001", "--num-workers", 1))
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    print(f"4-trial sweep: {elapsed:.0f} s")
+    return storage / "grid4", proc, elapsed
+
+
+def test_sweep_stops_weak_trials_and_leaderboard_agrees_with_trials(finished_sweep):
+    sweep, proc, elapsed = finished_sweep
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    trials = board["trials"]
+    assert len(trials) == 4 and board["metric"] == "coco/bbox_mAP"
+    statuses = [t["status"] for t in trials]
+    assert "stopped" in statuses and "error" not in statuses, statuses
+    stopped = [t for t in trials if t["status"] == "stopped"]
+    assert all(t["epochs_run"] < SWEEP_EPOCHS for t in stopped)
+    completed = [t for t in trials if t["status"] == "completed"]
+    assert completed and all(t["epochs_run"] == SWEEP_EPOCHS for t in completed)
+    # Sorted by the metric's last value, best first.
+    values = [t["metrics"]["coco/bbox_mAP"] for t in trials]
+    assert values == sorted(values, reverse=True)
+    assert {t["variant"]["lr"] for t in trials} == {0.02, 0.000001}
+    for trial in trials:
+        record = json.loads((sweep / "runs" / trial["trial"] / "results.json").read_text())
+        assert record["status"] == trial["status"]
+        assert record["metrics"] == trial["metrics"]
+        assert [h["epoch"] for h in record["history"]] == list(range(1, trial["epochs_run"] + 1))
+        assert record["implicit"]["placements"] == trial["variant"]["placements"].split("+")
+        assert record["world_size"] == 1
+    markdown = (sweep / "leaderboard.md").read_text()
+    for trial in trials:
+        assert f"| {trial['rank']} | {trial['trial']} |" in markdown
+    assert (sweep / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "leaderboard.json" in proc.stdout
+    print(markdown)
+
+
+def test_table_pairs_rows_from_the_stored_results(finished_sweep, sweep_data, tmp_path):
+    sweep, _, _ = finished_sweep
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    proc = yolor_ray("table", sweep.parent)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ATSS")]
+    completed = [t for t in board["trials"] if t["status"] == "completed"]
+    assert len(rows) == len(completed)
+    for trial in completed:
+        m = trial["metrics"]
+        expected = (f"| ATSS | ✓ | {100 * m['coco/bbox_mAP']:.1f} | {100 * m['coco/bbox_mAP_50']:.1f} | "
+                    f"{100 * m['coco/bbox_mAP_75']:.1f} | shapes, small, {SWEEP_EPOCHS} ep | grid4/runs/{trial['trial']} |")
+        assert expected in rows, (expected, rows)
+    stopped = sum(t["status"] == "stopped" for t in board["trials"])
+    assert f"{stopped} trial(s) stopped early" in proc.stdout
+
+
+def test_best_config_trains(finished_sweep, sweep_data, tmp_path):
+    sweep, _, _ = finished_sweep
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    best = board["trials"][0]
+    text = (sweep / "best_config.py").read_text()
+    assert f"trial {best['trial']}" in text and "type='YOLOR'" in text
+    proc = yolor_ray("train", sweep / "best_config.py", "--data", sweep_data, "--small", "--image-size", 128,
+                     "--epochs", 1, "--storage", tmp_path / "results", "--name", "best", "--samples", 0)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((tmp_path / "results" / "best" / "results.json").read_text())
+    assert record["implicit"]["placements"] == best["variant"]["placements"].split("+")
+    assert record["model"] == "ATSS"
+
+
+def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
+    storage, name = tmp_path / "sweeps", "resumed"
+    args = _sweep_args(sweep_data, storage, name, "--search", "random", "--trials", 2, "--placements", "fpn",
+                       "fpn+pred", "--num-workers", 1, "--epochs", 2)  # last --epochs wins
+    proc = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 400
+        while not list((storage / name / "runs").glob("*/checkpoint_manager_snapshot.json")):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "no trial checkpoint appeared"
+            time.sleep(0.5)
+        time.sleep(3)  # let Tune save its experiment state
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (storage / name / "leaderboard.json").exists()
+    interrupted = [p.parent.name for p in (storage / name / "runs").glob("*/checkpoint_manager_snapshot.json")]
+    time.sleep(2)
+    again = yolor_ray(*args)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert "resuming sweep" in again.stderr
+    board = json.loads((storage / name / "leaderboard.json").read_text())
+    trials = {t["trial"]: t for t in board["trials"]}
+    assert len(trials) == 2 and set(interrupted) <= set(trials)
+    for trial_id in interrupted:
+        # Continued from its checkpoint, not from zero: one restart, every epoch once.
+        record = json.loads((storage / name / "runs" / trial_id / "results.json").read_text())
+        assert record["restarts"] == 1 and [h["epoch"] for h in record["history"]] == [1, 2], record["history"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--placements", "fpn+roi"], "'roi' is not a placement of this detector; valid here: fpn, pred, head_in"),
+    (["--metric", "coco/segm_mAP"], "metric 'coco/segm_mAP' is never reported by atss_r50_fpn_1x_coco.py"),
+    (["--num-workers", 2], "the local Ray cluster can never hold a trial: one trial needs 3 CPU"),
+    (["--search", "grid", "--lr", "0.01", "0.02", "--space", "{space}"], "grid search needs lists of choices"),
+    (["--space", "{empty}"], "the search space is empty"),
+])
+def test_bad_sweeps_are_refused_before_anything_is_written(shapes_dir, tmp_path, extra, message):
+    (tmp_path / "space.yaml").write_text("init: {add_std: {uniform: [0.01, 0.05]}}\n")
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    extra = [str(e).format(space=tmp_path / "space.yaml", empty=tmp_path / "empty.yaml") for e in extra]
+    storage = tmp_path / "sweeps"
+    proc = yolor_ray(*_sweep_args(shapes_dir, storage, "bad", *extra))
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert re.search(re.escape(message), proc.stderr), proc.stderr
+    assert not storage.exists() or not any(storage.iterdir())
+
+
+def test_sweep_to_s3_with_optuna_and_its_table(bucket, s3_endpoint, sweep_data, tmp_path):
+    from conftest import s3_keys
+
+    name, client = bucket
+    proc = yolor_ray("tune", ATSS, "--data", sweep_data, "--small", "--image-size", 128, "--epochs", 1,
+                     "--storage", f"s3://{name}/sweeps", "--s3-endpoint", s3_endpoint, "--name", "on-s3",
+                     "--search", "optuna", "--trials", 1, "--placements", "fpn+pred", "--modeling", "vector", "mf",
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "optuna search" in proc.stderr
+    keys = s3_keys(client, name)
+    for file in ("sweep.json", "leaderboard.json", "leaderboard.md", "trials.png", "best_config.py"):
+        assert f"sweeps/on-s3/{file}" in keys, keys
+    board = json.loads(client.get_object(Bucket=name, Key="sweeps/on-s3/leaderboard.json")["Body"].read())
+    (trial,) = board["trials"]
+    assert trial["status"] == "completed" and trial["run"] == f"s3://{name}/sweeps/on-s3/runs/{trial['trial']}"
+    assert f"sweeps/on-s3/runs/{trial['trial']}/results.json" in keys
+    assert not (tmp_path / "results").exists()  # nothing landed locally
+    table = yolor_ray("table", f"s3://{name}/sweeps", "--s3-endpoint", s3_endpoint)
+    assert table.returncode == 0, table.stderr
+    m = trial["metrics"]
+    assert f"| ATSS | ✓ | {100 * m['coco/bbox_mAP']:.1f} | {100 * m['coco/bbox_mAP_50']:.1f} |" in table.stdout

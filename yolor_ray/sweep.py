@@ -1,0 +1,331 @@
+"""Ray Tune sweeps over implicit variants: each trial is a distributed training run.
+
+The driver (``run_sweep``) validates the config, the space and the metric, sizes the
+sweep to the cluster, then runs a ``Tuner`` over a function trainable
+(``sweep_trial``). Each trial builds its own ``TorchTrainer`` through
+:func:`yolor_ray.train.run_training`, with Tune's report callback, so every epoch's
+metrics reach Tune and its ASHA scheduler; a trial holds one CPU, its trainer holds the
+workers (DESIGN.md section 4).
+
+Layout in storage, for a sweep ``NAME``::
+
+    STORAGE/NAME/               Tune's experiment (trial folders, its state for resume)
+    STORAGE/NAME/sweep.json     what the name belongs to: config, space, settings
+    STORAGE/NAME/runs/TRIAL/    each trial's training run, results.json included
+    STORAGE/NAME/leaderboard.{json,md}, trials.png, best_config.py
+
+Resume: the same command with the same ``--name`` restores the Tune experiment;
+unfinished trials restart and their training runs continue from their last
+checkpoint (a trial's run name is its trial id, which a restored sweep keeps).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from yolor_ray import config as cfglib
+from yolor_ray import space as spacelib
+from yolor_ray.results import AP_KEYS, SCORE_METRIC
+from yolor_ray.spec import RUN_NAME, TrainSpec
+from yolor_ray.storage import StorageSpec, open_storage
+
+SWEEP_FILE = "sweep.json"
+RUNS_DIR = "runs"
+LEADERBOARD_FILE = "leaderboard.json"
+SEARCHES = ("auto", "random", "grid", "optuna")
+LR_KEY = "optim_wrapper.optimizer.lr"
+
+log = logging.getLogger("yolor_ray")
+
+
+class SweepExistsError(FileExistsError):
+    """A sweep name that is taken: finished, or started with other settings."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One ``yolor-ray tune`` sweep. ``train`` holds every trial's run settings (its
+    ``name`` unused: trials are named by Tune); ``space`` is the raw search space."""
+
+    train: TrainSpec
+    space: dict[str, Any]
+    name: str | None = None
+    trials: int = 8
+    search: str = "auto"
+    metric: str = SCORE_METRIC
+    mode: str = "max"
+    grace_period: int = 1
+    reduction_factor: int = 2
+    max_concurrent: int | None = None
+
+    def __post_init__(self):
+        for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"SweepSpec({key}) must be an int >= {low}, got {value!r}")
+        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
+            raise ValueError(f"SweepSpec(max_concurrent) must be None or an int >= 1, got {self.max_concurrent!r}")
+        if self.search not in SEARCHES:
+            raise ValueError(f"unknown search {self.search!r}; valid: {', '.join(SEARCHES)}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.name is not None and not RUN_NAME.match(self.name):
+            raise ValueError(f"sweep name must match {RUN_NAME.pattern}, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    """A validated sweep; nothing written yet."""
+
+    spec: SweepSpec
+    space: spacelib.SearchSpace
+    trial_spec: TrainSpec  # every trial's settings, paths absolute, storage = the sweep's runs folder
+    base_implicit: dict
+    epochs: int
+    search: str
+    name: str
+    storage: object  # LocalStorage | S3Storage of the sweep's parent
+    fingerprint: str
+    resuming: bool
+
+    @property
+    def location(self) -> str:
+        return self.storage.location(self.name)
+
+
+def reported_metrics(cfg) -> list[str]:
+    """The metric keys a run of ``cfg`` reports every epoch (RayTrainReportHook)."""
+    evaluators = cfg.get("val_evaluator") or []
+    keys = []
+    for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
+        if evaluator.get("type") == "CocoMetric":
+            tasks = evaluator.get("metric", "bbox")
+            for task in [tasks] if isinstance(tasks, str) else tasks:
+                keys += [f"coco/{task}_{k}" for k in AP_KEYS]
+    return [*keys, "train/loss"]
+
+
+def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
+    """Every check that can fail before Ray starts, without writing anything."""
+    from yolor_ray.implicit import available_placements
+    from yolor_ray.train import prepare_run
+
+    train = spec.train
+    cfg = cfglib.load_config(train.config, train.cfg_options)
+    if cfg.train_cfg.get("val_interval", 1) != 1:
+        raise cfglib.ConfigError(f"a sweep compares trials after every epoch, but {train.config.name} validates every "
+                                 f"{cfg.train_cfg.val_interval} epochs; pass --cfg-options train_cfg.val_interval=1")
+    valid_metrics = reported_metrics(cfg)
+    if spec.metric not in valid_metrics:
+        hint = [m for m in valid_metrics if spec.metric.split("/")[-1] in m][:3]
+        raise cfglib.ConfigError(f"metric {spec.metric!r} is never reported by {train.config.name}"
+                                 + (f" (did you mean {', '.join(map(repr, hint))}?)" if hint else "")
+                                 + f"; it reports: {', '.join(valid_metrics)}")
+
+    detector_cfg = cfg.model.copy()
+    base_implicit = {}
+    if detector_cfg.get("type") == "YOLOR":
+        base_implicit = dict(detector_cfg.pop("implicit", None) or {})
+        detector_cfg.type = detector_cfg.pop("detector")
+    available = tuple(available_placements(_build(detector_cfg)))
+    space = spacelib.parse_space(spec.space, available)
+    _check_against_config(space, base_implicit)
+    search = _pick_search(spec.search)
+    space.to_tune(grid=search == "grid")  # a grid over a range fails here, before Ray
+
+    storage_spec = StorageSpec(train.storage, train.s3_endpoint)
+    storage = open_storage(storage_spec)
+    storage.check()
+    name = spec.name or f"sweep-{train.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    trial_spec = dataclasses.replace(
+        train, config=train.config.resolve(), name=None, num_samples=0,  # sample images: per run, not per trial
+        data_root=train.data_root.resolve() if train.data_root else None,
+        storage=storage.location(name, RUNS_DIR))
+    # One trial's run, checked in full (config, data, the YOLOR model builds).
+    first = {d.key: d.values()[0] for d in space.dimensions}
+    prepared = prepare_run(trial_for(trial_spec, first, base_implicit, "check"))
+    fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, space=space.to_config(),
+                                                 search=search, trials=spec.trials, metric=spec.metric,
+                                                 mode=spec.mode, grace_period=spec.grace_period,
+                                                 reduction_factor=spec.reduction_factor),
+                                            sort_keys=True).encode()).hexdigest()[:16]
+    resuming = _check_sweep_name(storage, name, fingerprint)
+    return PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
+                         storage, fingerprint, resuming)
+
+
+def _build(model_cfg):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import yolor_ray  # noqa: F401
+
+    init_default_scope("mmdet")
+    return MODELS.build(model_cfg)
+
+
+def _check_against_config(space: spacelib.SearchSpace, base_implicit: dict) -> None:
+    """A searched setting that no variant would use, given the config's own settings."""
+    if space["modeling"] is None:
+        modeling = base_implicit.get("modeling", "vector")
+        for key, needs in spacelib.MODELING_PARAMS.items():
+            if space[key] is not None and modeling != needs:
+                raise spacelib.SpaceError(f"{key}: searched, but only matters with modeling {needs!r}, and the "
+                                          f"config's modeling is {modeling!r}; add modeling to the space")
+
+
+def _pick_search(search: str) -> str:
+    if search != "auto":
+        if search == "optuna" and not _has_optuna():
+            raise ValueError("--search optuna needs Optuna: pip install optuna")
+        return search
+    return "optuna" if _has_optuna() else "random"
+
+
+def _has_optuna() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("optuna") is not None
+
+
+def _check_sweep_name(storage, name: str, fingerprint: str) -> bool:
+    """True when ``name`` is an unfinished sweep with these settings (resume it)."""
+    if not storage.exists(name):
+        return False
+    if storage.read_text(name, LEADERBOARD_FILE) is not None:
+        raise SweepExistsError(f"sweep {storage.location(name)!r} is complete (it has {LEADERBOARD_FILE}); "
+                               "pick another --name")
+    manifest = storage.read_text(name, SWEEP_FILE)
+    if manifest is None:
+        raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep; pick another --name")
+    if json.loads(manifest).get("fingerprint") != fingerprint:
+        raise SweepExistsError(f"sweep {storage.location(name)!r} was started with another config, space or "
+                               "settings; resume it with the same command, or pick another --name")
+    return True
+
+
+def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: str) -> TrainSpec:
+    """The run settings of one trial: the variant's implicit settings (and LR) over the config."""
+    implicit_variant = {k: v for k, v in variant.items() if k != "lr"}
+    options = dict(trial_spec.cfg_options)
+    if "lr" in variant:
+        options[LR_KEY] = float(variant["lr"])
+    return dataclasses.replace(trial_spec, name=name, cfg_options=options,
+                               implicit=spacelib.implicit_of(implicit_variant, base_implicit))
+
+
+def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict) -> None:
+    """Tune's function trainable: one trial = one Ray Train run named by the trial id."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from yolor_ray.train import run_training
+
+    name = tune.get_context().get_trial_id()
+    run_training(trial_for(trial_spec, variant, base_implicit, name), callbacks=(TuneReportCallback(),))
+
+
+def trial_resources(trial_spec: TrainSpec) -> dict[str, float]:
+    """What one trial needs from the cluster: its own CPU plus its trainer's workers."""
+    need = {"CPU": 1 + trial_spec.num_workers * trial_spec.cpus_per_worker}
+    if trial_spec.use_gpu:
+        need["GPU"] = trial_spec.num_workers
+    return need
+
+
+def concurrency(total: dict[str, float], need: dict[str, float]) -> int:
+    """Trials that fit side by side (0: not even one)."""
+    return int(min(math.floor(total.get(key, 0) / amount) for key, amount in need.items()))
+
+
+def run_sweep(spec: SweepSpec) -> dict:
+    """Run (or resume) a sweep and write its leaderboard; returns the leaderboard."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from yolor_ray.train import ClusterTooSmallError, _connect_ray
+
+    plan = prepare_sweep(spec)
+    started_local = _connect_ray(plan.trial_spec)
+    try:
+        need = trial_resources(plan.trial_spec)
+        fits = concurrency(ray.cluster_resources(), need)
+        if fits < 1:
+            message = (f"one trial needs {_describe(need)} (1 CPU for the trial, the rest for its "
+                       f"{plan.trial_spec.num_workers} worker(s)), but the cluster has "
+                       f"{_describe(ray.cluster_resources(), need)}")
+            if started_local:
+                raise ClusterTooSmallError(f"the local Ray cluster can never hold a trial: {message}. Use fewer "
+                                           "--num-workers or --cpus-per-worker, or --address of a larger cluster")
+            log.warning("%s; waiting for the autoscaler to add nodes", message)
+        max_concurrent = spec.max_concurrent or max(fits, 1)
+        if started_local and max_concurrent > fits:
+            # Trials beyond that would hold the CPUs their own workers wait for: a deadlock.
+            log.warning("--max-concurrent %d: the local Ray holds %d trial(s) at a time; using %d",
+                        max_concurrent, fits, fits)
+            max_concurrent = fits
+        storage_path, filesystem = plan.storage.ray_storage()
+        trainable = tune.with_resources(
+            tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit),
+            {"CPU": 1})
+        experiment = f"{storage_path}/{plan.name}"
+        if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
+            log.info("resuming sweep %s", plan.location)
+            tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True,
+                                       storage_filesystem=filesystem)
+        else:
+            plan.storage.write_bytes(json.dumps(dict(config=str(spec.train.config), fingerprint=plan.fingerprint,
+                                                     space=plan.space.to_config(), search=plan.search,
+                                                     metric=spec.metric, mode=spec.mode), indent=2).encode(),
+                                     plan.name, SWEEP_FILE)
+            tuner = tune.Tuner(
+                trainable,
+                param_space=plan.space.to_tune(grid=plan.search == "grid"),
+                tune_config=tune.TuneConfig(
+                    metric=spec.metric, mode=spec.mode,
+                    # max_t one past the last epoch: at max_t ASHA stops a trial, which would end its
+                    # process before its run has written results.json.
+                    scheduler=ASHAScheduler(time_attr="epoch", max_t=plan.epochs + 1,
+                                            grace_period=spec.grace_period, reduction_factor=spec.reduction_factor),
+                    search_alg=_searcher(plan.search, spec.train.seed, max_concurrent),
+                    num_samples=1 if plan.search == "grid" else spec.trials,
+                    # Tune limits a Searcher through this; a variant generator limits itself.
+                    max_concurrent_trials=max_concurrent if plan.search == "optuna" else None),
+                run_config=tune.RunConfig(name=plan.name, storage_path=storage_path, storage_filesystem=filesystem,
+                                          verbose=1))
+        log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; ASHA on %s (%s)\n%s",
+                 plan.location, plan.search,
+                 plan.space.num_variants() if plan.search == "grid" else spec.trials, max_concurrent,
+                 _describe(need), spec.metric, spec.mode, plan.space.describe())
+        start = time.monotonic()
+        grid = tuner.fit()
+        log.info("sweep finished in %.0f s", time.monotonic() - start)
+    finally:
+        if started_local:
+            ray.shutdown()
+    from yolor_ray.leaderboard import write_sweep_results
+
+    return write_sweep_results(plan, grid)
+
+
+def _searcher(search: str, seed: int, max_concurrent: int):
+    if search == "optuna":
+        from optuna.samplers import TPESampler
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(sampler=TPESampler(seed=seed))
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
+
+
+def _describe(resources: dict, keys: dict | None = None) -> str:
+    return ", ".join(f"{resources.get(k, 0):g} {k}" for k in (keys or resources))
