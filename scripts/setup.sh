@@ -58,7 +58,7 @@ else
   flavour=cpu; [ "${FORCE_CUDA:-0}" = 1 ] && flavour=cuda
   wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-py311-$flavour"
   if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
-    step "building mmcv $MMCV_VERSION from its sdist ($flavour ops; about 7 min on 2 cores, once)"
+    step "building mmcv $MMCV_VERSION from its sdist ($flavour ops; 12 to 30 min on 2 cores, once)"
     build="$(mktemp -d)"
     # no isolation: its metadata step imports pkg_resources and torch
     "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$build"
