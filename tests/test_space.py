@@ -129,3 +129,20 @@ def test_concurrency_is_what_the_cluster_holds():
     gpu = trial_resources(TrainSpec(config="x.py", num_workers=1, use_gpu=True))
     assert concurrency({"CPU": 8.0, "GPU": 4.0}, gpu) == 4
     assert concurrency({"CPU": 8.0}, gpu) == 0
+
+
+def test_early_stopping_flag_picks_asha_or_none():
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from yolor_ray.cli import build_parser, sweep_spec_from_args
+    from yolor_ray.sweep import _scheduler
+
+    parser = build_parser()
+    asha = sweep_spec_from_args(parser.parse_args(["tune", "x.py", "--grace-period", "2", "--reduction-factor", "3"]))
+    exhaustive = sweep_spec_from_args(parser.parse_args(["tune", "x.py", "--search", "grid", "--no-early-stopping"]))
+    assert asha.early_stopping and not exhaustive.early_stopping
+    scheduler = _scheduler(asha, epochs=6)
+    assert isinstance(scheduler, ASHAScheduler)
+    # rungs at grace x R^k below max_t = epochs + 1: epochs 2 and 6
+    assert sorted(milestone for milestone, _ in scheduler._brackets[0]._rungs) == [2, 6]
+    assert type(_scheduler(exhaustive, epochs=6)) is FIFOScheduler

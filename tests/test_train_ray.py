@@ -1,5 +1,6 @@
 """The train command end to end: a real local Ray, 2 gloo workers, a real small ATSS."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,16 +11,26 @@ ATSS = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
 YOLOR_ATSS = REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py"
 
 
-def yolor_ray(*args, timeout=900, cwd=REPO):
+def yolor_ray(*args, timeout=900, cwd=REPO, env=None):
     return subprocess.run([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+                          timeout=timeout, cwd=cwd, env=env)
 
 
 def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     storage = tmp_path / "results"
-    proc = yolor_ray("train", YOLOR_ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 2,
-                     "--num-workers", 2, "--storage", storage, "--name", "atss-2w", "--samples", 2)
+    # The YOLOR config plus a module of the user's own (custom_imports): every worker imports it.
+    config = tmp_path / "yolor_atss_with_hook.py"
+    config.write_text(f"_base_ = {str(YOLOR_ATSS)!r}\n"
+                      "custom_imports = dict(imports=['yolor_ray', 'rank_marker_hook'], allow_failed_imports=False)\n"
+                      "custom_hooks = [dict(type='RankMarkerHook')]\n")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = dict(os.environ, YOLOR_TEST_MARKERS=str(markers),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")])))
+    proc = yolor_ray("train", config, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 2,
+                     "--num-workers", 2, "--storage", storage, "--name", "atss-2w", "--samples", 2, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in markers.iterdir()) == ["rank0", "rank1"]
     run_dir = storage / "atss-2w"
     record = json.loads((run_dir / "results.json").read_text())
     assert record["world_size"] == 2
@@ -39,7 +50,7 @@ def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     assert "| bbox |" in proc.stdout
 
     # The trained YOLOR checkpoint folds into its layers for deploy.
-    fused = yolor_ray("fuse", record["checkpoint"], tmp_path / "deploy")
+    fused = yolor_ray("fuse", record["checkpoint"], tmp_path / "deploy", env=env)
     assert fused.returncode == 0, fused.stdout[-2000:] + fused.stderr[-2000:]
     assert "kept 0" in fused.stdout and "folded 0" not in fused.stdout
     assert (tmp_path / "deploy" / "deploy.pth").stat().st_size > 1e6

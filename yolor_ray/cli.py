@@ -97,6 +97,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--grace-period", type=int, default=1, help="epochs before ASHA may stop a trial (default 1)")
     group.add_argument("--reduction-factor", type=int, default=2, help="ASHA keeps 1/this at each rung (default 2)")
     group.add_argument("--max-concurrent", type=int, help="trials at a time (default: as many as the cluster holds)")
+    group.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
+                       help="no ASHA: every trial runs all its epochs (an exhaustive sweep, with --search grid)")
 
 
 def sweep_spec_from_args(args: argparse.Namespace):
@@ -117,7 +119,8 @@ def sweep_spec_from_args(args: argparse.Namespace):
     train = dataclasses.replace(train_spec_from_args(args), name=None)
     return SweepSpec(train=train, space=space, name=args.name, trials=args.trials, search=args.search,
                      metric=args.metric, mode=args.mode, grace_period=args.grace_period,
-                     reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent)
+                     reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
+                     early_stopping=args.early_stopping)
 
 
 def run_tune(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ def write_sweep_results(plan: PreparedSweep, grid) -> dict:
     entries = rank(entries, plan.spec.metric, plan.spec.mode)
     board = dict(sweep=plan.name, location=plan.location, config=str(plan.spec.train.config),
                  metric=plan.spec.metric, mode=plan.spec.mode, search=plan.search, space=plan.space.to_config(),
-                 epochs=plan.epochs, trials=entries)
+                 early_stopping=plan.spec.early_stopping, epochs=plan.epochs, trials=entries)
     best = next((e for e in entries if e["status"] != "error"), None)
     if best is not None:
         plan.storage.write_bytes(best_config_text(plan, best).encode(), plan.name, BEST_CONFIG)
@@ -100,7 +100,9 @@ def rank(entries: list[dict], metric: str, mode: str) -> list[dict]:
 def format_leaderboard(board: dict) -> str:
     metric = board["metric"]
     lines = [f"# Sweep {board['sweep']}", "",
-             f"{board['config']}, {board['search']} search, ASHA on `{metric}` ({board['mode']}), "
+             f"{board['config']}, {board['search']} search, "
+             f"{'ASHA on' if board.get('early_stopping', True) else 'no early stopping, ranked by'} "
+             f"`{metric}` ({board['mode']}), "
              f"{board['epochs']} epochs per completed trial.", "",
              f"| rank | trial | variant | status | epochs | {metric} | best | AP50 | AP75 |",
              "| --: | :-- | :-- | :-- | --: | --: | --: | --: | --: |"]

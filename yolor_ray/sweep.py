@@ -64,6 +64,7 @@ class SweepSpec:
     grace_period: int = 1
     reduction_factor: int = 2
     max_concurrent: int | None = None
+    early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (an exhaustive sweep)
 
     def __post_init__(self):
         for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
@@ -154,7 +155,8 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, space=space.to_config(),
                                                  search=search, trials=spec.trials, metric=spec.metric,
                                                  mode=spec.mode, grace_period=spec.grace_period,
-                                                 reduction_factor=spec.reduction_factor),
+                                                 reduction_factor=spec.reduction_factor,
+                                                 early_stopping=spec.early_stopping),
                                             sort_keys=True).encode()).hexdigest()[:16]
     resuming = _check_sweep_name(storage, name, fingerprint)
     return PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
@@ -249,7 +251,6 @@ def run_sweep(spec: SweepSpec) -> dict:
     """Run (or resume) a sweep and write its leaderboard; returns the leaderboard."""
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     from yolor_ray.train import ClusterTooSmallError, _connect_ray
 
@@ -284,27 +285,25 @@ def run_sweep(spec: SweepSpec) -> dict:
         else:
             plan.storage.write_bytes(json.dumps(dict(config=str(spec.train.config), fingerprint=plan.fingerprint,
                                                      space=plan.space.to_config(), search=plan.search,
-                                                     metric=spec.metric, mode=spec.mode), indent=2).encode(),
+                                                     metric=spec.metric, mode=spec.mode,
+                                                     early_stopping=spec.early_stopping), indent=2).encode(),
                                      plan.name, SWEEP_FILE)
             tuner = tune.Tuner(
                 trainable,
                 param_space=plan.space.to_tune(grid=plan.search == "grid"),
                 tune_config=tune.TuneConfig(
-                    metric=spec.metric, mode=spec.mode,
-                    # max_t one past the last epoch: at max_t ASHA stops a trial, which would end its
-                    # process before its run has written results.json.
-                    scheduler=ASHAScheduler(time_attr="epoch", max_t=plan.epochs + 1,
-                                            grace_period=spec.grace_period, reduction_factor=spec.reduction_factor),
+                    metric=spec.metric, mode=spec.mode, scheduler=_scheduler(spec, plan.epochs),
                     search_alg=_searcher(plan.search, spec.train.seed, max_concurrent),
                     num_samples=1 if plan.search == "grid" else spec.trials,
                     # Tune limits a Searcher through this; a variant generator limits itself.
                     max_concurrent_trials=max_concurrent if plan.search == "optuna" else None),
                 run_config=tune.RunConfig(name=plan.name, storage_path=storage_path, storage_filesystem=filesystem,
                                           verbose=1))
-        log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; ASHA on %s (%s)\n%s",
+        log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
                  plan.location, plan.search,
                  plan.space.num_variants() if plan.search == "grid" else spec.trials, max_concurrent,
-                 _describe(need), spec.metric, spec.mode, plan.space.describe())
+                 _describe(need), "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode,
+                 plan.space.describe())
         start = time.monotonic()
         grid = tuner.fit()
         log.info("sweep finished in %.0f s", time.monotonic() - start)
@@ -314,6 +313,17 @@ def run_sweep(spec: SweepSpec) -> dict:
     from yolor_ray.leaderboard import write_sweep_results
 
     return write_sweep_results(plan, grid)
+
+
+def _scheduler(spec: SweepSpec, epochs: int):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if not spec.early_stopping:
+        return FIFOScheduler()
+    # max_t one past the last epoch: at max_t ASHA stops a trial, which would end its
+    # process before its run has written results.json.
+    return ASHAScheduler(time_attr="epoch", max_t=epochs + 1, grace_period=spec.grace_period,
+                         reduction_factor=spec.reduction_factor)
 
 
 def _searcher(search: str, seed: int, max_concurrent: int):

@@ -297,6 +297,11 @@ def train_worker(config: dict) -> None:
     else:
         torch.set_num_threads(config["threads"])
     cfg = Config(config["cfg"])
+    if cfg.get("custom_imports"):
+        # Config.fromfile imported them on the driver; a config rebuilt from a dict does not.
+        from mmengine.utils import import_modules_from_strings
+
+        import_modules_from_strings(**cfg.custom_imports)
     work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{ctx.get_world_rank()}-")
     cfg.work_dir = work_dir
     cfg.launcher = "pytorch"
