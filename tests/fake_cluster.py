@@ -1,4 +1,5 @@
-"""An autoscaling Ray cluster of fake nodes on this machine, that touches no other Ray.
+"""Ray heads for tests that touch no other Ray: a plain head (``local_ray_head``) and an
+autoscaling cluster of fake nodes on this machine (``fake_autoscaling_cluster``).
 
 Ray's own ``AutoscalingCluster`` runs ``ray stop --force`` on start and shutdown, which
 kills every Ray on the machine (another test's head included), and its default config
@@ -114,33 +115,36 @@ def _client_env(token: str) -> dict:
 
 
 @contextmanager
-def fake_autoscaling_cluster(worker_types: dict, head_cpus: int = 0, max_workers: int = 2,
-                             idle_timeout_minutes: float = 0.1, head_env: dict | None = None,
-                             start_timeout_s: float = 120.0):
-    """Yields a running ``FakeCluster``; on exit, its processes and temp dir are gone.
-    ``head_env``: extra environment of the head's processes (its autoscaler included)."""
+def local_ray_head(num_cpus: int = 2, head_env: dict | None = None, autoscaling_config=None,
+                   start_timeout_s: float = 120.0):
+    """Yields a running head on loopback with token auth, its own ports, temp dir and session;
+    on exit, exactly its processes are stopped and its temp dir is gone (other Rays on the
+    machine are left alone, unlike ``ray stop``). ``autoscaling_config(gcs_address)``: the
+    autoscaler config its monitor runs; ``head_env``: extra environment of the head's processes."""
     # Short: Ray's unix socket paths live under it (108 bytes at most).
-    temp_dir = Path(tempfile.mkdtemp(prefix="yrfake-", dir="/tmp"))
+    temp_dir = Path(tempfile.mkdtemp(prefix="yrhead-", dir="/tmp"))
     gcs_address = f"127.0.0.1:{free_port()}"
-    config = temp_dir / "autoscaling.yaml"
-    config.write_text(yaml.safe_dump(fake_config(gcs_address, worker_types, head_cpus, max_workers,
-                                                 idle_timeout_minutes)))
+    autoscaling = []
+    if autoscaling_config is not None:
+        config = temp_dir / "autoscaling.yaml"
+        config.write_text(yaml.safe_dump(autoscaling_config(gcs_address)))
+        autoscaling = [f"--autoscaling-config={config}"]
     env = _client_env(secrets.token_hex(32))
-    head_env = dict(env, RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1", **(head_env or {}))
     dashboard_port = free_port()
-    command = [RAY, "start", "--head", "--block", f"--autoscaling-config={config}", "--node-ip-address=127.0.0.1",
-               f"--port={gcs_address.rsplit(':', 1)[1]}", f"--num-cpus={head_cpus}", "--num-gpus=0",
+    command = [RAY, "start", "--head", "--block", *autoscaling, "--node-ip-address=127.0.0.1",
+               f"--port={gcs_address.rsplit(':', 1)[1]}", f"--num-cpus={num_cpus}", "--num-gpus=0",
                "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
                f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}",
                f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     with open(temp_dir / "head.out", "wb") as out:
-        head = subprocess.Popen(command, env=head_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        head = subprocess.Popen(command, env=dict(env, **(head_env or {})), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     cluster = FakeCluster(gcs_address, f"http://127.0.0.1:{dashboard_port}", temp_dir, env, head)
     try:
         deadline = time.monotonic() + start_timeout_s
-        while not (cluster.monitor_log.is_file() and alive_nodes(cluster)):
+        while not ((not autoscaling or cluster.monitor_log.is_file()) and alive_nodes(cluster)):
             if head.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fake head did not start (exit {head.poll()}):\n"
+                raise RuntimeError(f"Ray head did not start (exit {head.poll()}):\n"
                                    + (temp_dir / "head.out").read_text()[-3000:])
             time.sleep(1)
         yield cluster
@@ -149,7 +153,21 @@ def fake_autoscaling_cluster(worker_types: dict, head_cpus: int = 0, max_workers
         left = cluster.processes()
         shutil.rmtree(temp_dir, ignore_errors=True)
         if left:
-            raise RuntimeError(f"fake cluster processes still alive after teardown: {left}")
+            raise RuntimeError(f"Ray head processes still alive after teardown: {left}")
+
+
+@contextmanager
+def fake_autoscaling_cluster(worker_types: dict, head_cpus: int = 0, max_workers: int = 2,
+                             idle_timeout_minutes: float = 0.1, head_env: dict | None = None,
+                             start_timeout_s: float = 120.0):
+    """Yields a running ``FakeCluster`` whose autoscaler adds fake nodes of ``worker_types``;
+    on exit, its processes and temp dir are gone. ``head_env``: extra environment of the
+    head's processes (its autoscaler included)."""
+    head_env = dict(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1", **(head_env or {}))
+    with local_ray_head(head_cpus, head_env, start_timeout_s=start_timeout_s,
+                        autoscaling_config=lambda gcs_address: fake_config(
+                            gcs_address, worker_types, head_cpus, max_workers, idle_timeout_minutes)) as cluster:
+        yield cluster
 
 
 _NODES_SCRIPT = """

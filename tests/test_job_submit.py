@@ -1,31 +1,24 @@
 """`ray job submit` of jobs/train.py to a real local Ray head with token auth on."""
 import json
-import os
-import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, free_port
+from conftest import REPO
+from fake_cluster import local_ray_head
 
 RAY = str(Path(sys.executable).parent / "ray")
 
 
 @pytest.fixture
 def ray_head():
-    """A Ray head on loopback, token auth on; yields (dashboard address, client env)."""
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
-    env.pop("RAY_ADDRESS", None)
-    dashboard = f"http://127.0.0.1:{free_port()}"
-    subprocess.run([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(free_port()),
-                    "--dashboard-host", "127.0.0.1", "--dashboard-port", dashboard.rsplit(":", 1)[1],
-                    "--num-cpus", "2", "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=120)
-    try:
-        yield dashboard, env
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    """A Ray head on loopback, token auth on; yields (dashboard address, client env). Teardown
+    stops this head's processes only (``ray stop`` would stop every Ray on the machine)."""
+    with local_ray_head(num_cpus=2) as head:
+        yield head.dashboard, head.env
 
 
 def test_job_submit_trains_and_results_land_in_storage(ray_head, shapes_dir, tmp_path):
@@ -40,8 +33,15 @@ def test_job_submit_trains_and_results_land_in_storage(ray_head, shapes_dir, tmp
                              text=True, timeout=120)
     assert refused.returncode != 0  # token auth is on: no token, no access
 
-    submit = subprocess.run([RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO), "--",
-                             *entrypoint], env=env, capture_output=True, text=True, timeout=900)
+    # A head that has just started may not have its job agent yet; Ray then refuses with
+    # "No available agent ... try again later" (seen on a loaded machine), and so do we.
+    deadline = time.monotonic() + 120
+    while True:
+        submit = subprocess.run([RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO), "--",
+                                 *entrypoint], env=env, capture_output=True, text=True, timeout=900)
+        if "No available agent" not in submit.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(3)
     assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
     job_id = next(line.split("'")[1] for line in submit.stdout.splitlines() if "Job '" in line)
     status = subprocess.run([RAY, "job", "status", "--address", dashboard, job_id], env=env, capture_output=True,
