@@ -7,7 +7,7 @@ DEMO_EPOCHS ?= 8
 DEMO_SIZE ?= 192
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,5 +22,13 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+## bench: every benchmark under bench/ (each <= 10 min on 2 cores; ~30 min in all), then bench/README.md's tables
+bench: setup
+	$(PY) -m bench.ray_overhead
+	$(PY) -m bench.implicit_cost
+	$(PY) -m bench.scaling
+	$(PY) -m bench.asha_vs_exhaustive
+	$(PY) -m bench.report
+
 clean:
-	rm -rf results work_dirs .pytest_cache
+	rm -rf results work_dirs .pytest_cache bench/.work

@@ -1,0 +1,75 @@
+"""A bench-only MMEngine hook: the wall-clock time after every training iteration, and
+the CPU time every process on the machine spent while training ran (the profile that
+says what else competes for the cores).
+
+Configs under bench/configs load it (``custom_imports``); it writes rank 0's stamps,
+grouped by epoch, and the CPU profile to the file named by ``$YOLOR_BENCH_ITER_TIMES``
+when training ends. The same hook runs in a plain MMEngine Runner and inside a Ray Train
+worker, so both are timed by the same code (Ray's local workers inherit the variable
+from the driver).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import defaultdict
+
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from bench.common import ITER_TIMES_ENV
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """User + system CPU seconds of every process on the machine: {pid: (name, seconds)}."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:  # exited meanwhile
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp ... utime (11) stime (12)
+        found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+@HOOKS.register_module()
+class BenchIterTimes(Hook):
+    priority = "VERY_LOW"  # after the optimizer step and every other hook of the iteration
+
+    def __init__(self):
+        self.epochs: list[list[float]] = []
+        self._cpu_start: tuple[float, dict] | None = None
+        self.cpu: dict | None = None
+
+    def before_train_epoch(self, runner):
+        self.epochs.append([time.perf_counter()])
+        if self._cpu_start is None:
+            self._cpu_start = (time.perf_counter(), cpu_seconds())
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.epochs[-1].append(time.perf_counter())
+
+    def after_train_epoch(self, runner):
+        if runner.epoch + 1 == runner.train_loop.max_epochs:  # the training iterations are over; validation is not
+            start_t, start = self._cpu_start
+            wall, end = time.perf_counter() - start_t, cpu_seconds()
+            by_name = defaultdict(float)
+            for pid, (name, seconds) in end.items():
+                used = seconds - start.get(pid, (name, 0.0))[1]
+                if used > 0:
+                    by_name["this training process" if pid == os.getpid() else name] += used
+            self.cpu = dict(wall_s=wall, cpu_s=dict(sorted(by_name.items(), key=lambda kv: -kv[1])))
+
+    def after_train(self, runner):
+        path = os.environ.get(ITER_TIMES_ENV)
+        if path and get_rank() == 0:
+            with open(path, "w") as f:
+                json.dump(dict(epochs=self.epochs, world_size=runner.world_size, cpu=self.cpu), f)

@@ -1,0 +1,102 @@
+"""Ray overhead: seconds per training iteration through ``yolor-ray train`` with one
+worker against a plain MMEngine Runner in one process, same config, data, batch, seed
+and threads. Repetitions interleave (Ray first, then plain first, ...); each run is a
+fresh process; the first iterations of every run are warm-up and left out.
+
+    python -m bench.ray_overhead [--pairs 3]       -> bench/results/ray_overhead.json
+
+Goal: Ray / plain <= 1.03 per iteration. Start-up (process launch to the first
+iteration) is reported beside it: Ray pays it once per run, not per iteration.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+
+from bench.common import (REPO, WORK, child_env, iteration_seconds, log, ratio_summary, run_child, shapes, summary,
+                          train_args, write_result)
+
+CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
+GOAL = 1.03
+
+
+def others_cores(cpu: dict) -> float:
+    """Cores' worth of CPU that every other process took while this run trained."""
+    return sum(v for k, v in cpu["cpu_s"].items() if k != "this training process") / cpu["wall_s"]
+
+
+def top_other_processes(runs: list[dict], variant: str, top: int = 6) -> dict[str, float]:
+    """Mean cores used per process name (other than the training process) over the variant's runs."""
+    totals: dict[str, float] = {}
+    chosen = [r for r in runs if r["variant"] == variant]
+    for run in chosen:
+        cpu = run["cpu_while_training"]
+        for name, seconds in cpu["cpu_s"].items():
+            if name != "this training process":
+                totals[name] = totals.get(name, 0.0) + seconds / cpu["wall_s"] / len(chosen)
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1])[:top])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=3, help="interleaved Ray/plain pairs (default 3)")
+    parser.add_argument("--images", type=int, default=96, help="training images, one epoch (default 96)")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (and Ray CPUs) of the one worker")
+    parser.add_argument("--warmup", type=int, default=8, help="iterations left out at the start of each run")
+    args = parser.parse_args(argv)
+
+    data = shapes("overhead", args.images, 8, args.image_size)
+    scratch = WORK / "ray_overhead"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    runs = []
+    for pair in range(args.pairs):
+        for variant in (("ray", "plain") if pair % 2 == 0 else ("plain", "ray")):
+            name = f"{variant}-{pair}"
+            times = scratch / f"{name}.times.json"
+            command = train_args(CONFIG, data, image_size=args.image_size, batch_size=args.batch_size, epochs=1,
+                                 num_workers=1, threads=args.threads, storage=scratch / "storage", name=name)
+            if variant == "plain":
+                command = [sys.executable, "-m", "bench.plain_runner", *command[3:]]  # the same train arguments
+            launched = time.perf_counter()
+            wall = run_child(command, child_env(args.threads, times), scratch / f"{name}.log")
+            seconds = iteration_seconds(times, args.warmup)
+            stamps = json.loads(times.read_text())
+            # perf_counter is the system-wide monotonic clock: comparable across processes
+            first_epoch = stamps["epochs"][0][0]
+            others = others_cores(stamps["cpu"])
+            runs.append(dict(variant=variant, pair=pair, wall_s=round(wall, 2),
+                             startup_s=round(first_epoch - launched, 2), iteration_s=summary(seconds),
+                             iterations=[round(s, 4) for s in seconds], cpu_while_training=stamps["cpu"],
+                             other_processes_cores=others))
+            log(f"{name}: {statistics.fmean(seconds):.3f} s/iter over {len(seconds)} iterations, "
+                f"{first_epoch - launched:.1f} s to the first iteration, {wall:.0f} s in all; other processes "
+                f"used {others:.2f} cores while it trained")
+
+    def mean_of(variant, pair):
+        return next(r["iteration_s"]["mean"] for r in runs if r["variant"] == variant and r["pair"] == pair)
+
+    ratios = [mean_of("ray", p) / mean_of("plain", p) for p in range(args.pairs)]
+    ratio = ratio_summary(ratios)
+    startup = {v: statistics.fmean(r["startup_s"] for r in runs if r["variant"] == v) for v in ("ray", "plain")}
+    log(f"Ray / plain per iteration: {ratio['mean']:.3f} (pairs {ratio['pairs']}); goal <= {GOAL}")
+    write_result("ray_overhead", dict(
+        question="seconds per training iteration: yolor-ray train with 1 Ray worker vs a plain MMEngine Runner",
+        inputs=dict(config=str(CONFIG.relative_to(REPO)), small=True, **vars(args), epochs=1, val_images=8),
+        runs=runs, ratio=ratio, goal=f"ray / plain <= {GOAL}", met=ratio["mean"] <= GOAL,
+        startup_s=startup,
+        # The profile: what else ran on the cores while the iterations were timed.
+        other_processes_cores={v: statistics.fmean(r["other_processes_cores"] for r in runs if r["variant"] == v)
+                               for v in ("ray", "plain")},
+        top_other_processes={v: top_other_processes(runs, v) for v in ("ray", "plain")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Render the latest bench/results/*.json as the tables in bench/README.md (between the
+``<!-- results -->`` markers), so the README shows exactly what was measured.
+
+    python -m bench.report
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+
+from bench.common import REPO, RESULTS
+
+README = REPO / "bench" / "README.md"
+BEGIN, END = "<!-- results -->", "<!-- /results -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _ratio(r: dict) -> str:
+    return f"{r['mean']:.3f} ± {r['stdev']:.3f}"
+
+
+def _met(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def _stamp(result: dict) -> str:
+    m = result["machine"]
+    return f"_{result['finished']}, {m['cpus']} CPUs ({m.get('cpu_model') or 'unknown CPU'}), torch {m['torch']}_"
+
+
+def ray_overhead(r: dict) -> list[str]:
+    runs = r["runs"]
+    mean = {v: statistics.fmean(x["iteration_s"]["mean"] for x in runs if x["variant"] == v) for v in ("ray", "plain")}
+    return ["### Ray overhead (1 worker vs plain MMEngine Runner)", "", _stamp(r), "",
+            "| s/iter, Ray | s/iter, plain | Ray / plain (mean ± sd over pairs) | goal | met | start-up, Ray | "
+            "start-up, plain |", "| ---: | ---: | ---: | :-: | :-: | ---: | ---: |",
+            f"| {mean['ray']:.3f} | {mean['plain']:.3f} | {_ratio(r['ratio'])} ({len(r['ratio']['pairs'])} pairs) | "
+            f"<= 1.03 | {_met(r['met'])} | {r['startup_s']['ray']:.1f} s | {r['startup_s']['plain']:.1f} s |",
+            "", "Per pair: " + ", ".join(f"{p:.3f}" for p in r["ratio"]["pairs"]) + ". While the iterations ran, "
+            f"other processes took {r['other_processes_cores']['ray']:.2f} cores beside the Ray worker "
+            f"({_top(r['top_other_processes']['ray'])}) and {r['other_processes_cores']['plain']:.2f} beside the "
+            f"plain Runner ({_top(r['top_other_processes']['plain'])})."]
+
+
+def _top(processes: dict) -> str:
+    return ", ".join(f"{name} {cores:.2f}" for name, cores in list(processes.items())[:4]) or "none"
+
+
+def implicit_cost(r: dict) -> list[str]:
+    lines = ["### Implicit cost (default YOLOR variant, ResNet-50 models)", "", _stamp(r), "",
+             "| family | added params | train step, baseline | YOLOR / baseline | inference, baseline | "
+             "unfused / baseline | fused / baseline | folded / kept |",
+             "| :-- | ---: | ---: | ---: | ---: | ---: | ---: | :-: |"]
+    for family, f in r["families"].items():
+        lines.append(f"| {family} | {f['added_params']:,} ({f['added_pct']:.4f}%) | "
+                     f"{f['train_step_s']['baseline']['mean']:.2f} s | {_ratio(f['train_ratio'])} | "
+                     f"{f['inference_s']['baseline']['mean'] * 1000:.0f} ms | {_ratio(f['unfused_ratio'])} | "
+                     f"{_ratio(f['fused_ratio'])} | {f['fused']['folded']} / {f['fused']['kept']} |")
+    inputs = r["inputs"]
+    lines += ["", f"{inputs['image_size']} px, train batch {inputs['batch_size']}, inference batch 1, "
+              f"{inputs['threads']} threads; {inputs['steps']} timed train steps and {inputs['repeats']} inference "
+              "passes per model, interleaved. Goals: YOLOR / baseline <= 1.02 (train: met by "
+              f"{sum(r['met']['train'].values())} of {len(r['met']['train'])}), fused / baseline <= 1.01 "
+              f"(met by {sum(r['met']['fused'].values())} of {len(r['met']['fused'])})."]
+    return lines
+
+
+def scaling(r: dict) -> list[str]:
+    return ["### Data-parallel scaling (CPU, 2 cores)", "", _stamp(r), "",
+            "| 1 worker x 2 threads | 2 workers x 1 thread | speed-up (mean ± sd over pairs) |", "| ---: | ---: | ---: |",
+            f"| {r['images_per_s']['1']:.2f} images/s | {r['images_per_s']['2']:.2f} images/s | "
+            f"{_ratio(r['speedup'])} ({len(r['speedup']['pairs'])} pairs) |", "", f"GPU: {r['gpu']}."]
+
+
+def asha(r: dict) -> list[str]:
+    s, n = r["sweeps"], r["noise"]
+
+    def best(mode):
+        b = s[mode]["best"]
+        return f"{b['ap']:.4f} ({b['variant']})" if b else "-"
+
+    return ["### ASHA vs exhaustive (8 variants, shapes)", "", _stamp(r), "",
+            "| sweep | worker-seconds | wall | epochs trained | completed | best bbox AP (variant) |",
+            "| :-- | ---: | ---: | ---: | ---: | :-- |",
+            *(f"| {mode} | {s[mode]['worker_seconds']:.0f} | {s[mode]['wall_s']:.0f} s | {s[mode]['epochs_trained']} | "
+              f"{sum(t['status'] == 'completed' for t in s[mode]['trials'])}/{len(s[mode]['trials'])} | {best(mode)} |"
+              for mode in ("exhaustive", "asha")),
+            "", f"ASHA / exhaustive worker-seconds: **{r['cost_ratio']:.3f}** (goal <= 0.5: {_met(r['met']['cost'])}); "
+            f"best AP gap (exhaustive - ASHA): {r['best_ap_gap']:+.4f}; seed noise of the best variant "
+            f"(seeds {n['seeds']}): AP {', '.join(f'{a:.4f}' for a in n['ap'])}, sd {n['stdev']:.4f}, range "
+            f"{n['range']:.4f} (gap within the range: {_met(r['met']['ap'])})."]
+
+
+SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
+            ("asha_vs_exhaustive", asha))
+
+
+def render() -> str:
+    parts = []
+    for name, section in SECTIONS:
+        result = _load(name)
+        parts.append("\n".join(section(result)) if result else f"### {name}\n\nNot measured yet: "
+                     f"`python -m bench.{name}`.")
+    return "\n\n".join(parts)
+
+
+def main() -> int:
+    text = README.read_text()
+    head, begin, rest = text.partition(BEGIN)
+    _, end, tail = rest.partition(END)
+    if not begin or not end:
+        print(f"{README}: the {BEGIN} ... {END} markers are missing", file=sys.stderr)
+        return 1
+    README.write_text(f"{head}{BEGIN}\n{render()}\n{END}{tail}")
+    print(f"updated {README.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

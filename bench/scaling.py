@@ -1,0 +1,70 @@
+"""Data-parallel scaling: training images per second through ``yolor-ray train`` with
+1 worker x 2 threads against 2 workers x 1 thread (DDP over gloo), so both use the
+machine's 2 cores; same config, data and per-worker batch. Interleaved repetitions,
+warm-up iterations left out.
+
+    python -m bench.scaling [--pairs 2]       -> bench/results/scaling.json
+
+The GPU half of the question (1-GPU DDP under Ray against plain MMEngine) needs a GPU
+machine; none was lent when these figures were taken, and the result says so.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+
+from bench.common import (REPO, WORK, child_env, iteration_seconds, log, ratio_summary, run_child, shapes, summary,
+                          train_args, write_result)
+
+CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
+CORES = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=2, help="interleaved 1-worker/2-worker pairs (default 2)")
+    parser.add_argument("--images", type=int, default=128, help="training images, one epoch (default 128)")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--batch-size", type=int, default=2, help="images per worker per iteration")
+    parser.add_argument("--warmup", type=int, default=6, help="iterations left out at the start of each run")
+    args = parser.parse_args(argv)
+
+    data = shapes("scaling", args.images, 8, args.image_size)
+    scratch = WORK / "scaling"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    runs = []
+    for pair in range(args.pairs):
+        for workers in ((1, 2) if pair % 2 == 0 else (2, 1)):
+            threads = CORES // workers
+            name = f"w{workers}-{pair}"
+            times = scratch / f"{name}.times.json"
+            command = train_args(CONFIG, data, image_size=args.image_size, batch_size=args.batch_size, epochs=1,
+                                 num_workers=workers, threads=threads, storage=scratch / "storage", name=name)
+            wall = run_child(command, child_env(threads, times), scratch / f"{name}.log")
+            seconds = iteration_seconds(times, args.warmup)
+            images_per_s = workers * args.batch_size / statistics.fmean(seconds)
+            runs.append(dict(workers=workers, threads_per_worker=threads, pair=pair, wall_s=round(wall, 2),
+                             images_per_s=images_per_s, iteration_s=summary(seconds),
+                             iterations=[round(s, 4) for s in seconds]))
+            log(f"{name}: {workers} worker(s) x {threads} thread(s): {images_per_s:.2f} images/s "
+                f"({statistics.fmean(seconds):.3f} s/iter over {len(seconds)} iterations)")
+
+    def rate(workers, pair):
+        return next(r["images_per_s"] for r in runs if r["workers"] == workers and r["pair"] == pair)
+
+    speedup = ratio_summary([rate(2, p) / rate(1, p) for p in range(args.pairs)])
+    log(f"2 workers / 1 worker images/s: {speedup['mean']:.3f} (pairs {speedup['pairs']})")
+    write_result("scaling", dict(
+        question="training images/s, 1 worker x 2 threads vs 2 DDP workers x 1 thread, on 2 cores",
+        inputs=dict(config=str(CONFIG.relative_to(REPO)), small=True, **vars(args), epochs=1, cores=CORES),
+        runs=runs, speedup=speedup,
+        images_per_s={w: statistics.fmean(r["images_per_s"] for r in runs if r["workers"] == w) for w in (1, 2)},
+        gpu="not measured: no GPU machine was lent to this session"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
