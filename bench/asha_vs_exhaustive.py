@@ -31,14 +31,24 @@ METRIC = "coco/bbox_mAP"
 COST_GOAL = 0.5
 
 
-def trial_seconds(sweep_dir: Path) -> dict[str, float]:
-    """Each trial's time in Tune (``time_total_s`` of its last report), from Tune's own files."""
-    seconds = {}
+def tune_records(sweep_dir: Path) -> dict[str, list[dict]]:
+    """Each trial's reports as Tune recorded them (one per epoch), from Tune's own files."""
+    records = {}
     for result_file in sweep_dir.glob("*/result.json"):
         lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
         if lines:
-            seconds[lines[-1]["trial_id"]] = lines[-1]["time_total_s"]
-    return seconds
+            records[lines[-1]["trial_id"]] = lines
+    return records
+
+
+def startup_profile(records: dict[str, list[dict]]) -> dict:
+    """Where a trial's time goes: its first report comes after start-up plus one epoch,
+    later reports one epoch apart; the difference is what every trial pays to start."""
+    first = [lines[0]["time_this_iter_s"] for lines in records.values()]
+    later = [line["time_this_iter_s"] for lines in records.values() for line in lines[1:]]
+    epoch = statistics.fmean(later) if later else float("nan")
+    return dict(first_report_s=statistics.fmean(first), later_epoch_s=epoch,
+                startup_s=statistics.fmean(first) - epoch)
 
 
 def run_one_sweep(train, mode: str, concurrent: int, scratch: Path) -> dict:
@@ -49,7 +59,8 @@ def run_one_sweep(train, mode: str, concurrent: int, scratch: Path) -> dict:
     start = time.perf_counter()
     board = run_sweep(spec)
     wall = time.perf_counter() - start
-    seconds = trial_seconds(scratch / "storage" / mode)
+    records = tune_records(scratch / "storage" / mode)
+    seconds = {trial: lines[-1]["time_total_s"] for trial, lines in records.items()}  # Tune's time per trial
     trials = [dict(trial=e["trial"], variant=e["label"], status=e["status"], epochs=e["epochs_run"],
                    ap=e["metrics"].get(METRIC), best_ap=e.get("best"), seconds=seconds.get(e["trial"]))
               for e in board["trials"]]
@@ -59,7 +70,7 @@ def run_one_sweep(train, mode: str, concurrent: int, scratch: Path) -> dict:
     log(f"{mode}: {wall:.0f} s, {worker_seconds:.0f} worker-s, {len(completed)}/{len(trials)} trials completed, "
         f"best {best['variant'] if best else '-'} AP {best['ap'] if best else float('nan'):.4f}")
     return dict(wall_s=wall, worker_seconds=worker_seconds, epochs_trained=sum(t["epochs"] for t in trials),
-                trials=trials, best=best, leaderboard=board["location"])
+                trials=trials, best=best, leaderboard=board["location"], profile=startup_profile(records))
 
 
 def seed_noise(train, variant: dict, seeds: list[int]) -> list[float]:

@@ -93,7 +93,10 @@ def asha(r: dict) -> list[str]:
             "", f"ASHA / exhaustive worker-seconds: **{r['cost_ratio']:.3f}** (goal <= 0.5: {_met(r['met']['cost'])}); "
             f"best AP gap (exhaustive - ASHA): {r['best_ap_gap']:+.4f}; seed noise of the best variant "
             f"(seeds {n['seeds']}): AP {', '.join(f'{a:.4f}' for a in n['ap'])}, sd {n['stdev']:.4f}, range "
-            f"{n['range']:.4f} (gap within the range: {_met(r['met']['ap'])})."]
+            f"{n['range']:.4f} (gap within the range: {_met(r['met']['ap'])})."
+            + (" Profile: a trial's first report came {first_report_s:.0f} s after it started, later epochs "
+               "{later_epoch_s:.0f} s apart: about {startup_s:.0f} s of start-up per trial.".format(
+                   **s["exhaustive"]["profile"]) if "profile" in s["exhaustive"] else "")]
 
 
 SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
