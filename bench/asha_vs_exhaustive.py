@@ -17,13 +17,12 @@ import argparse
 import dataclasses
 import json
 import logging
-import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from bench.common import REPO, WORK, log, shapes, write_result
+from bench.common import REPO, fresh_scratch, log, shapes, write_result
 
 CONFIG = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
 SPACE = dict(placements=[["fpn"], ["pred"], ["fpn", "pred"], ["head_in"]], modeling=["vector", "mf"])
@@ -108,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     data = shapes("asha", args.images, args.val_images, args.image_size)
-    scratch = WORK / "asha_vs_exhaustive"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    scratch = fresh_scratch("asha_vs_exhaustive")
     train = TrainSpec(config=CONFIG, data_root=data, small=True, image_size=args.image_size, epochs=args.epochs,
                       batch_size=args.batch_size, num_workers=1, storage=str(scratch / "storage"), num_samples=0,
                       keep_checkpoints=1, cfg_options={"optim_wrapper.optimizer.lr": args.lr})

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -83,6 +85,20 @@ def child_env(threads: int, times_file: Path | None = None) -> dict:
     return env
 
 
+def fresh_scratch(name: str) -> Path:
+    """``bench/.work/NAME``, emptied: a benchmark's runs and logs."""
+    scratch = WORK / name
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    return scratch
+
+
+def alternate(index: int, variants: tuple) -> tuple:
+    """The variants in order for even repetitions, reversed for odd: interleaving that
+    cancels drift and the cost of going first."""
+    return variants if index % 2 == 0 else variants[::-1]
+
+
 def run_child(args: list[str], env: dict, log_file: Path) -> float:
     """Run a measured command, output to ``log_file``; returns its wall time. Fails loudly."""
     start = time.perf_counter()
@@ -96,6 +112,26 @@ def run_child(args: list[str], env: dict, log_file: Path) -> float:
     return elapsed
 
 
+@dataclass(frozen=True)
+class TimedRun:
+    launched: float  # perf_counter at launch: the system-wide monotonic clock, comparable across processes
+    wall_s: float
+    stamps: dict  # bench.iter_times' record: per-epoch iteration stamps, world size, CPU profile
+
+    @property
+    def startup_s(self) -> float:
+        """Launch to the start of the first training epoch."""
+        return self.stamps["epochs"][0][0] - self.launched
+
+
+def timed_run(command: list[str], threads: int, scratch: Path, name: str) -> TimedRun:
+    """Run a training child with bench.iter_times' hook recording to ``scratch/NAME.times.json``."""
+    times = scratch / f"{name}.times.json"
+    launched = time.perf_counter()
+    wall = run_child(command, child_env(threads, times), scratch / f"{name}.log")
+    return TimedRun(launched, wall, json.loads(times.read_text()))
+
+
 def train_args(config: Path, data: Path, *, image_size: int, batch_size: int, epochs: int, num_workers: int,
                threads: int, storage: Path, name: str) -> list[str]:
     """``yolor-ray train`` (the CLI, in a child process) of a small from-scratch run."""
@@ -105,16 +141,15 @@ def train_args(config: Path, data: Path, *, image_size: int, batch_size: int, ep
             "--name", name, "--samples", "0", "--keep-checkpoints", "1"]
 
 
-def iteration_seconds(times_file: Path, warmup: int) -> list[float]:
+def iteration_seconds(stamps: dict, warmup: int) -> list[float]:
     """Seconds per training iteration from bench.iter_times' stamps: differences within
     an epoch (the gap across validation is not an iteration), the first ``warmup``
     iterations of the run left out."""
-    stamps = json.loads(times_file.read_text())
     durations = []
     for epoch in stamps["epochs"]:
         durations += [b - a for a, b in zip(epoch, epoch[1:])]
     if len(durations) <= warmup:
-        raise RuntimeError(f"{times_file}: {len(durations)} iterations timed, need more than the {warmup} of warm-up")
+        raise RuntimeError(f"{len(durations)} iterations timed, need more than the {warmup} of warm-up")
     return durations[warmup:]
 
 

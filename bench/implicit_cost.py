@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 
-from bench.common import REPO, log, ratio_summary, summary, write_result
+from bench.common import REPO, alternate, log, ratio_summary, summary, write_result
 
 FAMILIES = {
     "Faster R-CNN": "faster-rcnn_r50_fpn_1x_coco.py",
@@ -78,9 +78,9 @@ def time_train_steps(models: dict, data, steps: int, warmup: int) -> dict[str, l
         model.train()
         wrappers[name] = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9))
     seconds = {name: [] for name in models}
-    names = list(models)
+    names = tuple(models)
     for step in range(warmup + steps):
-        for name in names if step % 2 == 0 else reversed(names):
+        for name in alternate(step, names):
             start = time.perf_counter()
             models[name].train_step(copy.deepcopy(data), wrappers[name])
             if step >= warmup:
@@ -93,12 +93,12 @@ def time_inference(models: dict, data, repeats: int, warmup: int) -> dict[str, l
     import torch
 
     seconds = {name: [] for name in models}
-    names = list(models)
+    names = tuple(models)
     for model in models.values():
         model.eval()
     with torch.no_grad():
         for rep in range(warmup + repeats):
-            for name in names if rep % 2 == 0 else reversed(names):
+            for name in alternate(rep, names):
                 start = time.perf_counter()
                 models[name].test_step(copy.deepcopy(data))
                 if rep >= warmup:

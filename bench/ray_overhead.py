@@ -11,14 +11,11 @@ iteration) is reported beside it: Ray pays it once per run, not per iteration.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import statistics
 import sys
-import time
 
-from bench.common import (REPO, WORK, child_env, iteration_seconds, log, ratio_summary, run_child, shapes, summary,
-                          train_args, write_result)
+from bench.common import (REPO, alternate, fresh_scratch, iteration_seconds, log, ratio_summary, shapes, summary,
+                          timed_run, train_args, write_result)
 
 CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
 GOAL = 1.03
@@ -52,31 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     data = shapes("overhead", args.images, 8, args.image_size)
-    scratch = WORK / "ray_overhead"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    scratch = fresh_scratch("ray_overhead")
     runs = []
     for pair in range(args.pairs):
-        for variant in (("ray", "plain") if pair % 2 == 0 else ("plain", "ray")):
+        for variant in alternate(pair, ("ray", "plain")):
             name = f"{variant}-{pair}"
-            times = scratch / f"{name}.times.json"
             command = train_args(CONFIG, data, image_size=args.image_size, batch_size=args.batch_size, epochs=1,
                                  num_workers=1, threads=args.threads, storage=scratch / "storage", name=name)
             if variant == "plain":
                 command = [sys.executable, "-m", "bench.plain_runner", *command[3:]]  # the same train arguments
-            launched = time.perf_counter()
-            wall = run_child(command, child_env(args.threads, times), scratch / f"{name}.log")
-            seconds = iteration_seconds(times, args.warmup)
-            stamps = json.loads(times.read_text())
-            # perf_counter is the system-wide monotonic clock: comparable across processes
-            first_epoch = stamps["epochs"][0][0]
-            others = others_cores(stamps["cpu"])
-            runs.append(dict(variant=variant, pair=pair, wall_s=round(wall, 2),
-                             startup_s=round(first_epoch - launched, 2), iteration_s=summary(seconds),
-                             iterations=[round(s, 4) for s in seconds], cpu_while_training=stamps["cpu"],
+            run = timed_run(command, args.threads, scratch, name)
+            seconds = iteration_seconds(run.stamps, args.warmup)
+            others = others_cores(run.stamps["cpu"])
+            runs.append(dict(variant=variant, pair=pair, wall_s=round(run.wall_s, 2),
+                             startup_s=round(run.startup_s, 2), iteration_s=summary(seconds),
+                             iterations=[round(s, 4) for s in seconds], cpu_while_training=run.stamps["cpu"],
                              other_processes_cores=others))
             log(f"{name}: {statistics.fmean(seconds):.3f} s/iter over {len(seconds)} iterations, "
-                f"{first_epoch - launched:.1f} s to the first iteration, {wall:.0f} s in all; other processes "
+                f"{run.startup_s:.1f} s to the first iteration, {run.wall_s:.0f} s in all; other processes "
                 f"used {others:.2f} cores while it trained")
 
     def mean_of(variant, pair):

@@ -11,12 +11,11 @@ machine; none was lent when these figures were taken, and the result says so.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 
-from bench.common import (REPO, WORK, child_env, iteration_seconds, log, ratio_summary, run_child, shapes, summary,
-                          train_args, write_result)
+from bench.common import (REPO, alternate, fresh_scratch, iteration_seconds, log, ratio_summary, shapes, summary,
+                          timed_run, train_args, write_result)
 
 CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
 CORES = 2
@@ -32,21 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     data = shapes("scaling", args.images, 8, args.image_size)
-    scratch = WORK / "scaling"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    scratch = fresh_scratch("scaling")
     runs = []
     for pair in range(args.pairs):
-        for workers in ((1, 2) if pair % 2 == 0 else (2, 1)):
+        for workers in alternate(pair, (1, 2)):
             threads = CORES // workers
             name = f"w{workers}-{pair}"
-            times = scratch / f"{name}.times.json"
             command = train_args(CONFIG, data, image_size=args.image_size, batch_size=args.batch_size, epochs=1,
                                  num_workers=workers, threads=threads, storage=scratch / "storage", name=name)
-            wall = run_child(command, child_env(threads, times), scratch / f"{name}.log")
-            seconds = iteration_seconds(times, args.warmup)
+            run = timed_run(command, threads, scratch, name)
+            seconds = iteration_seconds(run.stamps, args.warmup)
             images_per_s = workers * args.batch_size / statistics.fmean(seconds)
-            runs.append(dict(workers=workers, threads_per_worker=threads, pair=pair, wall_s=round(wall, 2),
+            runs.append(dict(workers=workers, threads_per_worker=threads, pair=pair, wall_s=round(run.wall_s, 2),
                              images_per_s=images_per_s, iteration_s=summary(seconds),
                              iterations=[round(s, 4) for s in seconds]))
             log(f"{name}: {workers} worker(s) x {threads} thread(s): {images_per_s:.2f} images/s "
