@@ -13,31 +13,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import defaultdict
 
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from bench.common import ITER_TIMES_ENV
-
-
-def cpu_seconds() -> dict[int, tuple[str, float]]:
-    """User + system CPU seconds of every process on the machine: {pid: (name, seconds)}."""
-    tick = os.sysconf("SC_CLK_TCK")
-    found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                stat = f.read()
-        except OSError:  # exited meanwhile
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()  # state ppid pgrp ... utime (11) stime (12)
-        found[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
-    return found
+from bench.cpu_profile import by_name, cpu_seconds
 
 
 @HOOKS.register_module()
@@ -60,13 +42,8 @@ class BenchIterTimes(Hook):
     def after_train_epoch(self, runner):
         if runner.epoch + 1 == runner.train_loop.max_epochs:  # the training iterations are over; validation is not
             start_t, start = self._cpu_start
-            wall, end = time.perf_counter() - start_t, cpu_seconds()
-            by_name = defaultdict(float)
-            for pid, (name, seconds) in end.items():
-                used = seconds - start.get(pid, (name, 0.0))[1]
-                if used > 0:
-                    by_name["this training process" if pid == os.getpid() else name] += used
-            self.cpu = dict(wall_s=wall, cpu_s=dict(sorted(by_name.items(), key=lambda kv: -kv[1])))
+            wall = time.perf_counter() - start_t
+            self.cpu = dict(wall_s=wall, cpu_s=by_name(start, cpu_seconds(), "this training process"))
 
     def after_train(self, runner):
         path = os.environ.get(ITER_TIMES_ENV)

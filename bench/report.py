@@ -84,19 +84,30 @@ def asha(r: dict) -> list[str]:
         b = s[mode]["best"]
         return f"{b['ap']:.4f} ({b['variant']})" if b else "-"
 
+    def cpu(mode):
+        groups, trials = s[mode]["cpu"]["groups"], len(s[mode]["trials"])
+        return ", ".join(f"{name} {seconds:.0f} ({seconds / trials:.0f} a trial)" for name, seconds in groups.items())
+
+    pairs = "; ".join(f"{p['variant']} {p['ap'][0]:.4f} / {p['ap'][1]:.4f}" for p in n["pairs"])
     return ["### ASHA vs exhaustive (8 variants, shapes)", "", _stamp(r), "",
-            "| sweep | worker-seconds | wall | epochs trained | completed | best bbox AP (variant) |",
-            "| :-- | ---: | ---: | ---: | ---: | :-- |",
-            *(f"| {mode} | {s[mode]['worker_seconds']:.0f} | {s[mode]['wall_s']:.0f} s | {s[mode]['epochs_trained']} | "
+            "| sweep (seed) | worker-seconds | CPU-seconds, all processes | wall | epochs trained | completed | "
+            "best bbox AP (variant) |",
+            "| :-- | ---: | ---: | ---: | ---: | ---: | :-- |",
+            *(f"| {mode} ({s[mode]['seed']}) | {s[mode]['worker_seconds']:.0f} | {s[mode]['cpu']['total_cpu_s']:.0f} | "
+              f"{s[mode]['wall_s']:.0f} s | {s[mode]['epochs_trained']} | "
               f"{sum(t['status'] == 'completed' for t in s[mode]['trials'])}/{len(s[mode]['trials'])} | {best(mode)} |"
               for mode in ("exhaustive", "asha")),
             "", f"ASHA / exhaustive worker-seconds: **{r['cost_ratio']:.3f}** (goal <= 0.5: {_met(r['met']['cost'])}); "
-            f"best AP gap (exhaustive - ASHA): {r['best_ap_gap']:+.4f}; seed noise of the best variant "
-            f"(seeds {n['seeds']}): AP {', '.join(f'{a:.4f}' for a in n['ap'])}, sd {n['stdev']:.4f}, range "
-            f"{n['range']:.4f} (gap within the range: {_met(r['met']['ap'])})."
-            + (" Profile: a trial's first report came {first_report_s:.0f} s after it started, later epochs "
-               "{later_epoch_s:.0f} s apart: about {startup_s:.0f} s of start-up per trial.".format(
-                   **s["exhaustive"]["profile"]) if "profile" in s["exhaustive"] else "")]
+            f"CPU-seconds: {r['cpu_ratio']:.3f}; epochs trained: {r['epoch_ratio']:.3f}. "
+            f"Best AP gap (exhaustive - ASHA): {r['best_ap_gap']:+.4f}; "
+            f"seed noise (seeds {n['seeds'][0]} / {n['seeds'][1]}, the variants both ran to the end): {pairs}; "
+            f"one run's sd {n['sd']:.4f}, largest difference {n['max_abs_diff']:.4f} (gap within it: "
+            f"{_met(r['met']['ap'])}). Both sweeps: {r['sweeps_wall_s']:.0f} s; the script: "
+            f"{r['script_s'] / 60:.1f} min (budget 10).",
+            "", "Profile: a trial's first report came {first_report_s:.0f} s after it started, later epochs "
+            "{later_epoch_s:.0f} s apart: about {startup_s:.0f} s of start-up per trial (exhaustive sweep). "
+            "CPU-seconds by process: ".format(**s["exhaustive"]["profile"])
+            + "; ".join(f"{mode}: {cpu(mode)}" for mode in ("exhaustive", "asha")) + "."]
 
 
 SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
