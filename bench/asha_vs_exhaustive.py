@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.common import REPO, fresh_scratch, log, shapes, write_result
+from bench.common import REPO, fresh_scratch, log, positive_int, shapes, write_result
 from bench.cpu_profile import CpuSampler
 
 CONFIG = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
@@ -127,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     from yolor_ray.spec import TrainSpec
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=48)
-    parser.add_argument("--val-images", type=int, default=16)
+    parser.add_argument("--images", type=positive_int, default=48)
+    parser.add_argument("--val-images", type=positive_int, default=16)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--lr", type=float, default=0.02, help="the config's LR before auto_scale_lr (default "
                         "0.02: from scratch in 3 epochs, mmdet's 0.01 leaves most trials at AP 0)")
-    parser.add_argument("--concurrent", type=int, default=2, help="trials at a time (default 2, one per core; "
+    parser.add_argument("--concurrent", type=positive_int, default=2, help="trials at a time (default 2, one per core; "
                         "3 stretch every trial by contention: measured 0.96 instead of 0.93)")
     parser.add_argument("--asha-seed", type=int, default=1, help="the ASHA sweep's seed (the exhaustive one uses 0)")
     args = parser.parse_args(argv)

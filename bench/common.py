@@ -7,6 +7,7 @@ the ratio, so a figure in bench/README.md can be traced to the numbers behind it
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -83,6 +84,29 @@ def child_env(threads: int, times_file: Path | None = None) -> dict:
     if times_file is not None:
         env[ITER_TIMES_ENV] = str(times_file)
     return env
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (0 pairs or 0 images would fail only after minutes of runs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0  # reported below, with the text as given
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
+    return value
+
+
+def add_timed_training_options(parser: argparse.ArgumentParser, *, pairs: int, pairs_of: str, images: int,
+                               warmup: int) -> None:
+    """The options of the benches that time ``yolor-ray train`` runs in interleaved pairs."""
+    parser.add_argument("--pairs", type=positive_int, default=pairs,
+                        help=f"interleaved {pairs_of} pairs (default {pairs})")
+    parser.add_argument("--images", type=positive_int, default=images,
+                        help=f"training images, one epoch (default {images})")
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--batch-size", type=positive_int, default=2, help="images per worker per iteration")
+    parser.add_argument("--warmup", type=int, default=warmup, help="iterations left out at the start of each run")
 
 
 def fresh_scratch(name: str) -> Path:

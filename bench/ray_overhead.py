@@ -14,8 +14,8 @@ import argparse
 import statistics
 import sys
 
-from bench.common import (REPO, alternate, fresh_scratch, iteration_seconds, log, ratio_summary, shapes, summary,
-                          timed_run, train_args, write_result)
+from bench.common import (REPO, add_timed_training_options, alternate, fresh_scratch, iteration_seconds, log,
+                          positive_int, ratio_summary, shapes, summary, timed_run, train_args, write_result)
 
 CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
 GOAL = 1.03
@@ -40,12 +40,9 @@ def top_other_processes(runs: list[dict], variant: str, top: int = 6) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=3, help="interleaved Ray/plain pairs (default 3)")
-    parser.add_argument("--images", type=int, default=96, help="training images, one epoch (default 96)")
-    parser.add_argument("--image-size", type=int, default=160)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (and Ray CPUs) of the one worker")
-    parser.add_argument("--warmup", type=int, default=8, help="iterations left out at the start of each run")
+    add_timed_training_options(parser, pairs=3, pairs_of="Ray/plain", images=96, warmup=8)
+    parser.add_argument("--threads", type=positive_int, default=2,
+                        help="torch threads (and Ray CPUs) of the one worker")
     args = parser.parse_args(argv)
 
     data = shapes("overhead", args.images, 8, args.image_size)

@@ -14,8 +14,8 @@ import argparse
 import statistics
 import sys
 
-from bench.common import (REPO, alternate, fresh_scratch, iteration_seconds, log, ratio_summary, shapes, summary,
-                          timed_run, train_args, write_result)
+from bench.common import (REPO, add_timed_training_options, alternate, fresh_scratch, iteration_seconds, log,
+                          ratio_summary, shapes, summary, timed_run, train_args, write_result)
 
 CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
 CORES = 2
@@ -23,11 +23,7 @@ CORES = 2
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=2, help="interleaved 1-worker/2-worker pairs (default 2)")
-    parser.add_argument("--images", type=int, default=128, help="training images, one epoch (default 128)")
-    parser.add_argument("--image-size", type=int, default=160)
-    parser.add_argument("--batch-size", type=int, default=2, help="images per worker per iteration")
-    parser.add_argument("--warmup", type=int, default=6, help="iterations left out at the start of each run")
+    add_timed_training_options(parser, pairs=2, pairs_of="1-worker/2-worker", images=128, warmup=6)
     args = parser.parse_args(argv)
 
     data = shapes("scaling", args.images, 8, args.image_size)
