@@ -110,8 +110,26 @@ def asha(r: dict) -> list[str]:
             + "; ".join(f"{mode}: {cpu(mode)}" for mode in ("exhaustive", "asha")) + "."]
 
 
+def coco_scale(r: dict) -> list[str]:
+    i, goal = r["inputs"], r["goal"]
+
+    def row(m: dict) -> str:
+        return (f"| `prepare_{m['what']}` | {m['trials']} | {m['wall_s']:.1f} s | {m['peak_rss_bytes'] / 1e9:.2f} GB | "
+                f"{len(m['parses'])} |")
+
+    return ["### The driver at COCO scale (before any cluster time)", "", _stamp(r), "",
+            f"{i['images']:,} train images, {i['boxes']:,} boxes ({i['train_annotation_bytes'] / 1e6:.0f} MB of "
+            f"annotations), `{i['config']}`.", "",
+            "| step | trials | wall | peak RSS | annotation files parsed |", "| :-- | --: | --: | --: | --: |",
+            row(r["run"]), row(r["sweep"]), "",
+            f"Goal: a run <= {goal['run_wall_s']:.0f} s ({_met(r['met']['run_wall'])}) and <= "
+            f"{goal['run_peak_gb']:.0f} GB peak ({_met(r['met']['run_memory'])}); a sweep parses no more than a run "
+            f"({_met(r['met']['sweep_parses_once'])}) and stays within the run's memory "
+            f"({_met(r['met']['sweep_memory'])})."]
+
+
 SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
-            ("asha_vs_exhaustive", asha))
+            ("asha_vs_exhaustive", asha), ("coco_scale", coco_scale))
 
 
 def render() -> str:

@@ -65,3 +65,66 @@ def test_refuses_to_overwrite_and_bad_specs(tmp_path):
     with pytest.raises(ValueError, match=r"ShapesSpec\(num_train\) must be an int >= 1, got 0"):
         ShapesSpec(num_train=0, num_val=1)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_up_front_image_check_samples_unless_asked_for_all(tmp_path, shapes_dir, monkeypatch, caplog):
+    import shutil
+
+    from yolor_ray import data
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shapes_dir, copy)
+    monkeypatch.setattr(data, "IMAGE_SAMPLE", 4)  # 16 train images: every 4th is looked for
+    listed = [img["file_name"] for img in json.loads(annotation_file(copy, "train").read_text())["images"]]
+    assert [img["file_name"] for img in data.image_sample([{"file_name": n} for n in listed])] == listed[::4]
+    (copy / "train" / listed[1]).unlink()  # not in the sample
+    with caplog.at_level("WARNING", logger="yolor_ray"):
+        info = inspect_coco_split(copy, "train")
+    assert info.num_images == 16 and info.fingerprint.num_image_files == 15
+    assert "lists 16 images but" in caplog.text and "--check-all-images" in caplog.text
+    with pytest.raises(DatasetError, match=f"1 of the 16 images listed .* are missing .* e.g. '{listed[1]}'"):
+        inspect_coco_split(copy, "train", check_all_images=True)
+    (copy / "train" / listed[4]).unlink()  # in the sample
+    with pytest.raises(DatasetError, match=f"1 in a sample of those 16 images .* e.g. '{listed[4]}'"):
+        inspect_coco_split(copy, "train")
+
+
+def test_a_nodes_copy_is_compared_by_annotation_hash_and_image_count(tmp_path, shapes_dir):
+    import shutil
+
+    from yolor_ray.data import inspect_coco_folder
+    from yolor_ray.nodes import DataCheck
+
+    check = DataCheck.of(inspect_coco_folder(shapes_dir))
+    assert check.differences() == []
+    copy = tmp_path / "copy"
+    shutil.copytree(shapes_dir, copy)
+    moved = DataCheck(str(copy), check.splits)
+    assert moved.differences() == []  # the same bytes at another path
+    val_ann = annotation_file(copy, "val")
+    val_ann.write_text(val_ann.read_text().replace('"circle"', '"disc"'))
+    next((copy / "train").iterdir()).unlink()
+    assert moved.differences() == [f"{str(copy / 'train')!r} holds 15 file(s), the driver's 16",
+                                   f"{str(val_ann)!r} differs from the driver's (sha256)"]
+    assert DataCheck(str(tmp_path / "none"), check.splits).differences() == [
+        f"dataset folder {str(tmp_path / 'none')!r} does not exist"]
+
+
+def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypatch):
+    """Once in prepare_sweep; trials and the leaderboard reuse what it found."""
+    from conftest import REPO
+    from yolor_ray import data
+    from yolor_ray.spec import TrainSpec
+    from yolor_ray.sweep import SweepSpec, prepare_sweep, trial_for
+    from yolor_ray.train import prepare_run
+
+    parsed = []
+    inspect = data.inspect_coco_split
+    monkeypatch.setattr(data, "inspect_coco_split", lambda *a, **k: parsed.append(a[1]) or inspect(*a, **k))
+    train = TrainSpec(config=REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py", data_root=shapes_dir,
+                      small=True, image_size=64, storage=str(tmp_path / "results"))
+    plan = prepare_sweep(SweepSpec(train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2))
+    assert parsed == ["train", "val"]
+    run = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
+    assert parsed == ["train", "val"] and run.data is plan.data
+    assert not (tmp_path / "results").exists()  # nothing written

@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from yolor_ray.data import IMAGE_SAMPLE
+
 
 class CLIError(Exception):
     """Raised for bad input; main() prints it without a traceback."""
@@ -20,6 +22,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="MMDetection config file, e.g. configs/baseline/atss_r50_fpn_1x_coco.py")
     parser.add_argument("--data", metavar="DIR", help="COCO-layout folder (annotations/instances_{train,val}.json, "
                         "train/, val/); overrides the config's dataset and classes")
+    parser.add_argument("--check-all-images", action="store_true", help="before training, look for every image "
+                        f"file of --data (default: a sample of {IMAGE_SAMPLE} per split, plus the file count)")
     parser.add_argument("--small", action="store_true", help="ResNet-18 backbone from scratch, one image scale, "
                         "single-process data loading: any family trains on a CPU")
     parser.add_argument("--image-size", type=int, default=256, help="image scale with --small (default 256)")
@@ -29,6 +33,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-workers", type=int, default=1, help="Ray Train workers (processes; default 1)")
     parser.add_argument("--gpu", action="store_true", help="one GPU per worker (NCCL); default CPU (gloo)")
     parser.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (and torch threads) per worker")
+    parser.add_argument("--worker-resources", nargs="+", default=[], metavar="NAME=AMOUNT",
+                        help="custom Ray resources each worker also reserves, e.g. a10g=1 (nodes started with "
+                        "--resources '{\"a10g\": 1}'): decides which nodes run workers")
     parser.add_argument("--storage", default="./results", help="where runs land: a folder or s3://bucket/prefix "
                         "(default ./results; S3 credentials from the standard AWS chain)")
     parser.add_argument("--s3-endpoint", metavar="URL", help="custom S3 endpoint, e.g. http://127.0.0.1:9000 "
@@ -55,9 +62,23 @@ def train_spec_from_args(args: argparse.Namespace):
         config=Path(args.config), data_root=Path(args.data) if args.data else None, small=args.small,
         image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, num_workers=args.num_workers,
         use_gpu=args.gpu, cpus_per_worker=args.cpus_per_worker, storage=args.storage, s3_endpoint=args.s3_endpoint,
+        worker_resources=parse_worker_resources(args.worker_resources), check_all_images=args.check_all_images,
         name=args.name, address=args.address, cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed,
         num_samples=args.samples, checkpoint_interval=args.checkpoint_interval,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures)
+
+
+def parse_worker_resources(items: list[str]) -> dict[str, float]:
+    resources = {}
+    for item in items:
+        name, sep, amount = item.partition("=")
+        try:
+            resources[name] = float(amount)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"--worker-resources entries look like NAME=AMOUNT (e.g. a10g=1), got {item!r}")
+    return resources
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -97,6 +118,9 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--grace-period", type=int, default=1, help="epochs before ASHA may stop a trial (default 1)")
     group.add_argument("--reduction-factor", type=int, default=2, help="ASHA keeps 1/this at each rung (default 2)")
     group.add_argument("--max-concurrent", type=int, help="trials at a time (default: as many as the cluster holds)")
+    group.add_argument("--fixed-cluster", action="store_true", help="the cluster cannot grow (no autoscaler): "
+                       "run at most as many trials at a time as fit now, else trial actors could hold the CPUs "
+                       "their own workers wait for (always so on the private local Ray)")
     group.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
                        help="no ASHA: every trial runs all its epochs (an exhaustive sweep, with --search grid)")
 
@@ -120,7 +144,7 @@ def sweep_spec_from_args(args: argparse.Namespace):
     return SweepSpec(train=train, space=space, name=args.name, trials=args.trials, search=args.search,
                      metric=args.metric, mode=args.mode, grace_period=args.grace_period,
                      reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
-                     early_stopping=args.early_stopping)
+                     early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster)
 
 
 def run_tune(args: argparse.Namespace) -> int:

@@ -110,17 +110,36 @@ def innermost_dataset(dataloader_cfg: dict) -> dict:
     return dataset
 
 
+def evaluators(cfg: Config, names: tuple[str, ...] = ("val_evaluator", "test_evaluator")) -> list[dict]:
+    """Every evaluator config of these loops (each may be one dict or a list)."""
+    found = []
+    for name in names:
+        value = cfg.get(name) or []
+        found += value if isinstance(value, (list, tuple)) else [value]
+    return found
+
+
+def collect_through_process_group(cfg: Config) -> list[str]:
+    """Evaluators gather results through the process group instead of a folder on a
+    shared disk (MMEngine's ``collect_device='gpu'``, which works over gloo too), unless
+    the config sets ``collect_device`` itself. Returns the evaluator types changed."""
+    changed = []
+    for evaluator in evaluators(cfg):
+        if "collect_device" not in evaluator:
+            evaluator["collect_device"] = "gpu"
+            changed.append(str(evaluator.get("type")))
+    return changed
+
+
 def use_coco_folder(cfg: Config, train: CocoSplitInfo, val: CocoSplitInfo) -> None:
     """Point the train/val/test dataloaders and evaluators at a COCO-layout folder."""
     metainfo = dict(classes=train.classes)
     for name, split in (("train_dataloader", train), ("val_dataloader", val), ("test_dataloader", val)):
         innermost_dataset(cfg[name]).update(data_root="", ann_file=str(split.ann_file), data_prefix=dict(img=str(split.image_dir) + "/"),
                        metainfo=metainfo)
-    for name in ("val_evaluator", "test_evaluator"):
-        evaluators = cfg[name] if isinstance(cfg[name], list) else [cfg[name]]
-        for evaluator in evaluators:
-            if evaluator.get("type") == "CocoMetric":
-                evaluator["ann_file"] = str(val.ann_file)
+    for evaluator in evaluators(cfg):
+        if evaluator.get("type") == "CocoMetric":
+            evaluator["ann_file"] = str(val.ann_file)
     set_num_classes(cfg.model, len(train.classes))
 
 

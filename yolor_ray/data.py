@@ -11,7 +11,9 @@ Layout (the COCO layout MMDetection's ``CocoDataset`` expects)::
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -24,6 +26,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ("circle", "square", "triangle", "star")
 SPLITS = ("train", "val")
+
+log = logging.getLogger("yolor_ray")
 
 
 class DatasetError(ValueError):
@@ -165,6 +169,20 @@ def _polygon_area(polygon: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
+# Image files looked at up front: a sample spread over the split, not all 118k of COCO's
+# train2017 (``check_all_images`` looks at every one).
+IMAGE_SAMPLE = 256
+
+
+@dataclass(frozen=True)
+class SplitFingerprint:
+    """What must be the same on every node that trains on a split: the annotation file's
+    bytes and the number of files in its image folder."""
+
+    ann_sha256: str
+    num_image_files: int
+
+
 @dataclass(frozen=True)
 class CocoSplitInfo:
     ann_file: Path
@@ -172,13 +190,40 @@ class CocoSplitInfo:
     num_images: int
     num_annotations: int
     classes: tuple[str, ...]
+    fingerprint: SplitFingerprint
 
 
-def inspect_coco_split(root: str | os.PathLike, split: str) -> CocoSplitInfo:
+def image_sample(images: list, size: int | None = None) -> list:
+    """``size`` (default :data:`IMAGE_SAMPLE`) entries spread evenly over ``images``, all
+    of them when there are fewer."""
+    step = max(1, math.ceil(len(images) / (size or IMAGE_SAMPLE)))
+    return images[::step]
+
+
+def count_files(folder: Path) -> int:
+    """Files directly in ``folder`` (0 when it does not exist): one directory listing."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for entry in entries if entry.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inspect_coco_split(root: str | os.PathLike, split: str, check_all_images: bool = False) -> CocoSplitInfo:
     """Check one split of a COCO folder before any training starts.
 
     Raises :class:`DatasetError` saying what is wrong: no folder, no or unreadable
-    annotation file, no images, no categories, image files missing.
+    annotation file, no images, no categories, image files missing. Image files are
+    looked for in a sample of :data:`IMAGE_SAMPLE` spread over the split, plus the
+    count of files in its folder; ``check_all_images`` looks for every one.
     """
     root = Path(root)
     if not root.is_dir():
@@ -187,27 +232,64 @@ def inspect_coco_split(root: str | os.PathLike, split: str) -> CocoSplitInfo:
     if not ann.is_file():
         raise DatasetError(f"annotation file {str(ann)!r} not found; a dataset folder holds "
                            f"annotations/instances_{{{','.join(SPLITS)}}}.json and {{{','.join(SPLITS)}}}/ images")
+    raw = ann.read_bytes()  # read once: hashed for the per-node check, then parsed
     try:
-        coco = json.loads(ann.read_text())
+        coco = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"annotation file {str(ann)!r} is not valid JSON: {err}") from None
+    ann_sha256 = hashlib.sha256(raw).hexdigest()
+    del raw
     if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "categories")):
         raise DatasetError(f"annotation file {str(ann)!r} is not a COCO instances file "
                            "(needs lists 'images', 'annotations' and 'categories')")
-    if not coco["images"]:
+    images = coco["images"]
+    if not images:
         raise DatasetError(f"annotation file {str(ann)!r} lists zero images; nothing to train or evaluate on")
     if not coco["categories"]:
         raise DatasetError(f"annotation file {str(ann)!r} lists zero categories")
     image_dir = root / split
-    missing = [img.get("file_name") for img in coco["images"] if not (image_dir / str(img.get("file_name"))).is_file()]
+    num_files = count_files(image_dir)
+    checked = images if check_all_images else image_sample(images)
+    missing = [img.get("file_name") for img in checked if not (image_dir / str(img.get("file_name"))).is_file()]
     if missing:
-        raise DatasetError(f"{len(missing)} of {len(coco['images'])} images listed in {str(ann)!r} are missing "
-                           f"under {str(image_dir)!r}, e.g. {missing[0]!r}")
+        which = "of the" if check_all_images else "in a sample of those"
+        raise DatasetError(f"{len(missing)} {which} {len(images)} images listed in {str(ann)!r} are missing under "
+                           f"{str(image_dir)!r}, e.g. {missing[0]!r}")
+    if num_files < len(images) and not check_all_images:
+        log.warning("%s lists %d images but %s holds %d file(s); a sample of %d was found. Pass "
+                    "--check-all-images to look for every one", ann, len(images), image_dir, num_files, len(checked))
     categories = sorted(coco["categories"], key=lambda c: c["id"])
     return CocoSplitInfo(
         ann_file=ann.resolve(),
         image_dir=image_dir.resolve(),
-        num_images=len(coco["images"]),
+        num_images=len(images),
         num_annotations=len(coco.get("annotations") or []),
         classes=tuple(c["name"] for c in categories),
+        fingerprint=SplitFingerprint(ann_sha256, num_files),
     )
+
+
+@dataclass(frozen=True)
+class CocoFolder:
+    """A checked COCO-layout folder: both splits, inspected once per run or sweep."""
+
+    root: Path
+    train: CocoSplitInfo
+    val: CocoSplitInfo
+
+
+def inspect_coco_folder(root: str | os.PathLike, check_all_images: bool = False) -> CocoFolder:
+    return CocoFolder(Path(root).resolve(), *(inspect_coco_split(root, split, check_all_images) for split in SPLITS))
+
+
+def fingerprint_differences(ann_file: Path, image_dir: Path, expected: SplitFingerprint) -> list[str]:
+    """How this machine's copy of a split differs from ``expected`` (empty: the same)."""
+    if not ann_file.is_file():
+        return [f"{str(ann_file)!r} does not exist"]
+    problems = []
+    if file_sha256(ann_file) != expected.ann_sha256:
+        problems.append(f"{str(ann_file)!r} differs from the driver's (sha256)")
+    num_files = count_files(image_dir)
+    if num_files != expected.num_image_files:
+        problems.append(f"{str(image_dir)!r} holds {num_files} file(s), the driver's {expected.num_image_files}")
+    return problems

@@ -67,7 +67,7 @@ def _entry(plan: PreparedSweep, runs, result) -> dict:
         if checkpoint is None:
             entry["error"] = "stopped before its first checkpoint"
             return entry
-        run = prepare_run(trial_for(plan.trial_spec, variant, plan.base_implicit, trial_id))
+        run = prepare_run(trial_for(plan.trial_spec, variant, plan.base_implicit, trial_id), plan.data)
         state = json.loads(runs.read_text(trial_id, checkpoint, RUN_STATE_FILE))
         finished = bool(state["history"]) and state["history"][-1]["epoch"] == plan.epochs
         record = write_results(run, checkpoint, wall_time_s=float(metrics.get("time_total_s", 0.0)),

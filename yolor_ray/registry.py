@@ -19,6 +19,8 @@ from mmengine.runner import CheckpointLoader
 
 from yolor_ray.checkpoint import TRUSTED_PREFIX, load_checkpoint_file
 from yolor_ray.results import AP_KEYS
+from yolor_ray.run_logs import upload_logs
+from yolor_ray.storage import StorageSpec
 
 CHECKPOINT_FILE = "checkpoint.pth"
 RUN_STATE_FILE = "run_state.json"  # per-epoch metrics so far and restarts, beside each checkpoint
@@ -57,12 +59,14 @@ class RayTrainReportHook(Hook):
 
     priority = "LOWEST"  # after every other hook of the epoch has logged and saved
 
-    def __init__(self, checkpoint_interval: int = 1, history: list | None = None, restarts: int = 0):
+    def __init__(self, checkpoint_interval: int = 1, history: list | None = None, restarts: int = 0,
+                 topology: list | None = None):
         if not isinstance(checkpoint_interval, int) or checkpoint_interval < 1:
             raise ValueError(f"RayTrainReportHook(checkpoint_interval) must be an int >= 1, got {checkpoint_interval!r}")
         self.checkpoint_interval = checkpoint_interval
         self.history: list[dict] = list(history or [])
         self.restarts = restarts
+        self.topology = list(topology or [])  # every rank's node, as the ranks observed it
         self._loss_sums: dict[str, float] = defaultdict(float)
         self._loss_count = 0
         self._train_record: dict | None = None
@@ -124,10 +128,32 @@ class RayTrainReportHook(Hook):
             runner.save_checkpoint(staging, filename=CHECKPOINT_FILE, save_optimizer=True, save_param_scheduler=True,
                                    meta=dict(epoch=record["epoch"], iter=runner.iter))
             with open(os.path.join(staging, RUN_STATE_FILE), "w") as f:
-                json.dump(dict(history=self.history, restarts=self.restarts), f, indent=1)
+                json.dump(dict(history=self.history, restarts=self.restarts, nodes=self.topology), f, indent=1)
             ray.train.report(record, checkpoint=ray.train.Checkpoint.from_directory(staging))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+@HOOKS.register_module()
+class StorageLogHook(Hook):
+    """Rank 0 copies its MMEngine log folder (text log, scalars) into the run's storage
+    after every epoch, so a crash or a lost node leaves the logs so far."""
+
+    priority = "VERY_LOW"  # after the logger hook has written the epoch's lines
+
+    def __init__(self, storage: dict, run_name: str):
+        self.storage = StorageSpec(**storage)
+        self.run_name = run_name
+
+    def after_train_epoch(self, runner) -> None:
+        self._upload(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._upload(runner)
+
+    def _upload(self, runner) -> None:
+        if runner.rank == 0:
+            upload_logs(runner.log_dir, self.storage, self.run_name, rank=0)
 
 
 def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:

@@ -67,7 +67,9 @@ def build_record(run: PreparedRun, state: dict, world_size: int, wall_time_s: fl
         history=history,
         restarts=state["restarts"],
         num_params=run.num_params,
-        world_size=world_size,
+        # As the workers observed them (rank, node id, ip), from the latest worker group.
+        world_size=len(state["nodes"]) if state.get("nodes") else world_size,
+        nodes=state.get("nodes", []),
         use_gpu=run.spec.use_gpu,
         wall_time_s=round(wall_time_s, 2),  # of this driver's fit (since the last resume)
         checkpoint=checkpoint,

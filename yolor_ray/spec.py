@@ -27,6 +27,8 @@ class TrainSpec:
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: int = 1
+    # Custom Ray resources each worker also asks for, e.g. {"a10g": 1} to pin workers to a node type.
+    worker_resources: dict[str, float] = field(default_factory=dict)
     storage: str = "./results"
     s3_endpoint: str | None = None
     name: str | None = None
@@ -34,6 +36,7 @@ class TrainSpec:
     cfg_options: dict[str, Any] = field(default_factory=dict)
     implicit: dict[str, Any] | None = None  # make the model a YOLOR variant with these settings (a sweep's trial)
     seed: int = 0
+    check_all_images: bool = False  # up front, look for every image file, not a sample (data.IMAGE_SAMPLE)
     num_samples: int = 4
     checkpoint_interval: int = 1
     keep_checkpoints: int = 2
@@ -53,6 +56,14 @@ class TrainSpec:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"TrainSpec({name}) must be None or an int >= 1, got {value!r}")
+        for key, amount in self.worker_resources.items():
+            if key in ("CPU", "GPU", "memory") or not isinstance(amount, (int, float)) or amount <= 0:
+                raise ValueError(f"TrainSpec(worker_resources) takes custom resources with amounts > 0 (CPUs and "
+                                 f"GPUs have their own options), got {key}={amount!r}")
         if self.name is not None and not RUN_NAME.match(self.name):
             raise ValueError(f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "
                              f"got {self.name!r}")
+
+    def resources_per_worker(self) -> dict[str, float]:
+        """What Ray reserves for each worker (GPUs through ScalingConfig's use_gpu)."""
+        return {"CPU": self.cpus_per_worker, **self.worker_resources}

@@ -32,6 +32,7 @@ from typing import Any
 
 from yolor_ray import config as cfglib
 from yolor_ray import space as spacelib
+from yolor_ray.data import CocoFolder, inspect_coco_folder
 from yolor_ray.results import AP_KEYS, SCORE_METRIC
 from yolor_ray.spec import RUN_NAME, TrainSpec
 from yolor_ray.storage import StorageSpec, open_storage
@@ -65,6 +66,7 @@ class SweepSpec:
     reduction_factor: int = 2
     max_concurrent: int | None = None
     early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (an exhaustive sweep)
+    fixed_cluster: bool = False  # the cluster cannot grow: run only as many trials as fit now (docs/tune.md)
 
     def __post_init__(self):
         for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
@@ -95,6 +97,7 @@ class PreparedSweep:
     storage: object  # LocalStorage | S3Storage of the sweep's parent
     fingerprint: str
     resuming: bool
+    data: CocoFolder | None = None  # --data, inspected once for the whole sweep
 
     @property
     def location(self) -> str:
@@ -103,9 +106,8 @@ class PreparedSweep:
 
 def reported_metrics(cfg) -> list[str]:
     """The metric keys a run of ``cfg`` reports every epoch (RayTrainReportHook)."""
-    evaluators = cfg.get("val_evaluator") or []
     keys = []
-    for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
+    for evaluator in cfglib.evaluators(cfg, ("val_evaluator",)):
         if evaluator.get("type") == "CocoMetric":
             tasks = evaluator.get("metric", "bbox")
             for task in [tasks] if isinstance(tasks, str) else tasks:
@@ -149,9 +151,11 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
         train, config=train.config.resolve(), name=None, num_samples=0,  # sample images: per run, not per trial
         data_root=train.data_root.resolve() if train.data_root else None,
         storage=storage.location(name, RUNS_DIR))
+    # The annotation files are parsed here once; trials and the leaderboard reuse them.
+    data = inspect_coco_folder(trial_spec.data_root, train.check_all_images) if trial_spec.data_root else None
     # One trial's run, checked in full (config, data, the YOLOR model builds).
     first = {d.key: d.values()[0] for d in space.dimensions}
-    prepared = prepare_run(trial_for(trial_spec, first, base_implicit, "check"))
+    prepared = prepare_run(trial_for(trial_spec, first, base_implicit, "check"), data)
     fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, space=space.to_config(),
                                                  search=search, trials=spec.trials, metric=spec.metric,
                                                  mode=spec.mode, grace_period=spec.grace_period,
@@ -160,7 +164,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                             sort_keys=True).encode()).hexdigest()[:16]
     resuming = _check_sweep_name(storage, name, fingerprint)
     return PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
-                         storage, fingerprint, resuming)
+                         storage, fingerprint, resuming, data)
 
 
 def _build(model_cfg):
@@ -223,7 +227,7 @@ def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: s
                                implicit=spacelib.implicit_of(implicit_variant, base_implicit))
 
 
-def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict) -> None:
+def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data: CocoFolder | None = None) -> None:
     """Tune's function trainable: one trial = one Ray Train run named by the trial id."""
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -231,20 +235,43 @@ def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict) -> No
     from yolor_ray.train import run_training
 
     name = tune.get_context().get_trial_id()
-    run_training(trial_for(trial_spec, variant, base_implicit, name), callbacks=(TuneReportCallback(),))
+    run_training(trial_for(trial_spec, variant, base_implicit, name), callbacks=(TuneReportCallback(),), data=data,
+                 check_nodes=False)  # the sweep's driver checked them for every trial
+
+
+# Ray gives the head node this resource: trial actors (drivers of their trainers) stay
+# there, so a worker node's CPUs go to workers and a lost worker node loses no trial.
+HEAD_RESOURCE = "node:__internal_head__"
+TRIAL_ACTOR = {"CPU": 1, HEAD_RESOURCE: 0.001}
 
 
 def trial_resources(trial_spec: TrainSpec) -> dict[str, float]:
     """What one trial needs from the cluster: its own CPU plus its trainer's workers."""
-    need = {"CPU": 1 + trial_spec.num_workers * trial_spec.cpus_per_worker}
+    need = {"CPU": TRIAL_ACTOR["CPU"] + trial_spec.num_workers * trial_spec.cpus_per_worker}
     if trial_spec.use_gpu:
         need["GPU"] = trial_spec.num_workers
+    for key, amount in trial_spec.worker_resources.items():
+        need[key] = trial_spec.num_workers * amount
     return need
 
 
-def concurrency(total: dict[str, float], need: dict[str, float]) -> int:
-    """Trials that fit side by side (0: not even one)."""
-    return int(min(math.floor(total.get(key, 0) / amount) for key, amount in need.items()))
+def concurrency(total: dict[str, float], need: dict[str, float], head_cpus: float | None = None) -> int:
+    """Trials that fit side by side (0: not even one); ``head_cpus`` bounds the trial actors."""
+    fits = min(math.floor(total.get(key, 0) / amount) for key, amount in need.items())
+    if head_cpus is not None:
+        fits = min(fits, math.floor(head_cpus / TRIAL_ACTOR["CPU"]))
+    return int(fits)
+
+
+def sweep_concurrency(fits: int, requested: int | None, fixed: bool) -> tuple[int, str | None]:
+    """Trials at a time and, when the request was cut, why. On a cluster that cannot grow,
+    more trials than fit would start their actors and hold the CPUs their own workers
+    wait for: a deadlock. A cluster that can grow gets what was asked for."""
+    wanted = requested or max(fits, 1)
+    if fixed and wanted > fits:
+        return max(fits, 1), (f"--max-concurrent {wanted}: the cluster cannot grow and holds {fits} trial(s) at a "
+                              f"time; using {max(fits, 1)}")
+    return wanted, None
 
 
 def run_sweep(spec: SweepSpec) -> dict:
@@ -252,31 +279,34 @@ def run_sweep(spec: SweepSpec) -> dict:
     import ray
     from ray import tune
 
+    from yolor_ray.nodes import DataCheck, check_data_on_nodes  # imports ray: deferred with it
     from yolor_ray.train import ClusterTooSmallError, _connect_ray
 
     plan = prepare_sweep(spec)
     started_local = _connect_ray(plan.trial_spec)
     try:
         need = trial_resources(plan.trial_spec)
-        fits = concurrency(ray.cluster_resources(), need)
+        fixed = started_local or spec.fixed_cluster
+        fits = concurrency(ray.cluster_resources(), need, head_cpus=_head_cpus())
         if fits < 1:
-            message = (f"one trial needs {_describe(need)} (1 CPU for the trial, the rest for its "
+            message = (f"one trial needs {_describe(need)} (1 CPU on the head for the trial, the rest for its "
                        f"{plan.trial_spec.num_workers} worker(s)), but the cluster has "
-                       f"{_describe(ray.cluster_resources(), need)}")
-            if started_local:
-                raise ClusterTooSmallError(f"the local Ray cluster can never hold a trial: {message}. Use fewer "
+                       f"{_describe(ray.cluster_resources(), need)} ({_head_cpus():g} CPU on the head)")
+            if fixed:
+                raise ClusterTooSmallError(f"the {'local ' if started_local else ''}Ray cluster can never hold a trial: "
+                                           f"{message}. Use fewer "
                                            "--num-workers or --cpus-per-worker, or --address of a larger cluster")
             log.warning("%s; waiting for the autoscaler to add nodes", message)
-        max_concurrent = spec.max_concurrent or max(fits, 1)
-        if started_local and max_concurrent > fits:
-            # Trials beyond that would hold the CPUs their own workers wait for: a deadlock.
-            log.warning("--max-concurrent %d: the local Ray holds %d trial(s) at a time; using %d",
-                        max_concurrent, fits, fits)
-            max_concurrent = fits
+        max_concurrent, cut = sweep_concurrency(fits, spec.max_concurrent, fixed)
+        if cut:
+            log.warning(cut)
+        if plan.data is not None and not started_local:
+            check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.resources_per_worker())
         storage_path, filesystem = plan.storage.ray_storage()
         trainable = tune.with_resources(
-            tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit),
-            {"CPU": 1})
+            tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
+                                 data=plan.data),
+            TRIAL_ACTOR)
         experiment = f"{storage_path}/{plan.name}"
         if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
             log.info("resuming sweep %s", plan.location)
@@ -313,6 +343,13 @@ def run_sweep(spec: SweepSpec) -> dict:
     from yolor_ray.leaderboard import write_sweep_results
 
     return write_sweep_results(plan, grid)
+
+
+def _head_cpus() -> float:
+    import ray
+
+    return sum(node["Resources"].get("CPU", 0) for node in ray.nodes()
+               if node.get("Alive") and HEAD_RESOURCE in node["Resources"])
 
 
 def _scheduler(spec: SweepSpec, epochs: int):

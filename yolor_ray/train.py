@@ -28,7 +28,7 @@ from mmengine.config import Config
 
 from yolor_ray import config as cfglib
 from yolor_ray.checkpoint import TRUSTED_PREFIX
-from yolor_ray.data import DatasetError, inspect_coco_split
+from yolor_ray.data import CocoFolder, DatasetError, inspect_coco_folder
 from yolor_ray.registry import CHECKPOINT_FILE, RUN_STATE_FILE
 from yolor_ray.spec import TrainSpec
 from yolor_ray.storage import StorageSpec, open_storage
@@ -63,23 +63,29 @@ class PreparedRun:
     num_params: int
     fingerprint: str
     resuming: bool
+    data: CocoFolder | None = None  # the checked --data folder (None: the config's own dataset)
 
     @property
     def location(self) -> str:
         return self.storage.location(self.name)
 
 
-def prepare_run(spec: TrainSpec) -> PreparedRun:
-    """Every check that can fail before Ray starts, without writing anything."""
+def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
+    """Every check that can fail before Ray starts, without writing anything.
+
+    ``data``: ``spec.data_root`` already inspected (a sweep parses its annotation files
+    once, not once per trial).
+    """
     cfg = cfglib.load_config(spec.config, spec.cfg_options)
     if spec.implicit is not None:
         cfglib.set_implicit(cfg, spec.implicit)
     if spec.data_root is not None:
-        train = inspect_coco_split(spec.data_root, "train")
-        val = inspect_coco_split(spec.data_root, "val")
-        cfglib.use_coco_folder(cfg, train, val)
-        classes = train.classes
+        if data is None or data.root != spec.data_root.resolve():
+            data = inspect_coco_folder(spec.data_root, spec.check_all_images)
+        cfglib.use_coco_folder(cfg, data.train, data.val)
+        classes = data.train.classes
     else:
+        data = None
         classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
         _check_config_annotations(cfg)
     if spec.small:
@@ -96,7 +102,7 @@ def prepare_run(spec: TrainSpec) -> PreparedRun:
     name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
     fingerprint = hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16]
     resuming = _check_run_name(storage, name, fingerprint)
-    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming)
+    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, data)
 
 
 def _check_run_name(storage, name: str, fingerprint: str) -> bool:
@@ -140,21 +146,28 @@ def count_parameters(cfg: Config) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def run_training(spec: TrainSpec, callbacks: tuple = ()) -> dict:
+def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None = None,
+                 check_nodes: bool = True) -> dict:
     """Train (or resume), evaluate and write the run's results; returns the results record.
 
-    ``callbacks``: Ray Train callbacks, e.g. Tune's report callback in a sweep's trial.
+    ``callbacks``: Ray Train callbacks, e.g. Tune's report callback in a sweep's trial;
+    ``data``: the dataset folder already inspected (see :func:`prepare_run`);
+    ``check_nodes``: compare the data on every node first (a sweep does it once for all trials).
     """
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchTrainer
 
     from yolor_ray import results
+    from yolor_ray.nodes import DataCheck, check_data_on_nodes  # imports ray: deferred with it
 
-    run = prepare_run(spec)
+    run = prepare_run(spec, data)
     started_local = _connect_ray(spec)
     try:
         _check_cluster_fits(spec, fixed_size=started_local)
+        data_check = DataCheck.of(run.data) if run.data is not None else None
+        if data_check is not None and check_nodes and not started_local:  # a local Ray is this machine alone
+            check_data_on_nodes(data_check, spec.resources_per_worker())
         if not run.resuming:
             run.storage.write_bytes(json.dumps(dict(config=str(spec.config), fingerprint=run.fingerprint)).encode(),
                                     run.name, RUN_FILE)
@@ -162,9 +175,10 @@ def run_training(spec: TrainSpec, callbacks: tuple = ()) -> dict:
         trainer = TorchTrainer(
             train_worker,
             train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
-                                   checkpoint_interval=spec.checkpoint_interval),
+                                   checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
+                                   storage=StorageSpec(spec.storage, spec.s3_endpoint), run_name=run.name),
             scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
-                                         resources_per_worker={"CPU": spec.cpus_per_worker}),
+                                         resources_per_worker=spec.resources_per_worker()),
             run_config=RunConfig(
                 name=run.name,
                 storage_path=storage_path,
@@ -272,6 +286,10 @@ def _check_cluster_fits(spec: TrainSpec, fixed_size: bool) -> None:
                      f"{total.get('CPU', 0):g}")
     if need_gpu > total.get("GPU", 0):
         short.append(f"{need_gpu} GPUs but it has {total.get('GPU', 0):g}")
+    for key, amount in spec.worker_resources.items():
+        if spec.num_workers * amount > total.get(key, 0):
+            short.append(f"{spec.num_workers * amount:g} {key!r} ({spec.num_workers} workers x {amount:g}) but it "
+                         f"has {total.get(key, 0):g}")
     if not short:
         return
     if fixed_size:
@@ -289,8 +307,13 @@ def train_worker(config: dict) -> None:
     from mmengine.runner import Runner
 
     import yolor_ray  # noqa: F401  (registries are per process)
+    from yolor_ray.nodes import gather_topology, raise_if_data_differs, spans_nodes
+    from yolor_ray.run_logs import upload_logs
 
     ctx = ray.train.get_context()
+    if config["data_check"] is not None:
+        # A node that joined after the driver's check (autoscaling) is checked here.
+        raise_if_data_differs(config["data_check"])
     if config["use_gpu"]:
         # MMEngine only calls set_device when it initialises the group itself.
         torch.cuda.set_device(ctx.get_local_rank())
@@ -302,13 +325,21 @@ def train_worker(config: dict) -> None:
         from mmengine.utils import import_modules_from_strings
 
         import_modules_from_strings(**cfg.custom_imports)
+    topology = gather_topology()
+    if spans_nodes(topology):
+        # Each node has its own disk: results are gathered through the process group.
+        changed = cfglib.collect_through_process_group(cfg)
+        if changed and ctx.get_world_rank() == 0:
+            log.info("ranks on %d nodes: %s collect results through the process group",
+                     len({r["node_id"] for r in topology}), ", ".join(changed))
     work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{ctx.get_world_rank()}-")
     cfg.work_dir = work_dir
     cfg.launcher = "pytorch"
     cfg.model_wrapper_cfg = dict(type="CPUFriendlyDDP", broadcast_buffers=False,
                                  find_unused_parameters=cfg.get("find_unused_parameters", False))
     cfg.default_hooks.checkpoint = None  # checkpoints go to Ray's storage through the report hook
-    report_hook = dict(type="RayTrainReportHook", checkpoint_interval=config["checkpoint_interval"])
+    report_hook = dict(type="RayTrainReportHook", checkpoint_interval=config["checkpoint_interval"],
+                       topology=topology)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
@@ -317,8 +348,16 @@ def train_worker(config: dict) -> None:
         cfg.load_from = TRUSTED_PREFIX + str(Path(work_dir) / CHECKPOINT_FILE)
         cfg.resume = True
         report_hook.update(history=state["history"], restarts=state["restarts"] + 1)
-    cfg.custom_hooks = [*cfg.get("custom_hooks", []), report_hook]
+    storage = dict(uri=config["storage"].uri, endpoint=config["storage"].endpoint)
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), report_hook,
+                        dict(type="StorageLogHook", storage=storage, run_name=config["run_name"])]
+    runner = None
     try:
-        Runner.from_cfg(cfg).train()
-    finally:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    finally:  # upload_logs never raises, so a failure's own traceback stays
+        if runner is not None:
+            # Also when training failed (rank 0's are in storage every epoch too); other ranks
+            # write log files only when the config's logger is distributed.
+            upload_logs(runner.log_dir, config["storage"], config["run_name"], ctx.get_world_rank())
         shutil.rmtree(work_dir, ignore_errors=True)
