@@ -25,7 +25,7 @@ from bench.common import REPO, WORK, log, positive_int, write_result
 
 CONFIG = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
 GOAL_S, GOAL_GB = 30.0, 3.0
-POLYGON_POINTS = 12  # COCO's polygons are of this order; the file size comes out near train2017's 448 MB
+POLYGON_POINTS = 24  # about 400 MB of train annotations (train2017's file: 448 MB)
 
 
 def make_coco_size(root: Path, images: int, boxes: int, val_images: int = 500, seed: int = 0) -> Path:
@@ -34,8 +34,8 @@ def make_coco_size(root: Path, images: int, boxes: int, val_images: int = 500, s
 
     from yolor_ray.data import annotation_file, image_sample
 
-    marker = root / ".complete"
-    if marker.is_file() and json.loads(marker.read_text()) == dict(images=images, boxes=boxes, seed=seed):
+    marker, settings = root / ".complete", dict(images=images, boxes=boxes, seed=seed, points=POLYGON_POINTS)
+    if marker.is_file() and json.loads(marker.read_text()) == settings:
         return root
     rng = np.random.default_rng(seed)
     categories = [dict(id=i, name=f"class{i:02d}", supercategory="thing") for i in range(1, 81)]
@@ -64,7 +64,7 @@ def make_coco_size(root: Path, images: int, boxes: int, val_images: int = 500, s
         folder.mkdir(exist_ok=True)
         for entry in image_sample(entries):
             Image.new("RGB", (64, 48), (90, 120, 150)).save(folder / entry["file_name"])
-    marker.write_text(json.dumps(dict(images=images, boxes=boxes, seed=seed)))
+    marker.write_text(json.dumps(settings))
     return root
 
 
@@ -131,7 +131,7 @@ def main(argv=None) -> None:
         goal=dict(run_wall_s=GOAL_S, run_peak_gb=GOAL_GB, sweep_no_more_than_run=True),
         met=dict(run_wall=run["wall_s"] <= GOAL_S, run_memory=run["peak_rss_bytes"] <= GOAL_GB * 1e9,
                  sweep_parses_once=len(sweep["parses"]) == len(run["parses"]),
-                 sweep_memory=sweep["peak_rss_bytes"] <= max(run["peak_rss_bytes"] * 1.1, GOAL_GB * 1e9))))
+                 sweep_memory=sweep["peak_rss_bytes"] <= GOAL_GB * 1e9)))
 
 
 if __name__ == "__main__":

@@ -84,3 +84,11 @@ def test_bad_model_key_fails_on_the_driver(tmp_path):
     bad.write_text(f"_base_ = '{BASELINES[0]}'\nmodel = dict(backbone=dict(deptth=18))\n")
     with pytest.raises(cfglib.ConfigError, match="model config does not build.*deptth"):
         count_parameters(cfglib.load_config(bad))
+
+
+def test_ranks_on_several_nodes_collect_through_the_process_group_unless_the_config_says():
+    cfg = cfglib.load_config(BASELINES[0])
+    cfg.val_evaluator = [dict(type="CocoMetric", metric="bbox"), dict(type="CocoMetric", collect_device="cpu")]
+    cfg.test_evaluator = dict(type="CocoMetric", metric="bbox")
+    assert cfglib.collect_through_process_group(cfg) == ["CocoMetric", "CocoMetric"]
+    assert [e["collect_device"] for e in cfglib.evaluators(cfg)] == ["gpu", "cpu", "gpu"]  # the user's 'cpu' wins

@@ -43,6 +43,8 @@ def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     assert set(record["versions"]) >= {"torch", "mmcv", "mmengine", "mmdet", "ray"}
     for name in ("curves.png", "samples.png", "config.py"):
         assert (run_dir / name).stat().st_size > 1000, name
+    logs = [p.relative_to(run_dir / "logs") for p in (run_dir / "logs").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".log" for p in logs) and any(p.name == "scalars.json" for p in logs), logs
     assert Path(record["checkpoint"]).is_dir()
     assert record["restarts"] == 0
     # progress and the AP table reach the user

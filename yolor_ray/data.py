@@ -217,6 +217,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _no_float(_text: str) -> float:
+    return 0.0
+
+
 def inspect_coco_split(root: str | os.PathLike, split: str, check_all_images: bool = False) -> CocoSplitInfo:
     """Check one split of a COCO folder before any training starts.
 
@@ -233,11 +237,13 @@ def inspect_coco_split(root: str | os.PathLike, split: str, check_all_images: bo
         raise DatasetError(f"annotation file {str(ann)!r} not found; a dataset folder holds "
                            f"annotations/instances_{{{','.join(SPLITS)}}}.json and {{{','.join(SPLITS)}}}/ images")
     raw = ann.read_bytes()  # read once: hashed for the per-node check, then parsed
+    ann_sha256 = hashlib.sha256(raw).hexdigest()
     try:
-        coco = json.loads(raw)
+        # Every float (boxes, areas, polygons) becomes one shared 0.0: nothing here reads
+        # them, and at COCO's size they would be most of the memory.
+        coco = json.loads(raw, parse_float=_no_float)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DatasetError(f"annotation file {str(ann)!r} is not valid JSON: {err}") from None
-    ann_sha256 = hashlib.sha256(raw).hexdigest()
     del raw
     if not isinstance(coco, dict) or not all(isinstance(coco.get(k), list) for k in ("images", "categories")):
         raise DatasetError(f"annotation file {str(ann)!r} is not a COCO instances file "

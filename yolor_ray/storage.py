@@ -82,6 +82,10 @@ class LocalStorage:
     def ray_storage(self) -> tuple[str, None]:
         return str(self.root), None
 
+    def portable_spec(self) -> StorageSpec:
+        """This storage for another process (a worker's working directory is not ours)."""
+        return StorageSpec(str(self.root))
+
     def location(self, *parts: str) -> str:
         return str(self.root.joinpath(*parts))
 
@@ -145,6 +149,10 @@ class S3Storage:
                 "s3", endpoint_url=self.endpoint, region_name=_region(),
                 config=Config(connect_timeout=5, read_timeout=30, retries=dict(mode="standard", max_attempts=4)))
         return self._client
+
+    def portable_spec(self) -> StorageSpec:
+        """This storage for another process, with the endpoint resolved here."""
+        return StorageSpec(self.spec.uri, self.endpoint)
 
     def ray_storage(self):
         """Ray's storage path (``bucket/prefix``) and a pyarrow filesystem for the endpoint."""

@@ -176,7 +176,7 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
             train_worker,
             train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
                                    checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
-                                   storage=StorageSpec(spec.storage, spec.s3_endpoint), run_name=run.name),
+                                   run_name=run.name, storage=run.storage.portable_spec()),
             scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
                                          resources_per_worker=spec.resources_per_worker()),
             run_config=RunConfig(
