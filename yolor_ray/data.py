@@ -11,6 +11,7 @@ Layout (the COCO layout MMDetection's ``CocoDataset`` expects)::
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -181,6 +182,9 @@ def inspect_coco_split(root: str | os.PathLike, split: str) -> CocoSplitInfo:
     annotation file, no images, no categories, image files missing.
     """
     root = Path(root)
+    if root.is_file():
+        raise DatasetError(f"dataset path {str(root)!r} is a file; --data takes a COCO-layout folder "
+                           f"(annotations/instances_{{{','.join(SPLITS)}}}.json and {{{','.join(SPLITS)}}}/ images)")
     if not root.is_dir():
         raise DatasetError(f"dataset folder {str(root)!r} does not exist (make one with: yolor-ray make-shapes {root})")
     ann = annotation_file(root, split)
@@ -203,6 +207,8 @@ def inspect_coco_split(root: str | os.PathLike, split: str) -> CocoSplitInfo:
     if missing:
         raise DatasetError(f"{len(missing)} of {len(coco['images'])} images listed in {str(ann)!r} are missing "
                            f"under {str(image_dir)!r}, e.g. {missing[0]!r}")
+    check_category_ids(coco, ann)
+    check_image_headers([image_dir / str(img.get("file_name")) for img in coco["images"][:HEADER_SAMPLE]])
     categories = sorted(coco["categories"], key=lambda c: c["id"])
     return CocoSplitInfo(
         ann_file=ann.resolve(),
@@ -211,3 +217,41 @@ def inspect_coco_split(root: str | os.PathLike, split: str) -> CocoSplitInfo:
         num_annotations=len(coco.get("annotations") or []),
         classes=tuple(c["name"] for c in categories),
     )
+
+
+HEADER_SAMPLE = 64  # images whose headers are read up front (all of them are checked to exist)
+
+
+def check_category_ids(coco: dict, ann: Path) -> None:
+    """Annotations whose category is not among ``categories`` would be dropped silently."""
+    known = {c.get("id") for c in coco["categories"]}
+    unknown = collections.Counter(a.get("category_id") for a in coco.get("annotations") or []
+                                  if a.get("category_id") not in known)
+    if unknown:
+        listed = ", ".join(f"{cid!r} ({n}x)" for cid, n in sorted(unknown.items(), key=lambda kv: str(kv[0]))[:5])
+        raise DatasetError(f"{sum(unknown.values())} annotations in {str(ann)!r} have a category_id that is not in "
+                           f"its categories: {listed}; valid ids: {', '.join(map(str, sorted(known, key=str)))}")
+
+
+def check_image_headers(paths) -> None:
+    """Open each image and verify it (PIL reads the header; PNG's chunk checksums too):
+    unreadable or truncated files fail here, before Ray starts."""
+    bad = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as err:  # PIL raises many kinds for broken files
+            bad.append((path, f"{type(err).__name__}: {' '.join(str(err).split())}"))
+    if bad:
+        path, reason = bad[0]
+        raise DatasetError(f"{len(bad)} of {len(paths)} images checked cannot be read, e.g. {str(path)!r} ({reason}); "
+                           "fix or remove them from the annotations")
+
+
+def check_splits_agree(train: CocoSplitInfo, val: CocoSplitInfo) -> None:
+    """Validation is scored against the training classes: the two must be the same."""
+    if train.classes != val.classes:
+        raise DatasetError(f"the val categories {list(val.classes)!r} ({val.ann_file}) differ from the train "
+                           f"categories {list(train.classes)!r} ({train.ann_file}); both splits must list the same "
+                           "categories in the same id order")
