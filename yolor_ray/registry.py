@@ -7,14 +7,22 @@ MMEngine's own Runner outside Ray.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from collections import defaultdict
 
+from contextlib import contextmanager
+
+import torch
+from mmcv.transforms import LoadImageFromFile
+from mmdet.registry import TRANSFORMS
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
-from mmengine.registry import HOOKS, MODEL_WRAPPERS
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.registry import HOOKS, MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 from mmengine.runner import CheckpointLoader
 
 from yolor_ray.checkpoint import TRUSTED_PREFIX, load_checkpoint_file
@@ -42,6 +50,62 @@ class CPUFriendlyDDP(MMDistributedDataParallel):
     def __init__(self, module, device_ids=None, **kwargs):
         on_cpu = next(module.parameters()).device.type == "cpu"
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class YOLOROptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """MMEngine's default constructor plus YOLOR's recipe: implicit tensors get no weight
+    decay (decay pulls an ImplicitM's z toward 0, not its init 1), unless the model's
+    ``implicit.weight_decay`` is True. Every other rule of ``paramwise_cfg`` applies as usual."""
+
+    def __call__(self, model):
+        inner = model.module if hasattr(model, "module") else model
+        spec = getattr(inner, "implicit_spec", None)
+        from yolor_ray.implicit import is_implicit_key
+
+        self._no_decay = set() if spec is None or spec.weight_decay else {
+            id(p) for name, p in inner.named_parameters() if is_implicit_key(name)}
+        if self._no_decay and not self.paramwise_cfg:
+            self.paramwise_cfg = dict(custom_keys={})  # per-parameter groups, all else as without it
+        return super().__call__(model)
+
+    def add_params(self, params, module, prefix="", is_dcn_module=None):
+        super().add_params(params, module, prefix, is_dcn_module)
+        if prefix == "":  # the outermost call: every group is in
+            for group in params:
+                if any(id(p) in self._no_decay for p in group["params"]):
+                    group["weight_decay"] = 0.0
+
+
+@OPTIM_WRAPPERS.register_module()
+class BF16OptimWrapper(OptimWrapper):
+    """bf16 autocast around the forward pass, on GPU or CPU. MMEngine's AmpOptimWrapper
+    asserts a GPU; bf16 has fp32's exponent range, so no loss scaling is needed."""
+
+    @contextmanager
+    def optim_context(self, model):
+        device = next(model.parameters()).device.type
+        with super().optim_context(model), torch.autocast(device_type=device, dtype=torch.bfloat16):
+            yield
+
+
+@TRANSFORMS.register_module()
+class LoadImageOrSkip(LoadImageFromFile):
+    """``LoadImageFromFile`` that gives None for an image it cannot read, so a training
+    dataset draws another (MMEngine's BaseDataset refetches); each skip is logged with
+    the count so far in this data-loading process."""
+
+    skipped = 0
+
+    def transform(self, results):
+        try:
+            return super().transform(results)
+        except Exception as err:  # unreadable, truncated, or not an image
+            LoadImageOrSkip.skipped += 1
+            print_log(f"skipped unreadable image {results.get('img_path')!r} ({type(err).__name__}: {err}); "
+                      f"{LoadImageOrSkip.skipped} skipped so far in this process", logger="current",
+                      level=logging.WARNING)
+            return None
 
 
 @HOOKS.register_module()
@@ -76,11 +140,23 @@ class RayTrainReportHook(Hook):
     def after_train_epoch(self, runner):
         epoch = runner.epoch + 1  # the loop increments after this hook
         self._train_record = {"epoch": epoch, "iter": runner.iter}
-        self._train_record.update({f"train/{k}": v / max(self._loss_count, 1) for k, v in self._loss_sums.items()})
+        self._train_record.update(self._mean_losses())
         self._loss_sums.clear()
         self._loss_count = 0
         if not self._validates_after(runner, epoch):
             self._report(runner, {})
+
+    def _mean_losses(self) -> dict:
+        """Each loss's mean over this epoch's iterations of every rank (a collective: all ranks
+        call it after each training epoch), not rank 0's alone."""
+        from mmengine.dist import all_reduce, is_distributed
+
+        keys = sorted(self._loss_sums)
+        totals = torch.tensor([self._loss_sums[k] for k in keys] + [float(self._loss_count)], dtype=torch.float64)
+        if is_distributed():
+            all_reduce(totals, op="sum")
+        count = max(totals[-1].item(), 1.0)
+        return {f"train/{k}": v / count for k, v in zip(keys, totals[:-1].tolist())}
 
     def after_val_epoch(self, runner, metrics=None):
         if self._train_record is None:  # a val run outside training (runner.val())
