@@ -82,11 +82,25 @@ class BF16OptimWrapper(OptimWrapper):
     """bf16 autocast around the forward pass, on GPU or CPU. MMEngine's AmpOptimWrapper
     asserts a GPU; bf16 has fp32's exponent range, so no loss scaling is needed."""
 
+    skipped_steps = 0
+
     @contextmanager
     def optim_context(self, model):
         device = next(model.parameters()).device.type
         with super().optim_context(model), torch.autocast(device_type=device, dtype=torch.bfloat16):
             yield
+
+    def step(self, **kwargs) -> None:
+        # As AMP's grad scaler does for fp16: a step whose gradients are not finite is
+        # skipped (seen with CPU bf16 convs on 1x1 feature maps), not applied as NaN weights.
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.detach().float().abs().max() for g in grads])).all():
+            self.skipped_steps += 1
+            print_log(f"bf16: gradients not finite, step skipped ({self.skipped_steps} so far)", logger="current",
+                      level=logging.WARNING)
+            self.optimizer.zero_grad()
+            return
+        super().step(**kwargs)
 
 
 @TRANSFORMS.register_module()
