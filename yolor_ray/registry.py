@@ -34,8 +34,8 @@ RUN_STATE_FILE = "run_state.json"  # per-epoch metrics so far and restarts, besi
 
 @CheckpointLoader.register_scheme(prefixes=TRUSTED_PREFIX)
 def load_trusted_checkpoint(filename: str, map_location=None):
-    """MMEngine loads ``yolor-trusted://PATH`` (our own checkpoints, e.g. on resume)
-    with ``weights_only=True`` and our allow-list instead of its bare ``torch.load``."""
+    """MMEngine loads ``yolor-trusted://PATH`` (ours on resume, a user's ``load_from``)
+    with ``weights_only=True`` and our allow-list (checkpoint.py) instead of its bare ``torch.load``."""
     return load_checkpoint_file(filename[len(TRUSTED_PREFIX):], map_location=map_location)
 
 
@@ -178,8 +178,8 @@ class RayTrainReportHook(Hook):
         self._report(runner, _with_empty_coco_as_zero(runner, dict(metrics or {})))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # The message hub's smoothing buffers pickle bound methods (``getattr``), which
-        # torch's weights_only loader rightly refuses; resuming does not need them.
+        # The message hub's smoothing buffers pickle their statistic methods through
+        # ``getattr``; our loader maps that, but resuming does not need them: keep files small.
         message_hub = checkpoint.get("message_hub")
         if isinstance(message_hub, dict):
             message_hub["log_scalars"] = {}
