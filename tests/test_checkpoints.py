@@ -1,13 +1,12 @@
 """Checkpoints from anywhere, safely: mmdet's own tools/train.py checkpoints load under
-weights_only=True with our allow-list (locally, from S3, into a Ray run and its YOLOR
-variant); anything else is refused without being run."""
+weights_only=True with our allow-list (locally, from S3, into a Ray run of its YOLOR
+variant; tests/test_honest_ap.py warm-starts a baseline run from it); anything else is
+refused without being run. The checkpoint comes from conftest's ``mmdet_checkpoint``."""
 from __future__ import annotations
 
 import io
 import os
 import pickle
-import subprocess
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
@@ -16,30 +15,6 @@ import pytest
 import torch
 
 from test_train_ray import ATSS, YOLOR_ATSS, yolor_ray
-
-
-@pytest.fixture(scope="session")
-def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
-    """epoch_1.pth of a small ATSS trained one epoch by mmdet's own tools/train.py (a plain
-    MMEngine Runner: full message hub with HistoryBuffers, MultiStepLR's Counter)."""
-    import mmdet
-
-    from yolor_ray import config as cfglib
-    from yolor_ray.data import inspect_coco_split
-
-    cfg = cfglib.load_config(ATSS)
-    cfglib.use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
-    cfglib.make_small(cfg, 64)
-    cfglib.set_epochs(cfg, 1)
-    cfglib.set_batch_size(cfg, 4)
-    cfg.default_hooks.checkpoint.interval = 1
-    work = tmp_path_factory.mktemp("mmdet-tools-train")
-    cfg.dump(str(work / "atss_small.py"))
-    tools_train = Path(mmdet.__file__).parent / ".mim" / "tools" / "train.py"
-    proc = subprocess.run([sys.executable, str(tools_train), str(work / "atss_small.py"), "--work-dir", str(work)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return work / "epoch_1.pth"
 
 
 def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
@@ -134,6 +109,22 @@ def test_getattr_reaches_only_history_buffer_statistics(tmp_path):
         torch.save(dict(f=_Getattr(owner, name)), tmp_path / "bad.pth")
         with pytest.raises(CheckpointError, match=rf"getattr\({owner.__qualname__}, '{name}'\)"):
             load_checkpoint_file(tmp_path / "bad.pth")
+
+
+def test_statistic_methods_a_checkpoint_brings_are_dropped(tmp_path, monkeypatch):
+    from mmengine.logging import HistoryBuffer
+
+    from yolor_ray.checkpoint import load_checkpoint_file
+
+    buffer = HistoryBuffer([1.0, 3.0], [1, 1])
+    # a crafted file whose buffer names OrderedDict (an allowed type) as its 'mean'
+    monkeypatch.setattr(HistoryBuffer, "_statistics_methods", dict(mean=OrderedDict))
+    torch.save(dict(buffer=buffer), tmp_path / "swapped.pth")
+    monkeypatch.undo()
+    own = dict(HistoryBuffer._statistics_methods)
+    loaded = load_checkpoint_file(tmp_path / "swapped.pth")["buffer"]
+    assert HistoryBuffer._statistics_methods == own and own["mean"] is HistoryBuffer.mean
+    assert loaded.statistics("mean") == 2.0
 
 
 def test_numpy_values_load_under_numpy_2_and_1_names(tmp_path):

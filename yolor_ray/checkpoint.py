@@ -12,7 +12,8 @@ MMEngine's checkpoints hold beside tensors and nothing else:
   names its statistic methods, which pickle reaches as ``builtins.getattr(HistoryBuffer,
   'min')``. ``getattr`` itself is never allowed: that name maps to
   :func:`_history_buffer_statistic`, which answers only HistoryBuffer's own
-  min / max / current / mean and refuses any other attribute.
+  min / max / current / mean and refuses any other attribute; and whatever a file's
+  buffers bring as statistic methods is dropped after loading (the class keeps its own).
 
 Anything else in a file is refused with :class:`CheckpointError` naming it; torch's
 unpickler raises on the first unknown global, before it calls anything.
@@ -20,6 +21,7 @@ unpickler raises on the first unknown global, before it calls anything.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import pickle
 import re
@@ -84,7 +86,7 @@ def load_checkpoint_file(path: str | Path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {str(path)!r} not found" if not path.exists()
                               else f"checkpoint {str(path)!r} is not a file")
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
+        with torch.serialization.safe_globals(_allowed_globals()), _statistics_methods_kept():
             return torch.load(str(path), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
@@ -101,6 +103,20 @@ def load_checkpoint_file(path: str | Path, map_location="cpu") -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{str(path)!r} is not a PyTorch checkpoint "
                               f"({type(err).__name__}: {_specific_line(str(err))})") from None
+
+
+@contextlib.contextmanager
+def _statistics_methods_kept():
+    """HistoryBuffer's ``__setstate__`` writes the pickled statistic methods into a dict of the
+    class, shared by the process: drop what a checkpoint brings (resuming does not need it)."""
+    from mmengine.logging import HistoryBuffer
+
+    before = dict(HistoryBuffer._statistics_methods)
+    try:
+        yield
+    finally:
+        HistoryBuffer._statistics_methods.clear()
+        HistoryBuffer._statistics_methods.update(before)
 
 
 def _specific_line(text: str) -> str:

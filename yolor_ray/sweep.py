@@ -152,7 +152,8 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     # One trial's run, checked in full (config, data, the YOLOR model builds).
     first = {d.key: d.values()[0] for d in space.dimensions}
     prepared = prepare_run(trial_for(trial_spec, first, base_implicit, "check"))
-    fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, space=space.to_config(),
+    fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, run=prepared.fingerprint,
+                                                 space=space.to_config(),
                                                  search=search, trials=spec.trials, metric=spec.metric,
                                                  mode=spec.mode, grace_period=spec.grace_period,
                                                  reduction_factor=spec.reduction_factor,

@@ -109,6 +109,8 @@ def prepare_run(spec: TrainSpec) -> PreparedRun:
     num_params = sum(p.numel() for p in model.parameters())
     check_runtime_parts(cfg, model)
     if cfg.get("load_from"):
+        if isinstance(cfg.load_from, str) and "://" not in cfg.load_from:
+            cfg.load_from = str(Path(cfg.load_from).expanduser().resolve())  # Ray moves workers' cwd
         checks["load_from"] = f"{cfg.load_from}: {check_load_from(cfg, model, spec.s3_endpoint)}"
 
     storage = open_storage(StorageSpec(spec.storage, spec.s3_endpoint))
@@ -266,8 +268,8 @@ def _check_signature(key: str, type_name: str, part_cfg: dict) -> None:
 def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> str | None:
     """``load_from`` exists, loads under our allow-list and fits the model; returns what
     its keys cover (also logged): e.g. only the implicit keys missing for baseline -> YOLOR."""
-    from yolor_ray.checkpoint import CheckpointError, check_load_from_uri, compare_keys, fetch_checkpoint, \
-        load_checkpoint_file
+    from yolor_ray.checkpoint import (CheckpointError, check_load_from_uri, compare_keys, fetch_checkpoint,
+                                      load_checkpoint_file)
 
     uri = cfg.get("load_from")
     if not uri:
