@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-
 from contextlib import contextmanager
 
 import torch
@@ -59,10 +58,10 @@ class YOLOROptimWrapperConstructor(DefaultOptimWrapperConstructor):
     ``implicit.weight_decay`` is True. Every other rule of ``paramwise_cfg`` applies as usual."""
 
     def __call__(self, model):
-        inner = model.module if hasattr(model, "module") else model
-        spec = getattr(inner, "implicit_spec", None)
         from yolor_ray.implicit import is_implicit_key
 
+        inner = model.module if hasattr(model, "module") else model
+        spec = getattr(inner, "implicit_spec", None)
         self._no_decay = set() if spec is None or spec.weight_decay else {
             id(p) for name, p in inner.named_parameters() if is_implicit_key(name)}
         if self._no_decay and not self.paramwise_cfg:
