@@ -21,6 +21,33 @@ def shapes_dir(tmp_path_factory) -> Path:
                                                                               image_size=128))
 
 
+@pytest.fixture(scope="session")
+def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
+    """epoch_1.pth of a small ATSS trained one epoch by mmdet's own tools/train.py (a plain
+    MMEngine Runner: full message hub with HistoryBuffers, MultiStepLR's Counter)."""
+    import subprocess
+    import sys
+
+    import mmdet
+
+    from yolor_ray import config as cfglib
+    from yolor_ray.data import inspect_coco_split
+
+    cfg = cfglib.load_config(REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py")
+    cfglib.use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
+    cfglib.make_small(cfg, 64)
+    cfglib.set_epochs(cfg, 1)
+    cfglib.set_batch_size(cfg, 4)
+    cfg.default_hooks.checkpoint.interval = 1
+    work = tmp_path_factory.mktemp("mmdet-tools-train")
+    cfg.dump(str(work / "atss_small.py"))
+    tools_train = Path(mmdet.__file__).parent / ".mim" / "tools" / "train.py"
+    proc = subprocess.run([sys.executable, str(tools_train), str(work / "atss_small.py"), "--work-dir", str(work)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work / "epoch_1.pth"
+
+
 def free_port() -> int:
     import socket
 

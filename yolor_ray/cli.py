@@ -48,10 +48,21 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-failures", type=int, default=3, help="worker-group restarts from the last checkpoint "
                         "before the run fails (default 3)")
     parser.add_argument("--address", help="Ray cluster to use (default: RAY_ADDRESS, else a private local Ray)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0; MMEngine's randomness.seed)")
+    parser.add_argument("--deterministic", action="store_true", help="deterministic algorithms "
+                        "(MMEngine's randomness.deterministic; slower)")
+    parser.add_argument("--load-from", metavar="PATH|s3://BUCKET/KEY", help="start from this checkpoint's weights "
+                        "(an MMEngine / mmdet checkpoint, e.g. a baseline for its YOLOR variant); loaded with an "
+                        "allow-list, keys compared with the model before Ray starts")
+    parser.add_argument("--amp", nargs="?", const="fp16", choices=("fp16", "bf16"), help="mixed precision: "
+                        "--amp is fp16 (GPU, MMEngine's AmpOptimWrapper), --amp bf16 also works on CPU")
+    parser.add_argument("--dry-run", nargs="?", const="-", metavar="FILE", help="run every check, print what "
+                        "would run and the merged config (to FILE if given), write nothing, exit 0")
     parser.add_argument("--samples", type=int, default=4, help="validation images drawn in samples.png (default 4)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override config keys, e.g. optim_wrapper.optimizer.lr=0.01 (keys must exist)")
+                        help="override config keys, e.g. optim_wrapper.optimizer.lr=0.01; applied last, so they win "
+                        "over --small, --epochs, --batch-size, --seed. A key must exist, or be new under an existing "
+                        "dict (optim_wrapper.accumulative_counts=2) and not look like a typo of a key beside it")
 
 
 def train_spec_from_args(args: argparse.Namespace):
@@ -65,7 +76,8 @@ def train_spec_from_args(args: argparse.Namespace):
         worker_resources=parse_worker_resources(args.worker_resources), check_all_images=args.check_all_images,
         name=args.name, address=args.address, cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed,
         num_samples=args.samples, checkpoint_interval=args.checkpoint_interval,
-        keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures)
+        keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, load_from=args.load_from,
+        deterministic=args.deterministic, amp=args.amp)
 
 
 def parse_worker_resources(items: list[str]) -> dict[str, float]:
@@ -84,8 +96,10 @@ def parse_worker_resources(items: list[str]) -> dict[str, float]:
 def run_train(args: argparse.Namespace) -> int:
     """Train, then print the AP table and where everything is."""
     from yolor_ray.results import format_ap_table
-    from yolor_ray.train import run_training
+    from yolor_ray.train import describe_run, prepare_run, run_training
 
+    if args.dry_run:
+        return print_dry_run(describe_run(prepare_run(train_spec_from_args(args))), args.dry_run)
     record = run_training(train_spec_from_args(args))
     run_dir = record["location"]
     restarts = f", {record['restarts']} restart(s)" if record["restarts"] else ""
@@ -94,6 +108,18 @@ def run_train(args: argparse.Namespace) -> int:
           f"{record['world_size']} worker(s), {record['wall_time_s']:.0f} s{restarts}\n")
     print(format_ap_table(record["metrics"]))
     print(f"\nresults: {run_dir}/results.json\n         beside it: {', '.join(record['artifacts'])}")
+    return 0
+
+
+def print_dry_run(plan: tuple[str, str], config_out: str) -> int:
+    """``--dry-run``: the plan on stdout; the merged config on stdout ('-') or to a file."""
+    summary, config_text = plan
+    print(summary)
+    if config_out == "-":
+        print("\n# merged config\n" + config_text)
+    else:
+        Path(config_out).write_text(config_text)
+        print(f"merged config: {config_out}")
     return 0
 
 
@@ -150,8 +176,10 @@ def sweep_spec_from_args(args: argparse.Namespace):
 def run_tune(args: argparse.Namespace) -> int:
     """Run a sweep, then print its leaderboard and where everything is."""
     from yolor_ray.leaderboard import LEADERBOARD_MD, format_leaderboard
-    from yolor_ray.sweep import run_sweep
+    from yolor_ray.sweep import describe_sweep, prepare_sweep, run_sweep
 
+    if args.dry_run:
+        return print_dry_run(describe_sweep(prepare_sweep(sweep_spec_from_args(args))), args.dry_run)
     board = run_sweep(sweep_spec_from_args(args))
     print("\n" + format_leaderboard(board))
     print(f"sweep: {board['location']}/leaderboard.json\n       beside it: {LEADERBOARD_MD}, trials.png, "
@@ -191,7 +219,10 @@ def run_fuse(args: argparse.Namespace) -> int:
     """Fold implicit knowledge into neighbouring layers for deploy (docs/implicit.md)."""
     from yolor_ray.implicit import fuse_checkpoint
 
-    result = fuse_checkpoint(args.config, args.checkpoint, args.out)
+    try:
+        result = fuse_checkpoint(args.config, args.checkpoint, args.out)
+    except FileNotFoundError as err:  # a missing checkpoint is bad input, not a crash
+        raise ValueError(str(err)) from None
     print(result.report.summary())
     print(f"deploy checkpoint: {result.checkpoint}\ndeploy config:     {result.config}")
     return 0

@@ -38,8 +38,11 @@ class ConfigError(ValueError):
 
 
 def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> Config:
-    """Read a config file and apply ``--cfg-options``; reject typos MMEngine would ignore."""
+    """Read a config file (and apply ``cfg_options``, see :func:`apply_cfg_options`);
+    reject typos MMEngine would ignore."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config {str(path)!r} is a directory; pass an MMEngine Python config file (.py) in it")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found")
     if path.suffix != ".py":
@@ -47,7 +50,7 @@ def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> 
     try:
         cfg = Config.fromfile(str(path.resolve()))
     except Exception as err:  # MMEngine raises many kinds for broken files
-        raise ConfigError(f"config file {str(path)!r} could not be read: {type(err).__name__}: {err}") from None
+        raise ConfigError(f"config file {str(path)!r} could not be read: {_describe_load_error(err, path)}") from None
     for key in cfg.keys():
         if key in RUNNER_KEYS:
             continue
@@ -57,11 +60,33 @@ def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> 
                               f"MMEngine would silently ignore it")
     if "model" not in cfg:
         raise ConfigError(f"config file {str(path)!r} defines no 'model'")
-    if cfg_options:
-        for dotted in cfg_options:
-            _check_key_exists(cfg, dotted)
-        cfg.merge_from_dict(cfg_options)
+    apply_cfg_options(cfg, cfg_options)
     return cfg
+
+
+def _describe_load_error(err: Exception, path: Path) -> str:
+    """``Type: message``; for an empty message (``raise RuntimeError()`` in a config), where it was raised."""
+    import traceback
+
+    message = " ".join(str(err).split())
+    if message:
+        return f"{type(err).__name__}: {message}"
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).name == path.name]
+    where = f" at line {frames[-1].lineno} ({frames[-1].line.strip()!r})" if frames and frames[-1].line else ""
+    return f"{type(err).__name__} with no message{where}; run `python {path}` to see where it fails"
+
+
+def apply_cfg_options(cfg: Config, cfg_options: dict[str, Any] | None) -> None:
+    """Merge ``--cfg-options`` into ``cfg``, after every other change (the user's options win).
+
+    A key must exist, or be new under an existing dict (``optim_wrapper.accumulative_counts``),
+    unless it closely matches a key beside it (``num_clases`` next to ``num_classes``: a typo).
+    """
+    if not cfg_options:
+        return
+    for dotted in cfg_options:
+        _check_key(cfg, dotted)
+    cfg.merge_from_dict(cfg_options)
 
 
 def parse_cfg_options(items: Iterable[str]) -> dict[str, Any]:
@@ -78,18 +103,25 @@ def parse_cfg_options(items: Iterable[str]) -> dict[str, Any]:
     return options
 
 
-def _check_key_exists(cfg: Config, dotted: str) -> None:
+def _check_key(cfg: Config, dotted: str) -> None:
     node: Any = cfg._cfg_dict  # a ConfigDict (a dict); Config itself is not
     walked = []
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
         if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         elif isinstance(node, dict) and part in node:
             node = node[part]
         else:
             where = ".".join(walked) or "the config"
-            valid = sorted(node.keys()) if isinstance(node, dict) else []
+            valid = sorted(map(str, node.keys())) if isinstance(node, dict) else []
             hint = difflib.get_close_matches(part, valid, n=1)
+            # A new last key under a dict is an addition (MMEngine's tools allow it), unless it
+            # reads like a typo of a key beside it. New top-level keys stay errors: MMEngine ignores them.
+            if depth == len(parts) - 1 and depth > 0 and isinstance(node, dict):
+                close = difflib.get_close_matches(part, valid, n=1, cutoff=0.8)
+                if not close:
+                    return
             raise ConfigError(
                 f"unknown config key {dotted!r}: {where} has no {part!r}"
                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
@@ -265,3 +297,57 @@ def set_batch_size(cfg: Config, batch_size: int) -> None:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size must be an int >= 1, got {batch_size!r}")
     cfg.train_dataloader.batch_size = batch_size
+
+
+AMP_WRAPPERS = {"fp16": "AmpOptimWrapper", "bf16": "BF16OptimWrapper"}
+
+
+def set_amp(cfg: Config, mode: str) -> None:
+    """Mixed precision: fp16 with MMEngine's AmpOptimWrapper (GPU, dynamic loss scale), bf16 with
+    our BF16OptimWrapper (GPU or CPU; bf16 keeps fp32's range, so no loss scale)."""
+    if mode not in AMP_WRAPPERS:
+        raise ConfigError(f"amp must be one of {', '.join(AMP_WRAPPERS)}, got {mode!r}")
+    wrapper = cfg.optim_wrapper
+    if wrapper.get("type", "OptimWrapper") not in ("OptimWrapper", *AMP_WRAPPERS.values()):
+        raise ConfigError(f"--amp needs optim_wrapper.type OptimWrapper, got {wrapper.get('type')!r}")
+    wrapper["type"] = AMP_WRAPPERS[mode]
+    if mode == "fp16":
+        wrapper.setdefault("loss_scale", "dynamic")
+    else:
+        wrapper.pop("loss_scale", None)
+
+
+IMPLICIT_CONSTRUCTOR = "YOLOROptimWrapperConstructor"
+
+
+def use_implicit_recipe(cfg: Config) -> None:
+    """YOLOR's recipe for a YOLOR model: its implicit tensors out of weight decay
+    (``implicit.weight_decay=False``, the default), through our optim-wrapper constructor."""
+    if cfg.model.get("type") != "YOLOR" or cfg.get("optim_wrapper") is None:
+        return
+    constructor = cfg.optim_wrapper.get("constructor", "DefaultOptimWrapperConstructor")
+    if constructor not in ("DefaultOptimWrapperConstructor", IMPLICIT_CONSTRUCTOR):
+        raise ConfigError(f"optim_wrapper.constructor {constructor!r} cannot keep implicit tensors out of weight "
+                          f"decay; use {IMPLICIT_CONSTRUCTOR!r} (MMEngine's default plus that rule) or none")
+    cfg.optim_wrapper["constructor"] = IMPLICIT_CONSTRUCTOR
+
+
+SKIPPING_LOADER = "LoadImageOrSkip"
+
+
+def skip_unreadable_images(cfg: Config) -> None:
+    """Training skips an image that cannot be read (another one is drawn; counted in the log)
+    instead of stopping the run; validation still needs every image (checked up front)."""
+    for step in innermost_dataset(cfg.train_dataloader).get("pipeline") or []:
+        if isinstance(step, dict) and step.get("type") == "LoadImageFromFile":
+            step["type"] = SKIPPING_LOADER
+
+
+def dist_timeout_s(cfg: Config) -> float | None:
+    """``env_cfg.dist_cfg.timeout`` (seconds, as in MMEngine), checked; None when unset."""
+    timeout = ((cfg.get("env_cfg") or {}).get("dist_cfg") or {}).get("timeout")
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigError(f"env_cfg.dist_cfg.timeout must be a number of seconds > 0, got {timeout!r}")
+    return float(timeout)

@@ -11,6 +11,7 @@ Layout (the COCO layout MMDetection's ``CocoDataset`` expects)::
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import logging
@@ -230,6 +231,9 @@ def inspect_coco_split(root: str | os.PathLike, split: str, check_all_images: bo
     count of files in its folder; ``check_all_images`` looks for every one.
     """
     root = Path(root)
+    if root.is_file():
+        raise DatasetError(f"dataset path {str(root)!r} is a file; --data takes a COCO-layout folder "
+                           f"(annotations/instances_{{{','.join(SPLITS)}}}.json and {{{','.join(SPLITS)}}}/ images)")
     if not root.is_dir():
         raise DatasetError(f"dataset folder {str(root)!r} does not exist (make one with: yolor-ray make-shapes {root})")
     ann = annotation_file(root, split)
@@ -264,6 +268,9 @@ def inspect_coco_split(root: str | os.PathLike, split: str, check_all_images: bo
     if num_files < len(images) and not check_all_images:
         log.warning("%s lists %d images but %s holds %d file(s); a sample of %d was found. Pass "
                     "--check-all-images to look for every one", ann, len(images), image_dir, num_files, len(checked))
+    check_category_ids(coco, ann)
+    # Headers of some of the images just found (reading every header is the loader's job).
+    check_image_headers([image_dir / str(img.get("file_name")) for img in image_sample(checked, HEADER_SAMPLE)])
     categories = sorted(coco["categories"], key=lambda c: c["id"])
     return CocoSplitInfo(
         ann_file=ann.resolve(),
@@ -285,7 +292,9 @@ class CocoFolder:
 
 
 def inspect_coco_folder(root: str | os.PathLike, check_all_images: bool = False) -> CocoFolder:
-    return CocoFolder(Path(root).resolve(), *(inspect_coco_split(root, split, check_all_images) for split in SPLITS))
+    folder = CocoFolder(Path(root).resolve(), *(inspect_coco_split(root, split, check_all_images) for split in SPLITS))
+    check_splits_agree(folder.train, folder.val)
+    return folder
 
 
 def fingerprint_differences(ann_file: Path, image_dir: Path, expected: SplitFingerprint) -> list[str]:
@@ -299,3 +308,41 @@ def fingerprint_differences(ann_file: Path, image_dir: Path, expected: SplitFing
     if num_files != expected.num_image_files:
         problems.append(f"{str(image_dir)!r} holds {num_files} file(s), the driver's {expected.num_image_files}")
     return problems
+
+
+HEADER_SAMPLE = 64  # images whose headers are read up front, spread over the split
+
+
+def check_category_ids(coco: dict, ann: Path) -> None:
+    """Annotations whose category is not among ``categories`` would be dropped silently."""
+    known = {c.get("id") for c in coco["categories"]}
+    unknown = collections.Counter(a.get("category_id") for a in coco.get("annotations") or []
+                                  if a.get("category_id") not in known)
+    if unknown:
+        listed = ", ".join(f"{cid!r} ({n}x)" for cid, n in sorted(unknown.items(), key=lambda kv: str(kv[0]))[:5])
+        raise DatasetError(f"{sum(unknown.values())} annotations in {str(ann)!r} have a category_id that is not in "
+                           f"its categories: {listed}; valid ids: {', '.join(map(str, sorted(known, key=str)))}")
+
+
+def check_image_headers(paths) -> None:
+    """Open each image and verify it (PIL reads the header; PNG's chunk checksums too):
+    unreadable or truncated files fail here, before Ray starts."""
+    bad = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as err:  # PIL raises many kinds for broken files
+            bad.append((path, f"{type(err).__name__}: {' '.join(str(err).split())}"))
+    if bad:
+        path, reason = bad[0]
+        raise DatasetError(f"{len(bad)} of {len(paths)} images checked cannot be read, e.g. {str(path)!r} ({reason}); "
+                           "fix or remove them from the annotations")
+
+
+def check_splits_agree(train: CocoSplitInfo, val: CocoSplitInfo) -> None:
+    """Validation is scored against the training classes: the two must be the same."""
+    if train.classes != val.classes:
+        raise DatasetError(f"the val categories {list(val.classes)!r} ({val.ann_file}) differ from the train "
+                           f"categories {list(train.classes)!r} ({train.ann_file}); both splits must list the same "
+                           "categories in the same id order")

@@ -7,14 +7,21 @@ MMEngine's own Runner outside Ray.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 from collections import defaultdict
+from contextlib import contextmanager
 
+import torch
+from mmcv.transforms import LoadImageFromFile
+from mmdet.registry import TRANSFORMS
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
-from mmengine.registry import HOOKS, MODEL_WRAPPERS
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.registry import HOOKS, MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 from mmengine.runner import CheckpointLoader
 
 from yolor_ray.checkpoint import TRUSTED_PREFIX, load_checkpoint_file
@@ -28,8 +35,8 @@ RUN_STATE_FILE = "run_state.json"  # per-epoch metrics so far and restarts, besi
 
 @CheckpointLoader.register_scheme(prefixes=TRUSTED_PREFIX)
 def load_trusted_checkpoint(filename: str, map_location=None):
-    """MMEngine loads ``yolor-trusted://PATH`` (our own checkpoints, e.g. on resume)
-    with ``weights_only=True`` and our allow-list instead of its bare ``torch.load``."""
+    """MMEngine loads ``yolor-trusted://PATH`` (ours on resume, a user's ``load_from``)
+    with ``weights_only=True`` and our allow-list (checkpoint.py) instead of its bare ``torch.load``."""
     return load_checkpoint_file(filename[len(TRUSTED_PREFIX):], map_location=map_location)
 
 
@@ -44,6 +51,76 @@ class CPUFriendlyDDP(MMDistributedDataParallel):
     def __init__(self, module, device_ids=None, **kwargs):
         on_cpu = next(module.parameters()).device.type == "cpu"
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class YOLOROptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """MMEngine's default constructor plus YOLOR's recipe: implicit tensors get no weight
+    decay (decay pulls an ImplicitM's z toward 0, not its init 1), unless the model's
+    ``implicit.weight_decay`` is True. Every other rule of ``paramwise_cfg`` applies as usual."""
+
+    def __call__(self, model):
+        from yolor_ray.implicit import is_implicit_key
+
+        inner = model.module if hasattr(model, "module") else model
+        spec = getattr(inner, "implicit_spec", None)
+        self._no_decay = set() if spec is None or spec.weight_decay else {
+            id(p) for name, p in inner.named_parameters() if is_implicit_key(name)}
+        if self._no_decay and not self.paramwise_cfg:
+            self.paramwise_cfg = dict(custom_keys={})  # per-parameter groups, all else as without it
+        return super().__call__(model)
+
+    def add_params(self, params, module, prefix="", is_dcn_module=None):
+        super().add_params(params, module, prefix, is_dcn_module)
+        if prefix == "":  # the outermost call: every group is in
+            for group in params:
+                if any(id(p) in self._no_decay for p in group["params"]):
+                    group["weight_decay"] = 0.0
+
+
+@OPTIM_WRAPPERS.register_module()
+class BF16OptimWrapper(OptimWrapper):
+    """bf16 autocast around the forward pass, on GPU or CPU. MMEngine's AmpOptimWrapper
+    asserts a GPU; bf16 has fp32's exponent range, so no loss scaling is needed."""
+
+    skipped_steps = 0
+
+    @contextmanager
+    def optim_context(self, model):
+        device = next(model.parameters()).device.type
+        with super().optim_context(model), torch.autocast(device_type=device, dtype=torch.bfloat16):
+            yield
+
+    def step(self, **kwargs) -> None:
+        # As AMP's grad scaler does for fp16: a step whose gradients are not finite is
+        # skipped (seen with CPU bf16 convs on 1x1 feature maps), not applied as NaN weights.
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.detach().float().abs().max() for g in grads])).all():
+            self.skipped_steps += 1
+            print_log(f"bf16: gradients not finite, step skipped ({self.skipped_steps} so far)", logger="current",
+                      level=logging.WARNING)
+            self.optimizer.zero_grad()
+            return
+        super().step(**kwargs)
+
+
+@TRANSFORMS.register_module()
+class LoadImageOrSkip(LoadImageFromFile):
+    """``LoadImageFromFile`` that gives None for an image it cannot read, so a training
+    dataset draws another (MMEngine's BaseDataset refetches); each skip is logged with
+    the count so far in this data-loading process."""
+
+    skipped = 0
+
+    def transform(self, results):
+        try:
+            return super().transform(results)
+        except Exception as err:  # unreadable, truncated, or not an image
+            LoadImageOrSkip.skipped += 1
+            print_log(f"skipped unreadable image {results.get('img_path')!r} ({type(err).__name__}: {err}); "
+                      f"{LoadImageOrSkip.skipped} skipped so far in this process", logger="current",
+                      level=logging.WARNING)
+            return None
 
 
 @HOOKS.register_module()
@@ -80,11 +157,23 @@ class RayTrainReportHook(Hook):
     def after_train_epoch(self, runner):
         epoch = runner.epoch + 1  # the loop increments after this hook
         self._train_record = {"epoch": epoch, "iter": runner.iter}
-        self._train_record.update({f"train/{k}": v / max(self._loss_count, 1) for k, v in self._loss_sums.items()})
+        self._train_record.update(self._mean_losses())
         self._loss_sums.clear()
         self._loss_count = 0
         if not self._validates_after(runner, epoch):
             self._report(runner, {})
+
+    def _mean_losses(self) -> dict:
+        """Each loss's mean over this epoch's iterations of every rank (a collective: all ranks
+        call it after each training epoch), not rank 0's alone."""
+        from mmengine.dist import all_reduce, is_distributed
+
+        keys = sorted(self._loss_sums)
+        totals = torch.tensor([self._loss_sums[k] for k in keys] + [float(self._loss_count)], dtype=torch.float64)
+        if is_distributed():
+            all_reduce(totals, op="sum")
+        count = max(totals[-1].item(), 1.0)
+        return {f"train/{k}": v / count for k, v in zip(keys, totals[:-1].tolist())}
 
     def after_val_epoch(self, runner, metrics=None):
         if self._train_record is None:  # a val run outside training (runner.val())
@@ -92,8 +181,8 @@ class RayTrainReportHook(Hook):
         self._report(runner, _with_empty_coco_as_zero(runner, dict(metrics or {})))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # The message hub's smoothing buffers pickle bound methods (``getattr``), which
-        # torch's weights_only loader rightly refuses; resuming does not need them.
+        # The message hub's smoothing buffers pickle their statistic methods through
+        # ``getattr``; our loader maps that, but resuming does not need them: keep files small.
         message_hub = checkpoint.get("message_hub")
         if isinstance(message_hub, dict):
             message_hub["log_scalars"] = {}

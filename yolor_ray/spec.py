@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+AMP_MODES = (None, "fp16", "bf16")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -41,6 +42,9 @@ class TrainSpec:
     checkpoint_interval: int = 1
     keep_checkpoints: int = 2
     max_failures: int = 3
+    load_from: str | None = None  # a checkpoint to start from: a local path or s3://bucket/key
+    deterministic: bool = False  # MMEngine's randomness.deterministic (cuDNN / torch deterministic algorithms)
+    amp: str | None = None  # None, 'fp16' (GPU) or 'bf16' (GPU or CPU)
 
     def __post_init__(self):
         object.__setattr__(self, "config", Path(self.config))
@@ -60,6 +64,12 @@ class TrainSpec:
             if key in ("CPU", "GPU", "memory") or not isinstance(amount, (int, float)) or amount <= 0:
                 raise ValueError(f"TrainSpec(worker_resources) takes custom resources with amounts > 0 (CPUs and "
                                  f"GPUs have their own options), got {key}={amount!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"TrainSpec(amp) must be one of {', '.join(map(repr, AMP_MODES))}, got {self.amp!r}")
+        if self.amp == "fp16" and not self.use_gpu:
+            raise ValueError("TrainSpec(amp='fp16') needs --gpu (fp16 autocast is CUDA only); on a CPU use --amp bf16")
+        if self.load_from is not None and (not isinstance(self.load_from, str) or not self.load_from):
+            raise ValueError(f"TrainSpec(load_from) must be a path or s3://bucket/key, got {self.load_from!r}")
         if self.name is not None and not RUN_NAME.match(self.name):
             raise ValueError(f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "
                              f"got {self.name!r}")

@@ -96,6 +96,13 @@ class LocalStorage:
         if not existing.is_dir() or not os.access(existing, os.W_OK):
             raise StorageError(f"storage folder {str(self.root)!r} cannot be created or written "
                                f"({str(existing)!r} is not a writable folder)")
+        # os.access says yes to root, and some filesystems (/proc, read-only mounts) refuse
+        # mkdir anyway: probe with a folder that is removed at once.
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".yolor-ray-probe-", dir=existing))
+        except OSError as err:
+            raise StorageError(f"storage folder {str(self.root)!r} cannot be created or written "
+                               f"(creating a folder in {str(existing)!r} failed: {err.strerror})") from None
 
     def exists(self, *parts: str) -> bool:
         return self.root.joinpath(*parts).exists()

@@ -156,7 +156,8 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     # One trial's run, checked in full (config, data, the YOLOR model builds).
     first = {d.key: d.values()[0] for d in space.dimensions}
     prepared = prepare_run(trial_for(trial_spec, first, base_implicit, "check"), data)
-    fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, space=space.to_config(),
+    fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, run=prepared.fingerprint,
+                                                 space=space.to_config(),
                                                  search=search, trials=spec.trials, metric=spec.metric,
                                                  mode=spec.mode, grace_period=spec.grace_period,
                                                  reduction_factor=spec.reduction_factor,
@@ -376,3 +377,21 @@ def _searcher(search: str, seed: int, max_concurrent: int):
 
 def _describe(resources: dict, keys: dict | None = None) -> str:
     return ", ".join(f"{resources.get(k, 0):g} {k}" for k in (keys or resources))
+
+
+def describe_sweep(plan: PreparedSweep) -> tuple[str, str]:
+    """``--dry-run`` of a sweep: its settings, then the first trial as a run would print it."""
+    from yolor_ray.train import describe_run, prepare_run
+
+    first = {d.key: d.values()[0] for d in plan.space.dimensions}
+    trial, config_text = describe_run(prepare_run(trial_for(plan.trial_spec, first, plan.base_implicit, "first")))
+    spec = plan.spec
+    lines = [
+        f"sweep:    {plan.location} ({'resuming the unfinished sweep' if plan.resuming else 'a new sweep'})",
+        f"trials:   {spec.trials} by {plan.search} search, {plan.epochs} epochs each, ranked by {spec.metric} "
+        f"({spec.mode}), " + ("ASHA early stopping" if spec.early_stopping else "no early stopping"),
+        f"space:    {json.dumps(plan.space.to_config())}",
+        "first trial:",
+        *("  " + line for line in trial.splitlines()),
+    ]
+    return "\n".join(lines), config_text

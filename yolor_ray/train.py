@@ -13,14 +13,17 @@ ties a run name to its config, so a name cannot be resumed with another config.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from yolor_ray.registry import CHECKPOINT_FILE, RUN_STATE_FILE
 from yolor_ray.spec import TrainSpec
 from yolor_ray.storage import StorageSpec, open_storage
 
+COLLECT_DEVICES = ("cpu", "gpu")  # where evaluators gather results: 'gpu' for multi-node GPU runs
 RUN_FILE = "run.json"  # written before training: which config this run name belongs to
 RAY_SNAPSHOT_FILE = "checkpoint_manager_snapshot.json"  # Ray Train's list of registered checkpoints
 
@@ -63,6 +67,7 @@ class PreparedRun:
     num_params: int
     fingerprint: str
     resuming: bool
+    checks: dict = field(default_factory=dict)  # what the driver found: data counts, load_from's keys
     data: CocoFolder | None = None  # the checked --data folder (None: the config's own dataset)
 
     @property
@@ -76,7 +81,8 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
     ``data``: ``spec.data_root`` already inspected (a sweep parses its annotation files
     once, not once per trial).
     """
-    cfg = cfglib.load_config(spec.config, spec.cfg_options)
+    cfg = cfglib.load_config(spec.config)
+    checks = {}
     if spec.implicit is not None:
         cfglib.set_implicit(cfg, spec.implicit)
     if spec.data_root is not None:
@@ -84,28 +90,81 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
             data = inspect_coco_folder(spec.data_root, spec.check_all_images)
         cfglib.use_coco_folder(cfg, data.train, data.val)
         classes = data.train.classes
+        checks.update({split: f"{info.num_images} images, {info.num_annotations} annotations ({info.ann_file})"
+                       for split, info in (("train", data.train), ("val", data.val))})
     else:
         data = None
-        classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
-        _check_config_annotations(cfg)
     if spec.small:
         cfglib.make_small(cfg, spec.image_size)
     if spec.epochs is not None:
         cfglib.set_epochs(cfg, spec.epochs)
     if spec.batch_size is not None:
         cfglib.set_batch_size(cfg, spec.batch_size)
-    cfg.randomness = dict(seed=spec.seed)
-    num_params = count_parameters(cfg)
+    cfg.randomness = dict(seed=spec.seed, deterministic=spec.deterministic)
+    if spec.amp is not None:
+        cfglib.set_amp(cfg, spec.amp)
+    cfglib.use_implicit_recipe(cfg)
+    cfglib.skip_unreadable_images(cfg)
+    cfglib.apply_cfg_options(cfg, spec.cfg_options)  # last: the user's own options win
+    if spec.load_from is not None:
+        cfg.load_from = spec.load_from
+    if spec.data_root is None:
+        classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
+        _check_config_annotations(cfg)
+    model = build_model(cfg)
+    num_params = sum(p.numel() for p in model.parameters())
+    check_runtime_parts(cfg, model)
+    if cfg.get("load_from"):
+        if isinstance(cfg.load_from, str) and "://" not in cfg.load_from:
+            cfg.load_from = str(Path(cfg.load_from).expanduser().resolve())  # Ray moves workers' cwd
+        checks["load_from"] = f"{cfg.load_from}: {check_load_from(cfg, model, spec.s3_endpoint)}"
 
     storage = open_storage(StorageSpec(spec.storage, spec.s3_endpoint))
     storage.check()
     name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
-    fingerprint = hashlib.sha256(cfg.pretty_text.encode()).hexdigest()[:16]
-    resuming = _check_run_name(storage, name, fingerprint)
-    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, data)
+    fingerprint = run_fingerprint(cfg, spec)
+    resuming = _check_run_name(storage, name, fingerprint, spec)
+    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, checks, data)
 
 
-def _check_run_name(storage, name: str, fingerprint: str) -> bool:
+def describe_run(run: PreparedRun) -> tuple[str, str]:
+    """``--dry-run``: what would run (one line a fact) and the merged config."""
+    spec, cfg = run.spec, run.cfg
+    model = cfg.model
+    variant = f"{model.detector} + YOLOR {model.get('implicit', {}).to_dict()!r}" if model.type == "YOLOR" else model.type
+    batch = cfg.train_dataloader.batch_size
+    lines = [
+        "dry run: nothing was started or written",
+        f"config:   {spec.config}",
+        f"model:    {variant}, {run.num_params / 1e6:.2f}M parameters",
+        f"workers:  {spec.num_workers} x {'GPU' if spec.use_gpu else 'CPU'} ({spec.cpus_per_worker} CPU each), "
+        f"batch {batch} per worker = {batch * spec.num_workers} in total",
+        f"schedule: {cfg.train_cfg.get('max_epochs')} epochs, optimizer {cfg.optim_wrapper.optimizer.get('type')} "
+        f"lr {cfg.optim_wrapper.optimizer.get('lr')} ({cfg.optim_wrapper.get('type', 'OptimWrapper')})",
+        *(f"{key + ':':<9} {value}" for key, value in run.checks.items()),
+        f"classes:  {', '.join(run.classes) or '(from the config)'}",
+        f"storage:  {run.location} ({'resuming the unfinished run' if run.resuming else 'a new run'})",
+    ]
+    return "\n".join(lines), cfg.pretty_text
+
+
+def run_fingerprint(cfg: Config, spec: TrainSpec) -> str:
+    """The config text plus what the config does not hold but training depends on:
+    the world size (the LR scales with the total batch) and the device."""
+    text = cfg.pretty_text + json.dumps(_scale_of(spec), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _scale_of(spec: TrainSpec) -> dict:
+    return dict(num_workers=spec.num_workers, use_gpu=spec.use_gpu)
+
+
+def run_manifest(run: "PreparedRun") -> dict:
+    """run.json: which config and scale a run name belongs to."""
+    return dict(config=str(run.spec.config), fingerprint=run.fingerprint, **_scale_of(run.spec))
+
+
+def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec | None = None) -> bool:
     """True when ``name`` is an unfinished run of this config (resume it)."""
     from yolor_ray.results import RESULTS_FILE
 
@@ -118,9 +177,23 @@ def _check_run_name(storage, name: str, fingerprint: str) -> bool:
         raise RunExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray run; pick another --name")
     theirs = json.loads(manifest)
     if theirs.get("fingerprint") != fingerprint:
+        changed = _scale_changes(theirs, spec) if spec is not None else []
+        if changed:
+            raise RunExistsError(f"run {storage.location(name)!r} was started with {' and '.join(changed)}; "
+                                 "resume it with the same options, or start a new run with another --name")
         raise RunExistsError(f"run {storage.location(name)!r} belongs to a different config ({theirs.get('config')!r} "
                              f"with other settings); resume it with the same config and options, or pick another --name")
     return True
+
+
+def _scale_changes(theirs: dict, spec: TrainSpec) -> list[str]:
+    """'--num-workers 2 (now 1)', '--gpu (now without)': what differs from the run's run.json."""
+    changed = []
+    if "num_workers" in theirs and theirs["num_workers"] != spec.num_workers:
+        changed.append(f"--num-workers {theirs['num_workers']} (now {spec.num_workers})")
+    if "use_gpu" in theirs and bool(theirs["use_gpu"]) != spec.use_gpu:
+        changed.append("--gpu (now without)" if theirs["use_gpu"] else "CPU workers (now --gpu)")
+    return changed
 
 
 def _check_config_annotations(cfg: Config) -> None:
@@ -132,7 +205,7 @@ def _check_config_annotations(cfg: Config) -> None:
                                "folder (make one with: yolor-ray make-shapes DIR)")
 
 
-def count_parameters(cfg: Config) -> int:
+def build_model(cfg: Config):
     """Build the model once on the driver: catches bad model keys before Ray starts."""
     import yolor_ray  # noqa: F401  (our registrations)
     from mmdet.registry import MODELS
@@ -140,10 +213,82 @@ def count_parameters(cfg: Config) -> int:
 
     init_default_scope(cfg.get("default_scope", "mmdet"))
     try:
-        model = MODELS.build(cfg.model)
+        return MODELS.build(cfg.model)
     except Exception as err:  # TypeError for unknown keys, KeyError for unknown types
         raise cfglib.ConfigError(f"model config does not build: {type(err).__name__}: {err}") from None
-    return sum(p.numel() for p in model.parameters())
+
+
+def count_parameters(cfg: Config) -> int:
+    return sum(p.numel() for p in build_model(cfg).parameters())
+
+
+def check_runtime_parts(cfg: Config, model) -> None:
+    """Build what options can break besides the model, on the driver: the optim wrapper
+    (on the built model), the evaluators, the process-group timeout."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.optim import build_optim_wrapper
+
+    wrapper = cfg.get("optim_wrapper")
+    if wrapper is not None:
+        if wrapper.get("type") == "AmpOptimWrapper" and not _cuda_available():
+            # MMEngine's AMP wrapper asserts a GPU; the driver may have none: check what it is given.
+            _check_signature("optim_wrapper", "AmpOptimWrapper", wrapper)
+        else:
+            try:
+                build_optim_wrapper(model, copy.deepcopy(wrapper))
+            except Exception as err:
+                raise cfglib.ConfigError(f"optim_wrapper does not build: {type(err).__name__}: {err}") from None
+    for key in ("val_evaluator", "test_evaluator"):
+        for metric in cfg.get(key) if isinstance(cfg.get(key), list) else [cfg.get(key)] if cfg.get(key) else []:
+            # MMEngine checks this only when it first collects results, after a training epoch.
+            if metric.get("collect_device", "cpu") not in COLLECT_DEVICES:
+                raise cfglib.ConfigError(f"{key}.collect_device must be one of {', '.join(COLLECT_DEVICES)}, "
+                                         f"got {metric.get('collect_device')!r}")
+        if cfg.get(key):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it loads
+                    Evaluator(copy.deepcopy(cfg[key]))
+            except Exception as err:
+                raise cfglib.ConfigError(f"{key} does not build: {type(err).__name__}: {err}") from None
+    cfglib.dist_timeout_s(cfg)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_signature(key: str, type_name: str, part_cfg: dict) -> None:
+    import inspect
+
+    from mmengine.registry import OPTIM_WRAPPERS
+
+    kwargs = {k: v for k, v in part_cfg.items() if k != "type"}
+    try:
+        inspect.signature(OPTIM_WRAPPERS.get(type_name)).bind(**kwargs)
+    except TypeError as err:
+        raise cfglib.ConfigError(f"{key} does not build: TypeError: {type_name} {err}") from None
+
+
+def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> str | None:
+    """``load_from`` exists, loads under our allow-list and fits the model; returns what
+    its keys cover (also logged): e.g. only the implicit keys missing for baseline -> YOLOR."""
+    from yolor_ray.checkpoint import (CheckpointError, check_load_from_uri, compare_keys, fetch_checkpoint,
+                                      load_checkpoint_file)
+
+    uri = cfg.get("load_from")
+    if not uri:
+        return None
+    check_load_from_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="yolor-ray-load-from-") as tmp:
+        checkpoint = load_checkpoint_file(fetch_checkpoint(uri, tmp, s3_endpoint))
+    report = compare_keys(model, checkpoint)
+    if report.matched == 0:
+        raise CheckpointError(f"load_from {uri!r} does not fit {cfg.model.get('type')}: none of its keys match the "
+                              f"model ({report.summary()})")
+    log.info("load_from %s: %s", uri, report.summary())
+    return report.summary()
 
 
 def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None = None,
@@ -169,14 +314,15 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
         if data_check is not None and check_nodes and not started_local:  # a local Ray is this machine alone
             check_data_on_nodes(data_check, spec.resources_per_worker())
         if not run.resuming:
-            run.storage.write_bytes(json.dumps(dict(config=str(spec.config), fingerprint=run.fingerprint)).encode(),
-                                    run.name, RUN_FILE)
+            run.storage.write_bytes(json.dumps(run_manifest(run)).encode(), run.name, RUN_FILE)
         storage_path, storage_filesystem = run.storage.ray_storage()
         trainer = TorchTrainer(
             train_worker,
             train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
                                    checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
-                                   run_name=run.name, storage=run.storage.portable_spec()),
+                                   run_name=run.name, storage=run.storage.portable_spec(),
+                                   s3_endpoint=spec.s3_endpoint),
+            torch_config=_torch_config(run.cfg),
             scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
                                          resources_per_worker=spec.resources_per_worker()),
             run_config=RunConfig(
@@ -259,6 +405,14 @@ def remove_partial_checkpoints(storage, name: str) -> list[str]:
     return orphans
 
 
+def _torch_config(cfg: Config):
+    """Ray sets up the process group, so MMEngine never reads ``env_cfg.dist_cfg.timeout``: Ray gets it."""
+    from ray.train.torch import TorchConfig
+
+    timeout_s = cfglib.dist_timeout_s(cfg)
+    return TorchConfig() if timeout_s is None else TorchConfig(timeout_s=timeout_s)
+
+
 def _connect_ray(spec: TrainSpec) -> bool:
     """Start a private local Ray (returns True) or connect to ``spec.address``."""
     import ray
@@ -298,6 +452,21 @@ def _check_cluster_fits(spec: TrainSpec, fixed_size: bool) -> None:
             + ". Use fewer --num-workers or --cpus-per-worker, or --address of a larger cluster")
     log.warning("the cluster has too few resources right now (%s); waiting for the autoscaler to add nodes",
                 "; ".join(short))
+
+
+def _fetch_load_from(uri: str, work_dir: str, s3_endpoint: str | None) -> str:
+    """``load_from`` through our allow-listed loader (and our own s3:// download)."""
+    from yolor_ray.checkpoint import fetch_checkpoint
+
+    return TRUSTED_PREFIX + str(fetch_checkpoint(uri, work_dir, s3_endpoint).resolve())
+
+
+def _sync_buffers_hook(cfg: Config) -> list[dict]:
+    """BN statistics averaged over ranks after each training epoch, before validation and the
+    checkpoint: the AP reported is the AP of the model stored (not each rank's own BN)."""
+    if any(h.get("type") == "SyncBuffersHook" for h in cfg.get("custom_hooks", [])):
+        return []
+    return [dict(type="SyncBuffersHook")]
 
 
 def train_worker(config: dict) -> None:
@@ -348,8 +517,10 @@ def train_worker(config: dict) -> None:
         cfg.load_from = TRUSTED_PREFIX + str(Path(work_dir) / CHECKPOINT_FILE)
         cfg.resume = True
         report_hook.update(history=state["history"], restarts=state["restarts"] + 1)
+    elif cfg.get("load_from"):
+        cfg.load_from = _fetch_load_from(cfg.load_from, work_dir, config.get("s3_endpoint"))
     storage = dict(uri=config["storage"].uri, endpoint=config["storage"].endpoint)
-    cfg.custom_hooks = [*cfg.get("custom_hooks", []), report_hook,
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), *_sync_buffers_hook(cfg), report_hook,
                         dict(type="StorageLogHook", storage=storage, run_name=config["run_name"])]
     runner = None
     try:

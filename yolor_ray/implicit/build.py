@@ -59,6 +59,7 @@ def build_yolor(detector: str = None, implicit: Mapping | ImplicitSpec | None = 
     with DefaultScope.overwrite_default_scope(scope):
         model = _detector_registry().build(ConfigDict(type=check_detector(detector), **detector_cfg))
     attach_implicit(model, spec)
+    model.implicit_spec = spec  # read by YOLOROptimWrapperConstructor (weight decay)
     return model
 
 

@@ -311,6 +311,9 @@ def fuse_checkpoint(config_or_cfg: Any, checkpoint_in: str | Path, out: str | Pa
     fuse = fuse_implicit(model)
 
     cfg.model = deploy_model_cfg(cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model), model)
+    if cfg.model.get("type") != YOLOR_TYPE and (cfg.get("optim_wrapper") or {}).get("constructor") == \
+            "YOLOROptimWrapperConstructor":
+        cfg.optim_wrapper.pop("constructor")  # fully folded: the plain baseline's config
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = dict(checkpoint.get("meta") or {})

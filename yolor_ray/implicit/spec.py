@@ -14,6 +14,7 @@ In a config::
             init=dict(add=dict(mean=0.0, std=0.02), multiply=dict(mean=1.0, std=0.02),
                       concat=dict(mean=0.0, std=0.02)),
             concat_channels=8,                    # C of an ImplicitC
+            weight_decay=False,                   # implicit tensors out of weight decay (YOLOR's recipe)
         ),
         ...)                                      # every other key: the base detector's
 
@@ -205,8 +206,11 @@ class ImplicitSpec:
     dim: int = DEFAULT_DIM
     init: InitsSpec = field(default_factory=InitsSpec)
     concat_channels: int = DEFAULT_CONCAT_CHANNELS
+    # YOLOR's recipe: implicit tensors in the no-decay group (decay would pull an ImplicitM's
+    # z toward 0 rather than its init 1); True gives them the optimizer's weight decay.
+    weight_decay: bool = False
 
-    KEYS = ("placements", "modeling", "atoms", "dim", "init", "concat_channels")
+    KEYS = ("placements", "modeling", "atoms", "dim", "init", "concat_channels", "weight_decay")
 
     def __post_init__(self):
         if not isinstance(self.placements, tuple) or not all(isinstance(p, PlacementSpec) for p in self.placements):
@@ -218,6 +222,8 @@ class ImplicitSpec:
         check_positive_int(self.atoms, "ImplicitSpec(atoms)")
         check_positive_int(self.dim, "ImplicitSpec(dim)")
         check_positive_int(self.concat_channels, "ImplicitSpec(concat_channels)")
+        if not isinstance(self.weight_decay, bool):
+            raise ValueError(f"ImplicitSpec(weight_decay) must be True or False, got {self.weight_decay!r}")
         if not isinstance(self.init, InitsSpec):
             raise ValueError(f"ImplicitSpec(init) must be an InitsSpec, got {self.init!r}")
 
@@ -246,7 +252,7 @@ class ImplicitSpec:
     def to_config(self) -> dict:
         return dict(placements=[p.to_config() for p in self.placements], modeling=self.modeling, atoms=self.atoms,
                     dim=self.dim, init={op: asdict(self.init.for_operator(op)) for op in OPERATORS},
-                    concat_channels=self.concat_channels)
+                    concat_channels=self.concat_channels, weight_decay=self.weight_decay)
 
 
 __all__ = ["DEFAULT_PLACEMENTS", "ImplicitSpec", "InitSpec", "InitsSpec", "MODELINGS", "PLACEMENTS", "PlacementSpec",
