@@ -33,9 +33,17 @@ def test_yolor_config_trains_with_mmengine_runner(shapes_dir, tmp_path):
     runner = Runner.from_cfg(cfg)
     start = {n: p.detach().clone() for n, p in runner.model.named_parameters() if is_implicit_key(n)}
     assert len(start) == 5 + 3  # five FPN levels, three ATSS prediction layers
+    got_gradient = set()
+    for name, p in runner.model.named_parameters():
+        if name in start:
+            p.register_hook(lambda g, name=name: got_gradient.add(name) if g.abs().max() > 0 else None)
     runner.train()
-    moved = [n for n, p in runner.model.named_parameters() if n in start and not torch.equal(p.detach(), start[n])]
-    assert sorted(moved) == sorted(start)
+    assert got_gradient == set(start)
+    # No weight decay on implicit tensors (YOLOR's recipe): only gradients move them, and in a
+    # few warm-up steps at 64 px the FPN levels' (~1e-6) may stay under float32's step; the
+    # prediction layers' move.
+    moved = {n for n, p in runner.model.named_parameters() if n in start and not torch.equal(p.detach(), start[n])}
+    assert {n for n in start if n.startswith("bbox_head.")} <= moved
 
     # a baseline checkpoint of the same detector loads through the Runner's load_from:
     # only the implicit keys are reported missing and keep their init

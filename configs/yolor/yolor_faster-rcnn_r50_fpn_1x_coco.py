@@ -9,3 +9,5 @@ model = dict(
         placements=['fpn', 'pred'],
         modeling='vector',
         init=dict(add=dict(mean=0.0, std=0.02), multiply=dict(mean=1.0, std=0.02))))
+# YOLOR's recipe: implicit tensors out of weight decay (docs/implicit.md#weight-decay).
+optim_wrapper = dict(constructor='YOLOROptimWrapperConstructor')
