@@ -178,6 +178,14 @@ TRAIN_LINE = re.compile(r"Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/(\d+)\]")
 RESUMED = re.compile(r"resumed epoch: (\d+), iter: (\d+)")
 
 
+def _registered_checkpoint(client, bucket) -> bool:
+    try:
+        snapshot = client.get_object(Bucket=bucket, Key="runs/lost-node/checkpoint_manager_snapshot.json")
+    except client.exceptions.NoSuchKey:
+        return False
+    return "checkpoint_" in snapshot["Body"].read().decode()
+
+
 def test_lost_node_resumes_from_last_checkpoint(cluster, s3_endpoint, s3, tiny_data):
     """Node 2 killed (its raylet and workers, by pid) mid-epoch, then started again."""
     bucket, client = s3
@@ -197,9 +205,8 @@ def test_lost_node_resumes_from_last_checkpoint(cluster, s3_endpoint, s3, tiny_d
             assert time.monotonic() < deadline, "".join(lines[-80:])
             lines.append(line)
             match = TRAIN_LINE.search(line)
-            if match and int(match[1]) == 2 and int(match[2]) >= 3:
-                snapshot = client.get_object(Bucket=bucket, Key="runs/lost-node/checkpoint_manager_snapshot.json")
-                assert "checkpoint_" in snapshot["Body"].read().decode()
+            # Ray registers a checkpoint after the workers move on: wait until its snapshot lists one.
+            if match and int(match[1]) >= 2 and int(match[2]) >= 3 and _registered_checkpoint(client, bucket):
                 break
         killed = cluster.kill_node2()
         time.sleep(3)
