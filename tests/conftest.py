@@ -100,3 +100,18 @@ def bucket(s3_endpoint, aws_env):
 def s3_keys(client, bucket_name: str) -> list[str]:
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket_name)
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+def config_with_user_hook(path: Path, base: Path, module: str, hook: str) -> Path:
+    """A config inheriting ``base`` with a hook from a user's own module (``custom_imports``),
+    as users bring them; the module must be importable where the config is loaded."""
+    path.write_text(f"_base_ = {str(base)!r}\n"
+                    f"custom_imports = dict(imports=['yolor_ray', {module!r}], allow_failed_imports=False)\n"
+                    f"custom_hooks = [dict(type={hook!r})]\n")
+    return path
+
+
+def env_with_test_modules(**extra: str) -> dict:
+    """This environment plus ``extra``, with tests/ on PYTHONPATH (the test hooks' modules)."""
+    return dict(os.environ, **extra,
+                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")])))

@@ -5,11 +5,10 @@ the AP that results.json holds."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
-from conftest import REPO
+from conftest import config_with_user_hook, env_with_test_modules
 from test_train_ray import ATSS, yolor_ray
 
 EPOCHS = 10
@@ -29,14 +28,10 @@ def test_reported_ap_is_the_stored_checkpoints(bigger_shapes, mmdet_checkpoint, 
 
     from yolor_ray.checkpoint import TRUSTED_PREFIX
 
-    config = tmp_path / "atss_probe.py"
-    config.write_text(f"_base_ = {str(ATSS)!r}\n"
-                      "custom_imports = dict(imports=['yolor_ray', 'bn_probe_hook'], allow_failed_imports=False)\n"
-                      "custom_hooks = [dict(type='BNProbeHook')]\n")
+    config = config_with_user_hook(tmp_path / "atss_probe.py", ATSS, "bn_probe_hook", "BNProbeHook")
     probes = tmp_path / "bn"
     probes.mkdir()
-    env = dict(os.environ, YOLOR_TEST_BN=str(probes),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")])))
+    env = env_with_test_modules(YOLOR_TEST_BN=str(probes))
     storage = tmp_path / "results"
     proc = yolor_ray("train", config, "--data", bigger_shapes, "--small", "--image-size", 128, "--epochs", EPOCHS,
                      "--batch-size", 4, "--num-workers", 2, "--storage", storage, "--name", "honest",

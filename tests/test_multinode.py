@@ -17,7 +17,7 @@ import time
 import boto3
 import pytest
 
-from conftest import REPO, s3_keys
+from conftest import REPO, config_with_user_hook, s3_keys
 from test_train_ray import ATSS
 from two_nodes import HEAD_IP, NODE2_IP, WORKER_RESOURCE, two_node_cluster
 
@@ -159,10 +159,7 @@ class FailInEpoch2Hook(Hook):
 def test_logs_in_storage_after_a_run_fails_in_epoch_2(cluster, s3_endpoint, s3, tiny_data, tmp_path):
     bucket, client = s3
     (cluster.modules / "fail_in_epoch2.py").write_text(FAILING_HOOK)  # a user's module, on every node
-    config = tmp_path / "atss_failing.py"
-    config.write_text(f"_base_ = {str(ATSS)!r}\n"
-                      "custom_imports = dict(imports=['yolor_ray', 'fail_in_epoch2'], allow_failed_imports=False)\n"
-                      "custom_hooks = [dict(type='FailInEpoch2Hook')]\n")
+    config = config_with_user_hook(tmp_path / "atss_failing.py", ATSS, "fail_in_epoch2", "FailInEpoch2Hook")
     proc = on_cluster(cluster, s3_endpoint, "train", config, *train_args(tiny_data, bucket, "fails")[2:],
                       "--epochs", 3, "--num-workers", 2, "--max-failures", 0, *ONE_PER_NODE)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]

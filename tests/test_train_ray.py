@@ -1,11 +1,10 @@
 """The train command end to end: a real local Ray, 2 gloo workers, a real small ATSS."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from conftest import REPO, config_with_user_hook, env_with_test_modules
 
 ATSS = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
 YOLOR_ATSS = REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py"
@@ -19,14 +18,11 @@ def yolor_ray(*args, timeout=900, cwd=REPO, env=None):
 def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     storage = tmp_path / "results"
     # The YOLOR config plus a module of the user's own (custom_imports): every worker imports it.
-    config = tmp_path / "yolor_atss_with_hook.py"
-    config.write_text(f"_base_ = {str(YOLOR_ATSS)!r}\n"
-                      "custom_imports = dict(imports=['yolor_ray', 'rank_marker_hook'], allow_failed_imports=False)\n"
-                      "custom_hooks = [dict(type='RankMarkerHook')]\n")
+    config = config_with_user_hook(tmp_path / "yolor_atss_with_hook.py", YOLOR_ATSS, "rank_marker_hook",
+                                   "RankMarkerHook")
     markers = tmp_path / "markers"
     markers.mkdir()
-    env = dict(os.environ, YOLOR_TEST_MARKERS=str(markers),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")])))
+    env = env_with_test_modules(YOLOR_TEST_MARKERS=str(markers))
     proc = yolor_ray("train", config, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 2,
                      "--num-workers", 2, "--storage", storage, "--name", "atss-2w", "--samples", 2, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
