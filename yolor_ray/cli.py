@@ -83,13 +83,13 @@ def train_spec_from_args(args: argparse.Namespace):
 def parse_worker_resources(items: list[str]) -> dict[str, float]:
     resources = {}
     for item in items:
-        name, sep, amount = item.partition("=")
+        name, _, amount = item.partition("=")
         try:
+            if not name:
+                raise ValueError(name)
             resources[name] = float(amount)
         except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise ValueError(f"--worker-resources entries look like NAME=AMOUNT (e.g. a10g=1), got {item!r}")
+            raise ValueError(f"--worker-resources entries look like NAME=AMOUNT (e.g. a10g=1), got {item!r}") from None
     return resources
 
 
