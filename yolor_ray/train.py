@@ -131,7 +131,9 @@ def describe_run(run: PreparedRun) -> tuple[str, str]:
     """``--dry-run``: what would run (one line a fact) and the merged config."""
     spec, cfg = run.spec, run.cfg
     model = cfg.model
-    variant = f"{model.detector} + YOLOR {model.get('implicit', {}).to_dict()!r}" if model.type == "YOLOR" else model.type
+    implicit = model.get("implicit") or {}
+    implicit = implicit.to_dict() if hasattr(implicit, "to_dict") else dict(implicit)
+    variant = f"{model.detector} + YOLOR {implicit!r}" if model.type == "YOLOR" else model.type
     batch = cfg.train_dataloader.batch_size
     lines = [
         "dry run: nothing was started or written",
