@@ -241,7 +241,7 @@ def check_runtime_parts(cfg: Config, model) -> None:
             except Exception as err:
                 raise cfglib.ConfigError(f"optim_wrapper does not build: {type(err).__name__}: {err}") from None
     for key in ("val_evaluator", "test_evaluator"):
-        for metric in cfg.get(key) if isinstance(cfg.get(key), list) else [cfg.get(key)] if cfg.get(key) else []:
+        for metric in cfglib.evaluators(cfg, (key,)):
             # MMEngine checks this only when it first collects results, after a training epoch.
             if metric.get("collect_device", "cpu") not in COLLECT_DEVICES:
                 raise cfglib.ConfigError(f"{key}.collect_device must be one of {', '.join(COLLECT_DEVICES)}, "
