@@ -288,11 +288,12 @@ def run_sweep(spec: SweepSpec) -> dict:
     try:
         need = trial_resources(plan.trial_spec)
         fixed = started_local or spec.fixed_cluster
-        fits = concurrency(ray.cluster_resources(), need, head_cpus=_head_cpus())
+        head_cpus = _head_cpus()
+        fits = concurrency(ray.cluster_resources(), need, head_cpus=head_cpus)
         if fits < 1:
             message = (f"one trial needs {_describe(need)} (1 CPU on the head for the trial, the rest for its "
                        f"{plan.trial_spec.num_workers} worker(s)), but the cluster has "
-                       f"{_describe(ray.cluster_resources(), need)} ({_head_cpus():g} CPU on the head)")
+                       f"{_describe(ray.cluster_resources(), need)} ({head_cpus:g} CPU on the head)")
             if fixed:
                 raise ClusterTooSmallError(f"the {'local ' if started_local else ''}Ray cluster can never hold a trial: "
                                            f"{message}. Use fewer "
@@ -384,7 +385,8 @@ def describe_sweep(plan: PreparedSweep) -> tuple[str, str]:
     from yolor_ray.train import describe_run, prepare_run
 
     first = {d.key: d.values()[0] for d in plan.space.dimensions}
-    trial, config_text = describe_run(prepare_run(trial_for(plan.trial_spec, first, plan.base_implicit, "first")))
+    trial, config_text = describe_run(prepare_run(trial_for(plan.trial_spec, first, plan.base_implicit, "first"),
+                                                  plan.data))
     spec = plan.spec
     lines = [
         f"sweep:    {plan.location} ({'resuming the unfinished sweep' if plan.resuming else 'a new sweep'})",
