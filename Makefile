@@ -7,7 +7,7 @@ DEMO_EPOCHS ?= 8
 DEMO_SIZE ?= 192
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -18,8 +18,13 @@ demo: setup
 	$(VENV)/bin/yolor-ray train $(DEMO_CONFIG) --data $(DEMO_DATA) --small --image-size $(DEMO_SIZE) \
 		--batch-size 4 --epochs $(DEMO_EPOCHS) --num-workers 2
 
-## test: set up, then the whole suite (CPU, real Ray / S3 endpoint / mmdet models)
-test: setup
+## lint: ruff, and the import contracts of .importlinter (one-way layers, light modules without torch)
+lint: setup
+	$(VENV)/bin/ruff check yolor_ray tests bench jobs scripts
+	$(VENV)/bin/lint-imports
+
+## test: set up, lint, then the whole suite (CPU, real Ray / S3 endpoint / mmdet models)
+test: lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 ## bench: every benchmark under bench/ (about 38 min on 2 cores), then the tables in bench/README.md

@@ -1,6 +1,6 @@
 """yolor-ray: YOLOR implicit knowledge on MMDetection detectors, trained with Ray.
 
-The heavy stack is pinned (DESIGN.md section 2). mmcv 2.1.0 has no wheel for
+The heavy stack is pinned. mmcv 2.1.0 has no wheel for
 torch 2.14 and is built from source by ``scripts/setup.sh``; install through
 ``make setup`` rather than a bare ``pip install .``.
 """
@@ -8,12 +8,10 @@ from setuptools import find_packages, setup
 
 setup(
     name="yolor-ray",
-    version="0.1.0",
+    version="0.2.0",
     description="YOLOR implicit knowledge on MMDetection detectors, trained and searched with Ray",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["yolor_ray", "yolor_ray.*"]),
-    include_package_data=True,
-    package_data={"yolor_ray": ["configs/**/*.py"]},
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.1",
@@ -32,7 +30,8 @@ setup(
     ],
     extras_require={
         "optuna": ["optuna>=4"],  # the sweeps' default searcher when installed (else random search)
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]>=5", "optuna>=4"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]>=5", "optuna>=4",
+                 "ruff==0.17.6", "import-linter==2.17"],  # make lint: pinned, so a new release cannot fail CI
     },
     entry_points={"console_scripts": ["yolor-ray=yolor_ray.cli:main"]},
 )

@@ -84,7 +84,7 @@ def grouped(cpu_s: dict[str, float]) -> dict[str, float]:
 
 
 def run_one_sweep(train, mode: str, concurrent: int, scratch: Path) -> dict:
-    from yolor_ray.sweep import SweepSpec, run_sweep
+    from yolor_ray.tune.sweep import SweepSpec, run_sweep
 
     spec = SweepSpec(train=train, space=SPACE, name=mode, search="grid", metric=METRIC,
                      early_stopping=mode == "asha", max_concurrent=concurrent)
@@ -92,9 +92,9 @@ def run_one_sweep(train, mode: str, concurrent: int, scratch: Path) -> dict:
         board = run_sweep(spec)
     records = tune_records(scratch / "storage" / mode)
     seconds = {trial: lines[-1]["time_total_s"] for trial, lines in records.items()}  # Tune's time per trial
-    trials = [dict(trial=e["trial"], variant=e["label"], status=e["status"], epochs=e["epochs_run"],
-                   ap=e["metrics"].get(METRIC), best_ap=e.get("best"), seconds=seconds.get(e["trial"]))
-              for e in board["trials"]]
+    trials = [dict(trial=e.trial, variant=e.label, status=e.status, epochs=e.epochs_run,
+                   ap=e.metrics.get(METRIC), best_ap=e.best, seconds=seconds.get(e.trial))
+              for e in board.trials]
     completed = [t for t in trials if t["status"] == "completed"]
     best = max(completed, key=lambda t: t["ap"]) if completed else None
     worker_seconds = sum(t["seconds"] or 0.0 for t in trials) * train.num_workers
@@ -103,7 +103,7 @@ def run_one_sweep(train, mode: str, concurrent: int, scratch: Path) -> dict:
         f"best {best['variant'] if best else '-'} AP {best['ap'] if best else float('nan'):.4f}")
     return dict(seed=train.seed, wall_s=cpu.result["wall_s"], worker_seconds=worker_seconds,
                 epochs_trained=sum(t["epochs"] for t in trials), trials=trials, best=best,
-                leaderboard=board["location"], profile=startup_profile(records),
+                leaderboard=board.location, profile=startup_profile(records),
                 cpu=dict(cpu.result, groups=grouped(cpu.result["cpu_s"])))
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     script_start = time.perf_counter()
     import ray
 
-    from yolor_ray.spec import TrainSpec
+    from yolor_ray.train.spec import TrainSpec
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=positive_int, default=48)

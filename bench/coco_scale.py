@@ -72,7 +72,7 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 import yolor_ray.data as data
-from yolor_ray.spec import TrainSpec
+from yolor_ray.train.spec import TrainSpec
 
 parses = []
 inspect = data.inspect_coco_split
@@ -85,12 +85,12 @@ which, config, root, storage = sys.argv[1:5]
 spec = TrainSpec(config=Path(config), data_root=Path(root), storage=storage, name="coco-scale")
 start = time.perf_counter()
 if which == "run":
-    from yolor_ray.train import prepare_run
+    from yolor_ray.train.driver import prepare_run
     prepared = prepare_run(spec)
     trials = 1
 else:
-    from yolor_ray.space import DEFAULT_SPACE
-    from yolor_ray.sweep import SweepSpec, prepare_sweep
+    from yolor_ray.tune.space import DEFAULT_SPACE
+    from yolor_ray.tune.sweep import SweepSpec, prepare_sweep
     prepared = prepare_sweep(SweepSpec(train=spec, space=DEFAULT_SPACE, name="coco-scale-sweep", trials=8))
     trials = 8
 wall = time.perf_counter() - start

@@ -37,7 +37,7 @@ def build_pair(file_name: str):
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
-    import yolor_ray  # noqa: F401  (registrations)
+    import yolor_ray.registrations  # noqa: F401  (type='YOLOR' and our parts)
 
     def build(path):
         cfg = Config.fromfile(str(path))

@@ -14,8 +14,21 @@ import argparse
 import statistics
 import sys
 
-from bench.common import (REPO, add_timed_training_options, alternate, fresh_scratch, iteration_seconds, log,
-                          positive_int, ratio_summary, shapes, summary, timed_run, train_args, write_result)
+from bench.common import (
+    REPO,
+    add_timed_training_options,
+    alternate,
+    fresh_scratch,
+    iteration_seconds,
+    log,
+    positive_int,
+    ratio_summary,
+    shapes,
+    summary,
+    timed_run,
+    train_args,
+    write_result,
+)
 
 CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
 GOAL = 1.03

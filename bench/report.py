@@ -72,7 +72,8 @@ def implicit_cost(r: dict) -> list[str]:
 
 def scaling(r: dict) -> list[str]:
     return ["### Data-parallel scaling (CPU, 2 cores)", "", _stamp(r), "",
-            "| 1 worker x 2 threads | 2 workers x 1 thread | speed-up (mean ± sd over pairs) |", "| ---: | ---: | ---: |",
+            "| 1 worker x 2 threads | 2 workers x 1 thread | speed-up (mean ± sd over pairs) |",
+            "| ---: | ---: | ---: |",
             f"| {r['images_per_s']['1']:.2f} images/s | {r['images_per_s']['2']:.2f} images/s | "
             f"{_ratio(r['speedup'])} ({len(r['speedup']['pairs'])} pairs) |", "", f"GPU: {r['gpu']}."]
 

@@ -14,8 +14,20 @@ import argparse
 import statistics
 import sys
 
-from bench.common import (REPO, add_timed_training_options, alternate, fresh_scratch, iteration_seconds, log,
-                          ratio_summary, shapes, summary, timed_run, train_args, write_result)
+from bench.common import (
+    REPO,
+    add_timed_training_options,
+    alternate,
+    fresh_scratch,
+    iteration_seconds,
+    log,
+    ratio_summary,
+    shapes,
+    summary,
+    timed_run,
+    train_args,
+    write_result,
+)
 
 CONFIG = REPO / "bench" / "configs" / "atss_timed.py"
 CORES = 2

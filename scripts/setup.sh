@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv in the repo root with the pinned yolor-ray stack (DESIGN.md section 2).
+# Create .venv in the repo root with the pinned yolor-ray stack (versions below and in setup.py).
 #
 # Idempotent: a second run checks what is there and returns in seconds. mmcv 2.1.0 has
 # no wheel for torch 2.14, so it is built once from its PyPI sdist and the wheel is

@@ -2,12 +2,22 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINES = sorted((REPO / "configs" / "baseline").glob("*.py"))
+ATSS = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
+YOLOR_ATSS = REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py"
+
+
+def yolor_ray(*args, timeout=900, cwd=REPO, env=None) -> subprocess.CompletedProcess:
+    """The ``yolor-ray`` command in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
 
 # Tests run on CPU with few cores: keep torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -106,7 +116,8 @@ def config_with_user_hook(path: Path, base: Path, module: str, hook: str) -> Pat
     """A config inheriting ``base`` with a hook from a user's own module (``custom_imports``),
     as users bring them; the module must be importable where the config is loaded."""
     path.write_text(f"_base_ = {str(base)!r}\n"
-                    f"custom_imports = dict(imports=['yolor_ray', {module!r}], allow_failed_imports=False)\n"
+                    f"custom_imports = dict(imports=['yolor_ray.registrations', {module!r}], "
+                    "allow_failed_imports=False)\n"
                     f"custom_hooks = [dict(type={hook!r})]\n")
     return path
 

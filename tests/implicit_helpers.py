@@ -59,7 +59,7 @@ def _set_num_classes(node, value):
 def _small_model_cfg(family: str) -> dict:
     from mmengine.config import Config
 
-    import yolor_ray  # noqa: F401
+    import yolor_ray.registrations  # noqa: F401  (type='YOLOR' and our parts)
 
     cfg = Config.fromfile(str(REPO / "configs" / "yolor" / FAMILIES[family]))
     model = cfg.model.to_dict()

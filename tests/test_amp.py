@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import torch
-
-from test_train_ray import ATSS
+from conftest import ATSS
 
 
 def test_atss_small_bf16_trains_and_validates_on_cpu(shapes_dir, tmp_path):
     from mmengine.runner import Runner
 
-    from yolor_ray.spec import TrainSpec
-    from yolor_ray.train import prepare_run
+    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.spec import TrainSpec
 
     run = prepare_run(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64, epochs=1,
                                 batch_size=4, amp="bf16", storage=str(tmp_path / "results")))

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from test_train_ray import ATSS, YOLOR_ATSS, yolor_ray
+from conftest import ATSS, YOLOR_ATSS, yolor_ray
 
 
 def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
     from mmengine.logging import HistoryBuffer
 
-    from yolor_ray.checkpoint import load_checkpoint_file
+    from yolor_ray.engine.checkpoint import load_checkpoint_file
 
     # what makes it hard: torch's own weights_only load refuses it
     with pytest.raises(pickle.UnpicklingError):
@@ -37,8 +36,8 @@ def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
 
 
 def test_baseline_checkpoint_keys_against_baseline_and_yolor(mmdet_checkpoint, shapes_dir, tmp_path):
-    from yolor_ray.spec import TrainSpec
-    from yolor_ray.train import prepare_run
+    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.spec import TrainSpec
 
     options = dict(load_from=str(mmdet_checkpoint))
     base = prepare_run(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64,
@@ -75,7 +74,7 @@ class _RunsACommand:
 
 
 def test_crafted_pickle_is_refused_without_running_it(tmp_path):
-    from yolor_ray.checkpoint import CheckpointError, load_checkpoint_file
+    from yolor_ray.engine.checkpoint import CheckpointError, load_checkpoint_file
 
     marker = tmp_path / "ran"
     torch.save(dict(state_dict={}, meta=dict(x=_RunsACommand(marker))), tmp_path / "evil.pth")
@@ -101,7 +100,7 @@ class _Getattr:
 def test_getattr_reaches_only_history_buffer_statistics(tmp_path):
     from mmengine.logging import HistoryBuffer
 
-    from yolor_ray.checkpoint import CheckpointError, load_checkpoint_file
+    from yolor_ray.engine.checkpoint import CheckpointError, load_checkpoint_file
 
     torch.save(dict(f=_Getattr(HistoryBuffer, "mean")), tmp_path / "ok.pth")
     assert load_checkpoint_file(tmp_path / "ok.pth")["f"] is HistoryBuffer.mean
@@ -114,7 +113,7 @@ def test_getattr_reaches_only_history_buffer_statistics(tmp_path):
 def test_statistic_methods_a_checkpoint_brings_are_dropped(tmp_path, monkeypatch):
     from mmengine.logging import HistoryBuffer
 
-    from yolor_ray.checkpoint import load_checkpoint_file
+    from yolor_ray.engine.checkpoint import load_checkpoint_file
 
     buffer = HistoryBuffer([1.0, 3.0], [1, 1])
     # a crafted file whose buffer names OrderedDict (an allowed type) as its 'mean'
@@ -128,7 +127,7 @@ def test_statistic_methods_a_checkpoint_brings_are_dropped(tmp_path, monkeypatch
 
 
 def test_numpy_values_load_under_numpy_2_and_1_names(tmp_path):
-    from yolor_ray.checkpoint import load_checkpoint_file
+    from yolor_ray.engine.checkpoint import load_checkpoint_file
 
     buffer = io.BytesIO()
     # the legacy (non-zip) format keeps the pickle's GLOBAL names as plain text
@@ -144,7 +143,7 @@ def test_numpy_values_load_under_numpy_2_and_1_names(tmp_path):
 
 
 def test_not_a_checkpoint(tmp_path):
-    from yolor_ray.checkpoint import CheckpointError, load_checkpoint_file
+    from yolor_ray.engine.checkpoint import CheckpointError, load_checkpoint_file
 
     (tmp_path / "notes.pth").write_text("just some text\n")
     with pytest.raises(CheckpointError, match=r"notes.pth' is not a PyTorch checkpoint"):

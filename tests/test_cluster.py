@@ -7,9 +7,9 @@ import time
 
 import pytest
 import yaml
-
 from conftest import REPO
 from fake_cluster import alive_nodes, fake_autoscaling_cluster
+
 from yolor_ray.cli import main as cli_main
 
 CLUSTER_YAML = REPO / "cluster.yaml"
@@ -208,7 +208,10 @@ def _plan(scorer, demands, failed=()):
     from functools import partial
 
     from ray.autoscaler._private.node_provider_availability_tracker import (
-        NodeAvailabilityRecord, NodeAvailabilitySummary, UnavailableNodeInformation)
+        NodeAvailabilityRecord,
+        NodeAvailabilitySummary,
+        UnavailableNodeInformation,
+    )
     from ray.autoscaler._private.resource_demand_scheduler import get_nodes_for
     from ray.autoscaler._private.util import fill_node_type_min_max_workers
 

@@ -3,15 +3,15 @@ from pathlib import Path
 
 import mmdet
 import pytest
+from conftest import BASELINES
 from mmengine.config import Config
 
-from conftest import BASELINES
 from yolor_ray import config as cfglib
 from yolor_ray.data import inspect_coco_split
-from yolor_ray.train import count_parameters
+from yolor_ray.train.driver import count_parameters
 
 MMDET_CONFIGS = Path(mmdet.__file__).parent / ".mim" / "configs"
-# Parameter counts measured with mmdet 3.3.0 (DESIGN.md section 2), in millions.
+# Parameter counts measured with mmdet 3.3.0 (pinned in setup.py), in millions.
 EXPECTED_M = {
     "faster-rcnn_r50_fpn_1x_coco": 41.75, "mask-rcnn_r50_fpn_1x_coco": 44.40,
     "fcos_r50-caffe_fpn_gn-head_1x_coco": 32.30, "atss_r50_fpn_1x_coco": 32.30,
@@ -31,7 +31,7 @@ def test_all_six_seed_rows_exist():
 @pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.stem)
 def test_baseline_has_mmdet_parameter_count(path):
     ours = cfglib.load_config(path)
-    assert ours._cfg_dict.get("custom_imports").imports == ["yolor_ray"]
+    assert ours.custom_imports.imports == ["yolor_ray.registrations"]
     reference = next(MMDET_CONFIGS.rglob(f"{path.stem}.py"))
     theirs = Config.fromfile(str(reference))
     n_ours, n_theirs = count_parameters(ours), count_parameters(theirs)
@@ -68,7 +68,8 @@ def test_family_trains_and_evaluates_small(family, shapes_dir, tmp_path):
 
 def test_unknown_override_key_is_rejected_with_the_valid_ones():
     path = BASELINES[0]
-    with pytest.raises(cfglib.ConfigError, match=r"unknown config key 'train_cfg.max_epoch'.*did you mean 'max_epochs'"):
+    with pytest.raises(cfglib.ConfigError,
+                       match=r"unknown config key 'train_cfg.max_epoch'.*did you mean 'max_epochs'"):
         cfglib.load_config(path, {"train_cfg.max_epoch": 3})
 
 

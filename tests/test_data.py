@@ -93,7 +93,7 @@ def test_a_nodes_copy_is_compared_by_annotation_hash_and_image_count(tmp_path, s
     import shutil
 
     from yolor_ray.data import inspect_coco_folder
-    from yolor_ray.nodes import DataCheck
+    from yolor_ray.train.nodes import DataCheck
 
     check = DataCheck.of(inspect_coco_folder(shapes_dir))
     assert check.differences() == []
@@ -113,10 +113,12 @@ def test_a_nodes_copy_is_compared_by_annotation_hash_and_image_count(tmp_path, s
 def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypatch):
     """Once in prepare_sweep; trials and the leaderboard reuse what it found."""
     from conftest import REPO
+
     from yolor_ray import data
-    from yolor_ray.spec import TrainSpec
-    from yolor_ray.sweep import SweepSpec, prepare_sweep, trial_for
-    from yolor_ray.train import prepare_run
+    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.tune.sweep import SweepSpec, prepare_sweep
+    from yolor_ray.tune.trial import trial_for
 
     parsed = []
     inspect = data.inspect_coco_split

@@ -6,10 +6,11 @@ import json
 
 import pytest
 import torch
+from implicit_helpers import FAMILIES, batch, build, flat_outputs, one_thread, small_cfg  # noqa: F401
 from mmengine.config import Config
 
-from implicit_helpers import FAMILIES, batch, build, flat_outputs, one_thread, small_cfg  # noqa: F401
-from yolor_ray.implicit import fuse_checkpoint, fuse_implicit, implicit_modules, is_implicit_key
+from yolor_ray.deploy.fuse import fuse_checkpoint
+from yolor_ray.implicit import fuse_implicit, implicit_modules, is_implicit_key
 from yolor_ray.implicit.attach import detach_implicit
 
 TOLERANCE = 1e-4
@@ -124,7 +125,7 @@ def test_concat_and_escape_hatch_fold_exactly():
 
 
 def test_fuse_checkpoint_writes_a_deploy_checkpoint_and_config(tmp_path):
-    from yolor_ray.checkpoint import build_model_from_checkpoint
+    from yolor_ray.models import build_model_from_checkpoint
 
     implicit = dict(placements=["fpn", "pred", "head_in"])  # head_in add stays: the deploy config keeps it
     model = build(small_cfg("atss", implicit))
@@ -140,6 +141,8 @@ def test_fuse_checkpoint_writes_a_deploy_checkpoint_and_config(tmp_path):
     assert {e["path"] for e in json.loads(result.report_file.read_text())["kept"]} == {
         "bbox_head.cls_convs.0.implicit_in_add", "bbox_head.reg_convs.0.implicit_in_add"}
     deploy_cfg = Config.fromfile(str(result.config))
+    # meta.cfg named yolor_ray, as checkpoints written before yolor_ray.registrations did
+    assert deploy_cfg.custom_imports.imports == ["yolor_ray.registrations"]
     assert deploy_cfg.model.type == "YOLOR"
     assert [p["path"] for p in deploy_cfg.model.implicit.placements] == ["bbox_head.cls_convs.0",
                                                                          "bbox_head.reg_convs.0"]

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from conftest import config_with_user_hook, env_with_test_modules
-from test_train_ray import ATSS, yolor_ray
+from conftest import ATSS, config_with_user_hook, env_with_test_modules, yolor_ray
 
 EPOCHS = 10
 
@@ -26,7 +24,7 @@ def test_reported_ap_is_the_stored_checkpoints(bigger_shapes, mmdet_checkpoint, 
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from yolor_ray.checkpoint import TRUSTED_PREFIX
+    from yolor_ray.engine.checkpoint import TRUSTED_PREFIX
 
     config = config_with_user_hook(tmp_path / "atss_probe.py", ATSS, "bn_probe_hook", "BNProbeHook")
     probes = tmp_path / "bn"

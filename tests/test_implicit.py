@@ -8,12 +8,23 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
+from implicit_helpers import FAMILIES, batch, build, flat_outputs, one_thread, small_cfg  # noqa: F401
 from torch import nn
 
-from implicit_helpers import FAMILIES, batch, build, flat_outputs, one_thread, small_cfg  # noqa: F401
-from yolor_ray.implicit import (ImplicitA, ImplicitC, ImplicitM, ImplicitSpec, PlacementError, attach_implicit,
-                                available_placements, implicit_modules, is_implicit_key, load_weights,
-                                make_implicit)
+from yolor_ray.engine.checkpoint import load_checkpoint_file
+from yolor_ray.implicit import (
+    ImplicitA,
+    ImplicitC,
+    ImplicitM,
+    ImplicitSpec,
+    PlacementError,
+    attach_implicit,
+    available_placements,
+    implicit_modules,
+    is_implicit_key,
+    load_weights,
+    make_implicit,
+)
 from yolor_ray.implicit.attach import count_implicit_params
 
 # ---------------------------------------------------------------- modules
@@ -327,7 +338,7 @@ def test_checkpoints_load_both_ways(tmp_path):
 
     # baseline -> YOLOR: only the implicit keys missing, reported; they keep their init
     before = {k: v.clone() for k, v in yolor.state_dict().items() if k in implicit_keys}
-    report = load_weights(yolor, tmp_path / "baseline.pth")
+    report = load_weights(yolor, load_checkpoint_file(tmp_path / "baseline.pth"))
     assert set(report.missing_implicit) == implicit_keys
     assert not (report.missing or report.unexpected or report.unexpected_implicit)
     assert "implicit keys missing (left at their init)" in report.summary()
@@ -338,11 +349,11 @@ def test_checkpoints_load_both_ways(tmp_path):
     # YOLOR -> YOLOR: exact
     torch.save(dict(state_dict=yolor.state_dict()), tmp_path / "yolor.pth")
     again = build(small_cfg("mask_rcnn", dict(placements=["fpn", "pred", "roi"])), seed=3)
-    assert load_weights(again, tmp_path / "yolor.pth").exact
+    assert load_weights(again, load_checkpoint_file(tmp_path / "yolor.pth")).exact
     assert all(torch.equal(again.state_dict()[k], v) for k, v in yolor.state_dict().items())
 
     # YOLOR -> baseline: only implicit keys left over
-    report = load_weights(copy.deepcopy(baseline), tmp_path / "yolor.pth")
+    report = load_weights(copy.deepcopy(baseline), load_checkpoint_file(tmp_path / "yolor.pth"))
     assert set(report.unexpected_implicit) == implicit_keys and not report.missing
 
     # another detector's checkpoint: named, not silently half-loaded

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-
 from implicit_helpers import REPO, YOLOR_CONFIGS, one_thread  # noqa: F401
-from yolor_ray.implicit.cost import TABLE_HEADER, ImplicitCost, cost_table, implicit_cost
+
+from yolor_ray.deploy.cost import TABLE_HEADER, ImplicitCost, cost_table, implicit_cost
 
 
 @pytest.fixture(scope="module")

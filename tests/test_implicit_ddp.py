@@ -7,7 +7,6 @@ import socket
 
 import torch
 import torch.multiprocessing as mp
-
 from implicit_helpers import one_thread  # noqa: F401
 
 WORLD_SIZE = 2
@@ -22,11 +21,11 @@ def _free_port() -> int:
 
 def _worker(rank: int, port: int, out_dir: str) -> None:
     import torch.distributed as dist
+    from implicit_helpers import build, raw_batch, small_cfg
     from mmengine.optim import OptimWrapper
 
-    from implicit_helpers import build, raw_batch, small_cfg
+    from yolor_ray.engine.ddp import CPUFriendlyDDP
     from yolor_ray.implicit import is_implicit_key
-    from yolor_ray.registry import CPUFriendlyDDP
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

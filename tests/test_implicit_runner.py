@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import torch
-
 from implicit_helpers import REPO, one_thread  # noqa: F401
+
+from yolor_ray.engine.checkpoint import load_checkpoint_file
 from yolor_ray.implicit import implicit_modules, is_implicit_key, load_weights
 
 
@@ -58,5 +59,5 @@ def test_yolor_config_trains_with_mmengine_runner(shapes_dir, tmp_path):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in baseline_state.items())
     assert len(list(implicit_modules(model))) == 8
     # the same through our loader, which names what was missing
-    report = load_weights(model, tmp_path / "baseline.pth")
+    report = load_weights(model, load_checkpoint_file(tmp_path / "baseline.pth"))
     assert len(report.missing_implicit) == 8 and not report.missing and not report.unexpected

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 from fake_cluster import local_ray_head
 

@@ -16,9 +16,7 @@ import time
 
 import boto3
 import pytest
-
-from conftest import REPO, config_with_user_hook, s3_keys
-from test_train_ray import ATSS
+from conftest import ATSS, REPO, config_with_user_hook, s3_keys
 from two_nodes import HEAD_IP, NODE2_IP, WORKER_RESOURCE, two_node_cluster
 
 CREDENTIALS = dict(AWS_ACCESS_KEY_ID="AKIATESTYOLORRAY", AWS_SECRET_ACCESS_KEY="multinode-test-secret",
@@ -248,8 +246,9 @@ def test_sweep_trials_train_on_both_nodes(cluster, s3_endpoint, s3, tiny_data):
 
 def test_concurrency_is_clamped_where_the_cluster_cannot_grow():
     """Scaled down: 3 CPUs, trials of 1 (actor) + 1 (worker), two asked for, one fits."""
-    from yolor_ray.spec import TrainSpec
-    from yolor_ray.sweep import concurrency, sweep_concurrency, trial_resources
+    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.tune.sweep import concurrency, sweep_concurrency
+    from yolor_ray.tune.trial import trial_resources
 
     need = trial_resources(TrainSpec(config=ATSS, num_workers=1))
     assert need == {"CPU": 2}

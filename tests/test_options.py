@@ -2,20 +2,16 @@
 weight-decay recipe, the resume guard and --dry-run: all before Ray starts."""
 from __future__ import annotations
 
-import json
-
 import pytest
+from conftest import ATSS, REPO, YOLOR_ATSS, yolor_ray
 from mmengine.config import Config
-
-from conftest import REPO
-from test_train_ray import ATSS, YOLOR_ATSS, yolor_ray
 
 YOLOR_SPARSE = REPO / "configs" / "yolor" / "yolor_sparse-rcnn_r50_fpn_1x_coco.py"
 
 
 def _prepare(shapes_dir, tmp_path, config=ATSS, **kwargs):
-    from yolor_ray.spec import TrainSpec
-    from yolor_ray.train import prepare_run
+    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.spec import TrainSpec
 
     kwargs.setdefault("small", True)
     kwargs.setdefault("image_size", 64)
@@ -25,7 +21,7 @@ def _prepare(shapes_dir, tmp_path, config=ATSS, **kwargs):
 def test_new_keys_under_existing_dicts_are_accepted_and_reach_the_parts(shapes_dir, tmp_path):
     from mmengine.optim import build_optim_wrapper
 
-    from yolor_ray.train import _torch_config, build_model
+    from yolor_ray.train.driver import _torch_config, build_model
 
     run = _prepare(shapes_dir, tmp_path, cfg_options={
         "val_evaluator.collect_device": "gpu", "optim_wrapper.accumulative_counts": 2,
@@ -75,7 +71,7 @@ def _decay_of(cfg: Config):
     from mmengine.optim import build_optim_wrapper
 
     from yolor_ray.implicit import is_implicit_key
-    from yolor_ray.train import build_model
+    from yolor_ray.train.driver import build_model
 
     model = build_model(cfg)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -106,11 +102,11 @@ def test_baseline_optimizer_is_unchanged(shapes_dir, tmp_path):
 
 
 def test_resume_with_another_scale_is_refused(shapes_dir, tmp_path):
-    from yolor_ray.train import RunExistsError, run_manifest
+    from yolor_ray.train.driver import RunExistsError
 
     first = _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2)
     (tmp_path / "results" / "scaled").mkdir(parents=True)
-    (tmp_path / "results" / "scaled" / "run.json").write_text(json.dumps(run_manifest(first)))
+    (tmp_path / "results" / "scaled" / "run.json").write_text(first.manifest.to_json())
     assert _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2).resuming
     with pytest.raises(RunExistsError, match=r"was started with --num-workers 2 \(now 1\); resume it with the same "
                                              r"options, or start a new run with another --name"):

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import torch.multiprocessing as mp
-
 from conftest import free_port
 
 
 def _rank(rank: int, port: int, out) -> None:
     import torch.distributed as dist
 
-    from yolor_ray.registry import RayTrainReportHook
+    from yolor_ray.engine.hooks import RayTrainReportHook
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:

@@ -7,8 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO
-from test_train_ray import ATSS, yolor_ray
+from conftest import ATSS, REPO, yolor_ray
 
 EPOCHS = 4
 
@@ -109,13 +108,18 @@ def test_resume_with_another_config_is_refused(shapes_dir, tmp_path):
 
 def test_sweep_removes_checkpoints_ray_never_registered(tmp_path):
     from yolor_ray.storage import StorageSpec, open_storage
-    from yolor_ray.train import remove_partial_checkpoints
+    from yolor_ray.train.checkpoints import remove_partial_checkpoints
 
     run = tmp_path / "run"
     for folder in ("checkpoint_a", "checkpoint_b"):
         (run / folder).mkdir(parents=True)
         (run / folder / "checkpoint.pth").write_bytes(b"x")
-    (run / "checkpoint_manager_snapshot.json").write_text(json.dumps(
-        dict(checkpoint_results=[dict(checkpoint_dir_name="checkpoint_a")])))
+    # Ray Train 2.60's own record of a run with one registered checkpoint
+    registered = dict(version=0, checkpoint_dir_name="checkpoint_a", metrics=dict(epoch=1))
+    (run / "checkpoint_manager_snapshot.json").write_text(json.dumps(dict(
+        ray_version="2.60.0", checkpoint_results=[registered], checkpoint_report_indices=[0],
+        latest_checkpoint_result=registered, pending_training_results=[], pending_validation_specs=[],
+        current_report_index=1, validated_checkpoint_dir_names=[], timed_out_validation_checkpoint_dir_names=[],
+        failed_validation_checkpoint_dir_names=[])))
     assert remove_partial_checkpoints(open_storage(StorageSpec(str(tmp_path))), "run") == ["checkpoint_b"]
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint_a", "checkpoint_manager_snapshot.json"]

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from yolor_ray import space as spacelib
 from yolor_ray.implicit import ImplicitSpec
-from yolor_ray.space import SpaceError, implicit_of, label_of, load_space_file, parse_space
+from yolor_ray.tune import space as spacelib
+from yolor_ray.tune.space import SpaceError, implicit_of, label_of, load_space_file, parse_space
 
 
 def test_default_space_parses_and_every_grid_variant_is_a_valid_implicit_spec():
@@ -110,7 +110,7 @@ def test_bad_space_files(tmp_path, content, message):
 def test_reported_metrics_follow_the_configs_evaluator():
     from mmengine.config import Config
 
-    from yolor_ray.sweep import reported_metrics
+    from yolor_ray.tune.sweep import reported_metrics
 
     cfg = Config(dict(val_evaluator=dict(type="CocoMetric", metric=["bbox", "segm"])))
     metrics = reported_metrics(cfg)
@@ -120,8 +120,9 @@ def test_reported_metrics_follow_the_configs_evaluator():
 
 
 def test_concurrency_is_what_the_cluster_holds():
-    from yolor_ray.spec import TrainSpec
-    from yolor_ray.sweep import concurrency, trial_resources
+    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.tune.sweep import concurrency
+    from yolor_ray.tune.trial import trial_resources
 
     cpu = trial_resources(TrainSpec(config="x.py", num_workers=2, cpus_per_worker=2))
     assert cpu == {"CPU": 5}
@@ -135,7 +136,7 @@ def test_early_stopping_flag_picks_asha_or_none():
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from yolor_ray.cli import build_parser, sweep_spec_from_args
-    from yolor_ray.sweep import _scheduler
+    from yolor_ray.tune.sweep import _scheduler
 
     parser = build_parser()
     asha = sweep_spec_from_args(parser.parse_args(["tune", "x.py", "--grace-period", "2", "--reduction-factor", "3"]))

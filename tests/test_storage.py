@@ -5,9 +5,8 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ATSS, PLANTED_SECRET, REPO, free_port, s3_keys, yolor_ray
 
-from conftest import PLANTED_SECRET, REPO, free_port, s3_keys
-from test_train_ray import ATSS, yolor_ray
 from yolor_ray.storage import StorageError, StorageSpec
 
 
@@ -127,7 +126,8 @@ def test_outage_during_checkpoint_uploads_leaves_only_whole_checkpoints(bucket, 
     import time
 
     from tcp_proxy import TCPProxy
-    from yolor_ray.checkpoint import load_checkpoint_file
+
+    from yolor_ray.engine.checkpoint import load_checkpoint_file
 
     name, client = bucket
     proxy = TCPProxy(int(s3_endpoint.rsplit(":", 1)[1]), free_port())

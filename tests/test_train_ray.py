@@ -1,18 +1,8 @@
 """The train command end to end: a real local Ray, 2 gloo workers, a real small ATSS."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import REPO, config_with_user_hook, env_with_test_modules
-
-ATSS = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
-YOLOR_ATSS = REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py"
-
-
-def yolor_ray(*args, timeout=900, cwd=REPO, env=None):
-    return subprocess.run([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env)
+from conftest import YOLOR_ATSS, config_with_user_hook, env_with_test_modules, yolor_ray
 
 
 def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):

@@ -9,9 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO
-from test_train_ray import ATSS, yolor_ray
+from conftest import ATSS, REPO, yolor_ray
 
 SWEEP_EPOCHS = 3
 
@@ -85,7 +83,8 @@ def test_table_pairs_rows_from_the_stored_results(finished_sweep, sweep_data, tm
     for trial in completed:
         m = trial["metrics"]
         expected = (f"| ATSS | ✓ | {100 * m['coco/bbox_mAP']:.1f} | {100 * m['coco/bbox_mAP_50']:.1f} | "
-                    f"{100 * m['coco/bbox_mAP_75']:.1f} | shapes, small, {SWEEP_EPOCHS} ep | grid4/runs/{trial['trial']} |")
+                    f"{100 * m['coco/bbox_mAP_75']:.1f} | shapes, small, {SWEEP_EPOCHS} ep | "
+                    f"grid4/runs/{trial['trial']} |")
         assert expected in rows, (expected, rows)
     stopped = sum(t["status"] == "stopped" for t in board["trials"])
     assert f"{stopped} trial(s) stopped early" in proc.stdout

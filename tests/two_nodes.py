@@ -1,4 +1,4 @@
-"""A two-node Ray cluster on this machine that looks like two machines (DESIGN.md section 8).
+"""A two-node Ray cluster on this machine that looks like two machines.
 
 The head listens on 127.0.0.3; the second node runs at 127.0.0.2 in its own mount
 namespace, with a fresh tmpfs on its Ray temp dir, on /dev/shm and on ``hidden``, a

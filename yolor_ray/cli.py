@@ -1,20 +1,24 @@
 """The ``yolor-ray`` command: make-shapes, train, tune, table, cluster check, fuse.
 
-Errors in user input are reported as one line (what was wrong, what was received,
-what is valid) with exit status 2; a training run that fails exits with 1.
+A :class:`~yolor_ray.errors.UserError` (what was wrong, what was received, what is
+valid) is printed as one line with exit status 2; a training run that fails for good
+exits with 1 and says how to resume; anything else is a bug and keeps its traceback.
+
+Each command imports what it needs when it runs (deferred imports below, each marked):
+``--help``, ``table`` and ``cluster check`` import neither torch nor mmdet.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 
 from yolor_ray.data import IMAGE_SAMPLE
-
-
-class CLIError(Exception):
-    """Raised for bad input; main() prints it without a traceback."""
+from yolor_ray.errors import RunFailedError, UserError
+from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RESULTS_FILE, RUNS_DIR, TRIALS_PNG
+from yolor_ray.metrics import format_ap_table
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,8 +70,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train_spec_from_args(args: argparse.Namespace):
-    from yolor_ray.config import parse_cfg_options
-    from yolor_ray.spec import TrainSpec
+    from yolor_ray.config import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
+    from yolor_ray.train.spec import TrainSpec
 
     return TrainSpec(
         config=Path(args.config), data_root=Path(args.data) if args.data else None, small=args.small,
@@ -85,29 +89,27 @@ def parse_worker_resources(items: list[str]) -> dict[str, float]:
     for item in items:
         name, _, amount = item.partition("=")
         try:
-            if not name:
-                raise ValueError(name)
             resources[name] = float(amount)
         except ValueError:
-            raise ValueError(f"--worker-resources entries look like NAME=AMOUNT (e.g. a10g=1), got {item!r}") from None
+            name = ""
+        if not name:
+            raise UserError(f"--worker-resources entries look like NAME=AMOUNT (e.g. a10g=1), got {item!r}")
     return resources
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train, then print the AP table and where everything is."""
-    from yolor_ray.results import format_ap_table
-    from yolor_ray.train import describe_run, prepare_run, run_training
+    from yolor_ray.train.driver import describe_run, prepare_run, run_training  # deferred: torch, mmdet, Ray
 
     if args.dry_run:
         return print_dry_run(describe_run(prepare_run(train_spec_from_args(args))), args.dry_run)
     record = run_training(train_spec_from_args(args))
-    run_dir = record["location"]
-    restarts = f", {record['restarts']} restart(s)" if record["restarts"] else ""
-    variant = " + YOLOR" if record["implicit"] is not None else ""
-    print(f"\n{record['model']}{variant} ({Path(record['config']).name}), {record['epochs']} epochs on "
-          f"{record['world_size']} worker(s), {record['wall_time_s']:.0f} s{restarts}\n")
-    print(format_ap_table(record["metrics"]))
-    print(f"\nresults: {run_dir}/results.json\n         beside it: {', '.join(record['artifacts'])}")
+    restarts = f", {record.restarts} restart(s)" if record.restarts else ""
+    variant = " + YOLOR" if record.is_yolor else ""
+    print(f"\n{record.model}{variant} ({Path(record.config).name}), {record.epochs} epochs on "
+          f"{record.world_size} worker(s), {record.wall_time_s:.0f} s{restarts}\n")
+    print(format_ap_table(record.metrics))
+    print(f"\nresults: {record.location}/{RESULTS_FILE}\n         beside it: {', '.join(record.artifacts)}")
     return 0
 
 
@@ -152,10 +154,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_spec_from_args(args: argparse.Namespace):
-    import dataclasses
-
-    from yolor_ray.space import DEFAULT_SPACE, load_space_file
-    from yolor_ray.sweep import SweepSpec
+    from yolor_ray.tune.space import DEFAULT_SPACE, load_space_file  # deferred: Ray Tune, torch
+    from yolor_ray.tune.sweep import SweepSpec
 
     space = load_space_file(args.space) if args.space else {}
     if args.placements:
@@ -175,38 +175,38 @@ def sweep_spec_from_args(args: argparse.Namespace):
 
 def run_tune(args: argparse.Namespace) -> int:
     """Run a sweep, then print its leaderboard and where everything is."""
-    from yolor_ray.leaderboard import LEADERBOARD_MD, format_leaderboard
-    from yolor_ray.sweep import describe_sweep, prepare_sweep, run_sweep
+    from yolor_ray.tune.leaderboard import format_leaderboard  # deferred: Ray Tune, torch, mmdet
+    from yolor_ray.tune.sweep import describe_sweep, prepare_sweep, run_sweep
 
     if args.dry_run:
         return print_dry_run(describe_sweep(prepare_sweep(sweep_spec_from_args(args))), args.dry_run)
     board = run_sweep(sweep_spec_from_args(args))
     print("\n" + format_leaderboard(board))
-    print(f"sweep: {board['location']}/leaderboard.json\n       beside it: {LEADERBOARD_MD}, trials.png, "
-          f"best_config.py; every trial's run under runs/")
+    print(f"sweep: {board.location}/{LEADERBOARD_FILE}\n       beside it: {LEADERBOARD_MD}, {TRIALS_PNG}, "
+          f"{BEST_CONFIG}; every trial's run under {RUNS_DIR}/")
     return 0
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from yolor_ray.table import load_records, seed_table
+    from yolor_ray.table import load_records, seed_table  # deferred: boto3 for s3://
 
     records = load_records(args.path, args.s3_endpoint)
     if not records:
-        raise ValueError(f"no results.json under {args.path!r}: point it at a results folder, a run or a sweep")
+        raise UserError(f"no {RESULTS_FILE} under {args.path!r}: point it at a results folder, a run or a sweep")
     print(seed_table(records).markdown)
     return 0
 
 
 def run_cluster_check(args: argparse.Namespace) -> int:
     """Validate a cluster.yaml with Ray's autoscaler schema and our rules (docs/cluster.md)."""
-    from yolor_ray.cluster import check_cluster_config
+    from yolor_ray.cluster import check_cluster_config  # deferred: Ray's autoscaler schema
 
     print(check_cluster_config(args.file).summary())
     return 0
 
 
 def run_make_shapes(args: argparse.Namespace) -> int:
-    from yolor_ray.data import ShapesSpec, make_shapes
+    from yolor_ray.data import ShapesSpec, make_shapes  # deferred: numpy, PIL
 
     num_val = args.val_images if args.val_images is not None else max(16, args.images // 4)
     spec = ShapesSpec(num_train=args.images, num_val=num_val, seed=args.seed, image_size=args.size)
@@ -217,12 +217,9 @@ def run_make_shapes(args: argparse.Namespace) -> int:
 
 def run_fuse(args: argparse.Namespace) -> int:
     """Fold implicit knowledge into neighbouring layers for deploy (docs/implicit.md)."""
-    from yolor_ray.implicit import fuse_checkpoint
+    from yolor_ray.deploy.fuse import fuse_checkpoint  # deferred: torch, mmdet
 
-    try:
-        result = fuse_checkpoint(args.config, args.checkpoint, args.out)
-    except FileNotFoundError as err:  # a missing checkpoint is bad input, not a crash
-        raise ValueError(str(err)) from None
+    result = fuse_checkpoint(args.config, args.checkpoint, args.out)
     print(result.report.summary())
     print(f"deploy checkpoint: {result.checkpoint}\ndeploy config:     {result.config}")
     return 0
@@ -283,16 +280,10 @@ def configure_logging() -> None:
 
 
 def run_guarded(func, args) -> int:
-    """Run a command; user errors become one line on stderr and exit status 2."""
-    from yolor_ray.config import ConfigError
-    from yolor_ray.data import DatasetError
-    from yolor_ray.space import SpaceError
-    from yolor_ray.train import ClusterTooSmallError, RunExistsError, RunFailedError
-
+    """Run a command; a UserError becomes one line on stderr and exit status 2."""
     try:
         return func(args)
-    except (ConfigError, DatasetError, SpaceError, ClusterTooSmallError, FileExistsError, RunExistsError,
-            ValueError) as err:
+    except UserError as err:
         print(f"yolor-ray: error: {err}", file=sys.stderr)
         return 2
     except RunFailedError as err:

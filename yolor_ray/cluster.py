@@ -33,11 +33,21 @@ fit while the failure is recent.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import jsonschema
+import ray.autoscaler
+import yaml
+from ray.autoscaler._private.resource_demand_scheduler import _default_utilization_scorer
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+from yolor_ray.errors import UserError
+from yolor_ray.storage import StorageError, StorageSpec
 
 STORAGE_VAR = "YOLOR_RAY_STORAGE"
 SPOT_SUFFIX = "-spot"
@@ -75,7 +85,7 @@ COMMAND_KEYS = ("initialization_commands", "setup_commands", "head_setup_command
                 "head_start_ray_commands", "worker_start_ray_commands")
 
 
-class ClusterConfigError(ValueError):
+class ClusterConfigError(UserError, ValueError):
     """A cluster file that Ray or our rules reject; ``problems`` holds one line per problem."""
 
     def __init__(self, path: str, problems: list[str]):
@@ -130,8 +140,6 @@ class ClusterReport:
 
 def check_cluster_config(path: str | Path) -> ClusterReport:
     """Validate a cluster file offline; raises ``ClusterConfigError`` listing every problem."""
-    import yaml
-
     path = str(path)
     try:
         text = Path(path).read_text()
@@ -163,9 +171,6 @@ def check_cluster_config(path: str | Path) -> ClusterReport:
 
 def _ray_checks(raw: dict) -> tuple[list[str], dict | None]:
     """Ray's prepare_config + validate_config; all schema errors, not just the first."""
-    import jsonschema
-    from ray.autoscaler._private.util import prepare_config, validate_config
-
     provider = raw.get("provider")
     if not isinstance(provider, dict) or not isinstance(provider.get("type"), str):
         return ["provider.type: missing; Ray needs the cloud's node provider, e.g. `provider: {type: aws, "
@@ -196,11 +201,6 @@ def _quiet(logger_name: str):
 
 
 def _schema_problems(config: dict) -> list[str]:
-    import json
-
-    import jsonschema
-    import ray.autoscaler
-
     schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
     problems = []
@@ -348,8 +348,6 @@ def _all_commands(config: dict) -> list[tuple[str, str]]:
 
 
 def _storage(raw: dict, config: dict) -> tuple[str, list[str]]:
-    from yolor_ray.storage import StorageError, StorageSpec
-
     problems, values = [], {}
     assignment = re.compile(rf"\b{STORAGE_VAR}=(\"[^\"]*\"|'[^']*'|[^\s;&|)'\"]*)")
     for where, command in _all_commands(raw):
@@ -469,8 +467,6 @@ def spot_fallback_scorer(node_resources: dict, resources: list, node_type: str, 
     on-demand. Fit comes first, so a 1-GPU demand never falls back to an 8-GPU type while a
     1-GPU type fits; among types that fit equally, spot is tried first and its on-demand twin
     takes over after a spot launch fails (no capacity in any zone listed)."""
-    from ray.autoscaler._private.resource_demand_scheduler import _default_utilization_scorer
-
     score = _default_utilization_scorer(node_resources, resources, node_type,
                                         node_availability_summary=node_availability_summary)
     if score is None:

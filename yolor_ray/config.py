@@ -10,12 +10,15 @@ from __future__ import annotations
 import ast
 import copy
 import difflib
+import traceback
 from pathlib import Path
 from typing import Any, Iterable
 
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 
 from yolor_ray.data import CocoSplitInfo
+from yolor_ray.errors import UserError
+from yolor_ray.implicit import YOLOR_TYPE, ImplicitConfigError, split_yolor_cfg, yolor_model_cfg
 
 # Top-level keys that MMEngine's Runner.from_cfg reads. A top-level key that is close
 # to one of these but not equal is almost surely a typo that MMEngine would ignore.
@@ -33,8 +36,23 @@ SMALL_CHANNELS = [64, 128, 256, 512]  # ResNet-18/34 stage outputs
 FULL_WIDTH, SMALL_WIDTH = 256, 128  # neck and head channels
 
 
-class ConfigError(ValueError):
+REGISTRATIONS = "yolor_ray.registrations"  # the module configs name in custom_imports
+OLD_REGISTRATIONS = "yolor_ray"  # what configs named before; importing it registers nothing now
+
+
+class ConfigError(UserError, ValueError):
     """A config, or an override of it, that cannot be run."""
+
+
+def upgrade_custom_imports(cfg: Config) -> None:
+    """A config written before ``yolor_ray.registrations`` existed names ``yolor_ray`` in
+    ``custom_imports``: name the module that registers our types instead."""
+    imports = (cfg.get("custom_imports") or {}).get("imports")
+    if isinstance(imports, str):
+        imports = [imports]
+    if imports and OLD_REGISTRATIONS in imports:
+        cfg.custom_imports["imports"] = list(dict.fromkeys(
+            REGISTRATIONS if name == OLD_REGISTRATIONS else name for name in imports))
 
 
 def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> Config:
@@ -60,14 +78,13 @@ def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> 
                               f"MMEngine would silently ignore it")
     if "model" not in cfg:
         raise ConfigError(f"config file {str(path)!r} defines no 'model'")
+    upgrade_custom_imports(cfg)
     apply_cfg_options(cfg, cfg_options)
     return cfg
 
 
 def _describe_load_error(err: Exception, path: Path) -> str:
     """``Type: message``; for an empty message (``raise RuntimeError()`` in a config), where it was raised."""
-    import traceback
-
     message = " ".join(str(err).split())
     if message:
         return f"{type(err).__name__}: {message}"
@@ -104,7 +121,7 @@ def parse_cfg_options(items: Iterable[str]) -> dict[str, Any]:
 
 
 def _check_key(cfg: Config, dotted: str) -> None:
-    node: Any = cfg._cfg_dict  # a ConfigDict (a dict); Config itself is not
+    node: Any = cfg.to_dict()  # plain dicts to walk (Config itself is not a dict)
     walked = []
     parts = dotted.split(".")
     for depth, part in enumerate(parts):
@@ -151,6 +168,16 @@ def evaluators(cfg: Config, names: tuple[str, ...] = ("val_evaluator", "test_eva
     return found
 
 
+def coco_tasks(cfg: Config, names: tuple[str, ...] = ("val_evaluator",)) -> list[str]:
+    """The tasks ('bbox', 'segm') every CocoMetric of these loops evaluates."""
+    tasks = []
+    for evaluator in evaluators(cfg, names):
+        if evaluator.get("type") == "CocoMetric":
+            metric = evaluator.get("metric", "bbox")
+            tasks += [task for task in ([metric] if isinstance(metric, str) else metric) if task not in tasks]
+    return tasks
+
+
 def collect_through_process_group(cfg: Config) -> list[str]:
     """Evaluators gather results through the process group instead of a folder on a
     shared disk (MMEngine's ``collect_device='gpu'``, which works over gloo too), unless
@@ -167,8 +194,8 @@ def use_coco_folder(cfg: Config, train: CocoSplitInfo, val: CocoSplitInfo) -> No
     """Point the train/val/test dataloaders and evaluators at a COCO-layout folder."""
     metainfo = dict(classes=train.classes)
     for name, split in (("train_dataloader", train), ("val_dataloader", val), ("test_dataloader", val)):
-        innermost_dataset(cfg[name]).update(data_root="", ann_file=str(split.ann_file), data_prefix=dict(img=str(split.image_dir) + "/"),
-                       metainfo=metainfo)
+        innermost_dataset(cfg[name]).update(data_root="", ann_file=str(split.ann_file), metainfo=metainfo,
+                                            data_prefix=dict(img=str(split.image_dir) + "/"))
     for evaluator in evaluators(cfg):
         if evaluator.get("type") == "CocoMetric":
             evaluator["ann_file"] = str(val.ann_file)
@@ -275,22 +302,12 @@ def set_epochs(cfg: Config, epochs: int) -> None:
 def set_implicit(cfg: Config, implicit: dict) -> None:
     """Make the model a YOLOR variant with ``implicit`` over its own implicit settings
     (a baseline becomes ``type='YOLOR', detector=<its type>``)."""
-    from mmengine.config import ConfigDict
-
-    from yolor_ray.implicit import YOLOR_TYPE, ImplicitSpec
-
-    model = cfg.model
-    if model.get("type") == YOLOR_TYPE:
-        merged = {**(model.get("implicit") or {}), **implicit}
-        rest = {k: v for k, v in model.items() if k != "implicit"}
-    else:
-        merged = dict(implicit)
-        rest = dict(type=YOLOR_TYPE, detector=model.get("type"), **{k: v for k, v in model.items() if k != "type"})
+    detector_cfg, own = split_yolor_cfg(cfg.model)
+    merged = {**(own or {}), **implicit}
     try:
-        ImplicitSpec.from_config(merged)
-    except ValueError as err:
+        cfg.model = ConfigDict(yolor_model_cfg(detector_cfg, merged))
+    except ImplicitConfigError as err:
         raise ConfigError(f"implicit settings {merged!r}: {err}") from None
-    cfg.model = ConfigDict(**rest, implicit=merged)
 
 
 def set_batch_size(cfg: Config, batch_size: int) -> None:
@@ -323,7 +340,7 @@ IMPLICIT_CONSTRUCTOR = "YOLOROptimWrapperConstructor"
 def use_implicit_recipe(cfg: Config) -> None:
     """YOLOR's recipe for a YOLOR model: its implicit tensors out of weight decay
     (``implicit.weight_decay=False``, the default), through our optim-wrapper constructor."""
-    if cfg.model.get("type") != "YOLOR" or cfg.get("optim_wrapper") is None:
+    if cfg.model.get("type") != YOLOR_TYPE or cfg.get("optim_wrapper") is None:
         return
     constructor = cfg.optim_wrapper.get("constructor", "DefaultOptimWrapperConstructor")
     if constructor not in ("DefaultOptimWrapperConstructor", IMPLICIT_CONSTRUCTOR):

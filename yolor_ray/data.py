@@ -25,14 +25,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from yolor_ray.errors import UserError
+
 CLASSES = ("circle", "square", "triangle", "star")
 SPLITS = ("train", "val")
 
 log = logging.getLogger("yolor_ray")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder that cannot be trained or evaluated on."""
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """A folder to write a dataset into that already holds something."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,11 @@ class ShapesSpec:
         for name in ("num_train", "num_val"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ShapesSpec({name}) must be an int >= 1, got {value!r}")
+                raise DatasetError(f"ShapesSpec({name}) must be an int >= 1, got {value!r}")
         if not isinstance(self.image_size, int) or not 64 <= self.image_size <= 2048:
-            raise ValueError(f"ShapesSpec(image_size) must be an int in [64, 2048], got {self.image_size!r}")
+            raise DatasetError(f"ShapesSpec(image_size) must be an int in [64, 2048], got {self.image_size!r}")
         if not 1 <= self.min_objects <= self.max_objects <= 12:
-            raise ValueError(
+            raise DatasetError(
                 "ShapesSpec needs 1 <= min_objects <= max_objects <= 12, "
                 f"got min_objects={self.min_objects!r}, max_objects={self.max_objects!r}")
 
@@ -68,7 +74,7 @@ def make_shapes(out_dir: str | os.PathLike, spec: ShapesSpec, overwrite: bool = 
     out = Path(out_dir).resolve()
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
+            raise OutputExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

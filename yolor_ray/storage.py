@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from yolor_ray.errors import UserError
+
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class StorageError(ValueError):
+class StorageError(UserError, ValueError):
     """Storage that is malformed, unreachable, or that we may not write to."""
 
 
@@ -149,11 +151,11 @@ class S3Storage:
     @property
     def client(self):
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            import boto3  # deferred: only for s3:// (boto3 takes a second to import)
+            from botocore.config import Config  # deferred with boto3
 
             self._client = boto3.client(
-                "s3", endpoint_url=self.endpoint, region_name=_region(),
+                "s3", endpoint_url=self.endpoint, region_name=aws_region(),
                 config=Config(connect_timeout=5, read_timeout=30, retries=dict(mode="standard", max_attempts=4)))
         return self._client
 
@@ -163,9 +165,9 @@ class S3Storage:
 
     def ray_storage(self):
         """Ray's storage path (``bucket/prefix``) and a pyarrow filesystem for the endpoint."""
-        import pyarrow.fs
+        import pyarrow.fs  # deferred: only for s3://
 
-        kwargs = dict(region=_region(), retry_strategy=pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=4))
+        kwargs = dict(region=aws_region(), retry_strategy=pyarrow.fs.AwsStandardS3RetryStrategy(max_attempts=4))
         if self.endpoint:
             parsed = urlparse(self.endpoint)
             kwargs.update(endpoint_override=parsed.netloc, scheme=parsed.scheme)
@@ -180,8 +182,13 @@ class S3Storage:
 
     def check(self) -> None:
         """Bucket exists, credentials work, endpoint answers: before any training starts."""
-        from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                         NoCredentialsError, ReadTimeoutError)
+        from botocore.exceptions import (  # deferred with boto3
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
 
         where = f"s3://{self.spec.bucket}" + (f" at {self.endpoint}" if self.endpoint else "")
         try:
@@ -204,7 +211,7 @@ class S3Storage:
         return response.get("KeyCount", 0) > 0
 
     def read_text(self, *parts: str) -> str | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # deferred with boto3
 
         try:
             body = self.client.get_object(Bucket=self.spec.bucket, Key=self._key(*parts))["Body"]
@@ -246,5 +253,5 @@ class S3Storage:
         self.client.put_object(Bucket=self.spec.bucket, Key=self._key(*parts), Body=data)
 
 
-def _region() -> str:
+def aws_region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"

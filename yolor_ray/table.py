@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from yolor_ray.results import RESULTS_FILE
+from yolor_ray.layout import RESULTS_FILE
+from yolor_ray.records import RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 
 # mmdet's model types as the seed's table names them, in its row order.
@@ -22,62 +23,69 @@ MASK_COLUMNS = (("mask AP", "coco/segm_mAP"), ("mask AP50", "coco/segm_mAP_50"),
 
 
 @dataclass(frozen=True)
+class StoredRun:
+    """One results.json found under PATH, and where: 'sweep-x/runs/TRIAL'."""
+
+    path: str
+    record: RunResults
+
+
+@dataclass(frozen=True)
 class Table:
     markdown: str
-    rows: int
     left_out: int  # stopped trials
 
 
-def model_name(record: dict) -> str:
-    name = MODEL_NAMES.get(record["model"], record["model"])
-    if "_3x" in record["config"] or "-3x" in record["config"]:
+def model_name(record: RunResults) -> str:
+    name = MODEL_NAMES.get(record.model, record.model)
+    if "_3x" in record.config or "-3x" in record.config:
         name += " 3x"
     return name
 
 
-def setting_of(record: dict) -> str:
-    data = record["data_root"].rstrip("/").rsplit("/", 1)[-1] if record.get("data_root") else "config's data"
-    return f"{data}, {'small, ' if record.get('small') else ''}{record['epochs']} ep"
+def setting_of(record: RunResults) -> str:
+    data = record.data_root.rstrip("/").rsplit("/", 1)[-1] if record.data_root else "config's data"
+    return f"{data}, {'small, ' if record.small else ''}{record.epochs} ep"
 
 
-def load_records(path: str, s3_endpoint: str | None = None) -> list[dict]:
+def load_records(path: str, s3_endpoint: str | None = None) -> list[StoredRun]:
     storage = open_storage(StorageSpec(path, s3_endpoint))
     storage.check()
-    records = []
+    found = []
     for parts in storage.find(RESULTS_FILE):
-        record = json.loads(storage.read_text(*parts, RESULTS_FILE))
-        if isinstance(record, dict) and "metrics" in record and "model" in record:
-            record["path"] = "/".join(parts) or "."  # where under PATH: 'sweep-x/runs/TRIAL'
-            records.append(record)
-    return records
+        raw = json.loads(storage.read_text(*parts, RESULTS_FILE))
+        if isinstance(raw, dict) and "metrics" in raw and "model" in raw:  # not some other tool's results.json
+            found.append(StoredRun("/".join(parts) or ".", RunResults.from_dict(raw)))
+    return found
 
 
-def seed_table(records: list[dict]) -> Table:
+def seed_table(runs: list[StoredRun]) -> Table:
     """Model | YOLOR | AP | AP50 | AP75 [| mask AP | mask AP50 | mask AP75] | setting | run (APs in %)."""
-    kept = [r for r in records if r.get("status", "completed") == "completed"]
-    with_mask = any("coco/segm_mAP" in r["metrics"] for r in kept)
+    kept = [r for r in runs if r.record.status == "completed"]
+    with_mask = any("coco/segm_mAP" in r.record.metrics for r in kept)
     columns = BOX_COLUMNS + (MASK_COLUMNS if with_mask else ())
     order = list(MODEL_NAMES.values())
 
-    def key(record):
+    def key(run: StoredRun):
+        record = run.record
         name = model_name(record)
         base = name.removesuffix(" 3x")
         position = order.index(base) if base in order else len(order)
-        yolor = record.get("implicit") is not None
-        return (position, name.endswith(" 3x"), name, setting_of(record), yolor,
-                -record["metrics"].get("coco/bbox_mAP", 0.0), record["name"])
+        return (position, name.endswith(" 3x"), name, setting_of(record), record.is_yolor,
+                -record.metrics.get("coco/bbox_mAP", 0.0), record.name)
 
     header = ["Model", "YOLOR", *(label for label, _ in columns), "setting", "run"]
     lines = ["| " + " | ".join(header) + " |",
              "| :-- | :-: | " + " | ".join(":-:" for _ in columns) + " | :-- | :-- |"]
-    for record in sorted(kept, key=key):
-        cells = [model_name(record), "✓" if record.get("implicit") is not None else ""]
+    for run in sorted(kept, key=key):
+        record = run.record
+        cells = [model_name(record), "✓" if record.is_yolor else ""]
         for _, metric in columns:
-            value = record["metrics"].get(metric)
+            value = record.metrics.get(metric)
             cells.append("-" if value is None or value < 0 else f"{100 * value:.1f}")
-        cells += [setting_of(record), record.get("path", record["name"])]
+        cells += [setting_of(record), run.path]
         lines.append("| " + " | ".join(cells) + " |")
-    left_out = len(records) - len(kept)
+    left_out = len(runs) - len(kept)
     if left_out:
         lines.append(f"\n{left_out} trial(s) stopped early by a sweep's scheduler are left out.")
-    return Table("\n".join(lines), len(kept), left_out)
+    return Table("\n".join(lines), left_out)

@@ -11,47 +11,52 @@ class of the baseline, not a subclass or a wrapper -- then attaches the implicit
 modules (:func:`attach_implicit`). Every other key (``backbone``, ``neck``, heads,
 ``train_cfg``...) stays where the baseline has it, so config tools that edit them
 (``num_classes``, the small scale) work unchanged, and so do MMEngine's Runner and
-mmdet's tools given ``custom_imports=dict(imports=['yolor_ray'])``.
+mmdet's tools given ``custom_imports=dict(imports=['yolor_ray.registrations'])``, the
+module that registers the builder (this one registers nothing).
+
+:func:`split_yolor_cfg` and :func:`yolor_model_cfg` are the one place a model config is
+taken apart into (detector config, implicit settings) and put back together.
 """
 from __future__ import annotations
 
 import difflib
 from typing import Any, Mapping
 
+from mmdet.registry import MODELS
+from mmengine.config import ConfigDict
+from mmengine.registry import DefaultScope
 from torch import nn
 
 from yolor_ray.implicit.attach import attach_implicit
+from yolor_ray.implicit.errors import ImplicitConfigError
 from yolor_ray.implicit.spec import ImplicitSpec
 
 YOLOR_TYPE = "YOLOR"
 
 
 def _detector_registry():
-    from mmdet.registry import MODELS
-
     return MODELS
 
 
 def check_detector(detector: Any) -> str:
     registry = _detector_registry()
     if not isinstance(detector, str) or not detector:
-        raise ValueError(f"YOLOR(detector) must be the registered type name of an mmdet detector, e.g. 'ATSS', "
-                         f"got {detector!r}")
+        raise ImplicitConfigError(
+            f"YOLOR(detector) must be the registered type name of an mmdet detector, e.g. 'ATSS', "
+            f"got {detector!r}")
     if detector == YOLOR_TYPE:
-        raise ValueError("YOLOR(detector) must name the base detector (e.g. 'FasterRCNN'), not 'YOLOR' itself")
+        raise ImplicitConfigError("YOLOR(detector) must name the base detector (e.g. 'FasterRCNN'), not 'YOLOR' itself")
     if registry.get(detector) is None:
         names = list(registry.module_dict)
         hint = difflib.get_close_matches(detector, names, n=3)
-        raise ValueError(f"YOLOR(detector): {detector!r} is not a registered mmdet model"
-                         + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""))
+        raise ImplicitConfigError(
+            f"YOLOR(detector): {detector!r} is not a registered mmdet model"
+            + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else ""))
     return detector
 
 
 def build_yolor(detector: str = None, implicit: Mapping | ImplicitSpec | None = None, **detector_cfg) -> nn.Module:
     """Build ``detector`` from the rest of the config and attach ``implicit``."""
-    from mmengine.config import ConfigDict
-    from mmengine.registry import DefaultScope
-
     spec = ImplicitSpec.from_config(implicit)  # validate before the (slow) build
     # ConfigDict: mmdet reads nested settings as attributes (train_cfg.rpn), as from a file.
     # Outside any scope (a bare MODELS.build), mmdet's parts need the 'mmdet' one.
@@ -63,21 +68,28 @@ def build_yolor(detector: str = None, implicit: Mapping | ImplicitSpec | None = 
     return model
 
 
-def split_yolor_cfg(model_cfg: Mapping) -> tuple[dict, ImplicitSpec | None]:
-    """(base detector config, implicit spec) of a model config; spec None for a plain one."""
+def split_yolor_cfg(model_cfg: Mapping) -> tuple[dict, dict | None]:
+    """(detector config, implicit settings) of a model config; settings None for a plain
+    detector. The detector config is the baseline's: ``type`` is the base detector."""
     cfg = dict(model_cfg)
     if cfg.get("type") != YOLOR_TYPE:
         return cfg, None
     cfg.pop("type")
-    detector = check_detector(cfg.pop("detector", None))
-    spec = ImplicitSpec.from_config(cfg.pop("implicit", None))
-    return dict(type=detector, **cfg), spec
+    detector = cfg.pop("detector", None)
+    implicit = cfg.pop("implicit", None)
+    implicit = implicit.to_dict() if hasattr(implicit, "to_dict") else dict(implicit or {})
+    return dict(type=detector, **cfg), implicit
 
 
-def register() -> None:
-    registry = _detector_registry()
-    if registry.get(YOLOR_TYPE) is not build_yolor:
-        registry.register_module(name=YOLOR_TYPE, module=build_yolor, force=True)
+def yolor_model_cfg(detector_cfg: Mapping, implicit: Mapping) -> dict:
+    """The YOLOR model config of a detector config and implicit settings (the inverse of
+    :func:`split_yolor_cfg`); the settings are checked here."""
+    rest = dict(detector_cfg)
+    detector = rest.pop("type")
+    ImplicitSpec.from_config(implicit)
+    return dict(type=YOLOR_TYPE, detector=detector, **rest, implicit=dict(implicit))
 
 
-register()
+def detector_type(model_cfg: Mapping) -> str:
+    """The detector a model config builds: the base detector of a YOLOR config."""
+    return split_yolor_cfg(model_cfg)[0].get("type")

@@ -26,22 +26,14 @@ operations is kept.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
-from yolor_ray.implicit.attach import detach_implicit, implicit_hooks, implicit_modules
-from yolor_ray.implicit.build import YOLOR_TYPE, split_yolor_cfg
+from yolor_ray.implicit.attach import detach_implicit, implicit_hooks
 from yolor_ray.implicit.layers import input_layer, output_layer
 from yolor_ray.implicit.modules import Implicit, ImplicitA, ImplicitC, ImplicitM
-
-DEPLOY_CHECKPOINT = "deploy.pth"
-DEPLOY_CONFIG = "deploy.py"
-FUSE_REPORT = "fuse_report.json"
 
 
 @dataclass(frozen=True)
@@ -69,16 +61,6 @@ class FuseReport:
 
     def to_dict(self) -> dict:
         return dict(folded=[asdict(e) for e in self.folded], kept=[asdict(e) for e in self.kept])
-
-
-@dataclass(frozen=True)
-class FuseResult:
-    """What :func:`fuse_checkpoint` wrote."""
-
-    checkpoint: Path
-    config: Path
-    report_file: Path
-    report: FuseReport = field(default_factory=FuseReport)
 
 
 def _shape_for(weight: Tensor, axis: int) -> list[int]:
@@ -235,92 +217,3 @@ def remaining_placements(model: nn.Module) -> list[dict]:
                 item.update(implicit.modeling_kwargs())
                 entries.append(item)
     return entries
-
-
-def deploy_model_cfg(model_cfg: dict, model: nn.Module) -> dict:
-    """The model config of a fused model: kept implicits as explicit paths, or none."""
-    base, spec = split_yolor_cfg(model_cfg)
-    placements = remaining_placements(model)
-    if spec is None or not placements:
-        return base
-    detector = base.pop("type")
-    implicit = spec.to_config()
-    implicit["placements"] = placements
-    return dict(type=YOLOR_TYPE, detector=detector, implicit=implicit, **base)
-
-
-def _resolve_checkpoint(path: str | Path) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        from yolor_ray.registry import CHECKPOINT_FILE
-
-        candidates = [path / CHECKPOINT_FILE] + sorted(path.glob("*.pth"))
-        found = next((c for c in candidates if c.is_file()), None)
-        if found is None:
-            raise FileNotFoundError(f"no checkpoint ({CHECKPOINT_FILE} or *.pth) in folder {str(path)!r}")
-        return found
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} not found")
-    return path
-
-
-def _load_cfg(config_or_cfg: Any, checkpoint: dict, checkpoint_path: Path):
-    from mmengine.config import Config
-
-    if isinstance(config_or_cfg, Config):
-        return config_or_cfg
-    if config_or_cfg is not None:
-        from yolor_ray.config import load_config
-
-        return load_config(config_or_cfg)
-    text = (checkpoint.get("meta") or {}).get("cfg")
-    if not isinstance(text, str):
-        raise ValueError(f"checkpoint {str(checkpoint_path)!r} holds no config (meta.cfg); pass the config file")
-    return Config.fromstring(text, ".py")
-
-
-def fuse_checkpoint(config_or_cfg: Any, checkpoint_in: str | Path, out: str | Path) -> FuseResult:
-    """Load a YOLOR checkpoint, fuse it and write a deploy checkpoint and config to ``out``.
-
-    ``config_or_cfg``: a config file, an MMEngine ``Config``, or None to use the config
-    MMEngine stored in the checkpoint (``meta.cfg``). ``checkpoint_in``: a ``.pth`` file
-    or a folder holding one (a Ray Train checkpoint folder). ``out``: a folder, created;
-    it receives ``deploy.pth`` (state dict + meta), ``deploy.py`` (the config with the
-    folded implicit placements removed and the kept ones as explicit paths) and
-    ``fuse_report.json``.
-    """
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    from yolor_ray.checkpoint import load_checkpoint_file
-    from yolor_ray.implicit.weights import load_weights
-
-    checkpoint_path = _resolve_checkpoint(checkpoint_in)
-    checkpoint = load_checkpoint_file(checkpoint_path)
-    cfg = _load_cfg(config_or_cfg, checkpoint, checkpoint_path)
-    register_all_modules(init_default_scope=False)
-    model = MODELS.build(cfg.model)
-    if not any(True for _ in implicit_modules(model)):
-        raise ValueError(f"the model of this config ({cfg.model.get('type')}) has no implicit modules: nothing "
-                         "to fuse; pass the YOLOR config the checkpoint was trained with")
-    report = load_weights(model, checkpoint)
-    if report.missing_implicit:
-        raise ValueError(f"checkpoint {str(checkpoint_path)!r} lacks the implicit parameters of this config "
-                         f"({report.summary()}); is it a baseline checkpoint?")
-    model.eval()
-    fuse = fuse_implicit(model)
-
-    cfg.model = deploy_model_cfg(cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model), model)
-    if cfg.model.get("type") != YOLOR_TYPE and (cfg.get("optim_wrapper") or {}).get("constructor") == \
-            "YOLOROptimWrapperConstructor":
-        cfg.optim_wrapper.pop("constructor")  # fully folded: the plain baseline's config
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = dict(checkpoint.get("meta") or {})
-    deploy_meta = {k: meta[k] for k in ("dataset_meta", "epoch", "iter") if k in meta}
-    deploy_meta.update(cfg=cfg.pretty_text, fused_from=str(checkpoint_path))
-    result = FuseResult(out / DEPLOY_CHECKPOINT, out / DEPLOY_CONFIG, out / FUSE_REPORT, fuse)
-    torch.save(dict(state_dict=model.state_dict(), meta=deploy_meta), result.checkpoint)
-    cfg.dump(str(result.config))
-    result.report_file.write_text(json.dumps(fuse.to_dict(), indent=1))
-    return result

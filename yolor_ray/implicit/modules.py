@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from yolor_ray.implicit.errors import ImplicitConfigError
+
 MODELINGS = ("vector", "nn", "mf")
 OPERATORS = ("add", "multiply", "concat")
 DEFAULT_MEANS = {"add": 0.0, "multiply": 1.0, "concat": 0.0}
@@ -42,22 +44,22 @@ DEFAULT_DIM = 16
 
 def check_modeling(modeling: Any, where: str) -> str:
     if modeling not in MODELINGS:
-        raise ValueError(f"{where} must be one of {', '.join(MODELINGS)}, got {modeling!r}")
+        raise ImplicitConfigError(f"{where} must be one of {', '.join(MODELINGS)}, got {modeling!r}")
     return modeling
 
 
 def check_positive_int(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{where} must be an int >= 1, got {value!r}")
+        raise ImplicitConfigError(f"{where} must be an int >= 1, got {value!r}")
     return value
 
 
 def check_init(mean: Any, std: Any, where: str) -> tuple[float, float]:
     for name, value in (("mean", mean), ("std", std)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{where}({name}) must be a finite number, got {value!r}")
+            raise ImplicitConfigError(f"{where}({name}) must be a finite number, got {value!r}")
     if std < 0:
-        raise ValueError(f"{where}(std) must be >= 0, got {std!r}")
+        raise ImplicitConfigError(f"{where}(std) must be >= 0, got {std!r}")
     return float(mean), float(std)
 
 
@@ -91,7 +93,7 @@ class Implicit(nn.Module):
             mean = DEFAULT_MEANS[self.operator]
         self.mean, self.std = check_init(mean, std, name)
         if not isinstance(channel_axis, int) or isinstance(channel_axis, bool):
-            raise ValueError(f"{name}(channel_axis) must be an int, got {channel_axis!r}")
+            raise ImplicitConfigError(f"{name}(channel_axis) must be an int, got {channel_axis!r}")
         self.channel_axis = channel_axis
         # Where the module sits, filled in by ``attach``; plain attributes, so they
         # survive copy.deepcopy and pickling with the module.
@@ -133,8 +135,9 @@ class Implicit(nn.Module):
         """The implicit tensor, shaped to broadcast against ``x`` on the channel axis."""
         axis = self.channel_axis % x.dim()
         if x.shape[axis] != self.channels:
-            raise ValueError(f"{type(self).__name__} holds {self.channels} channels but its input has "
-                             f"{x.shape[axis]} on axis {self.channel_axis} (shape {tuple(x.shape)})")
+            raise ImplicitConfigError(
+                f"{type(self).__name__} holds {self.channels} channels but its input has "
+                f"{x.shape[axis]} on axis {self.channel_axis} (shape {tuple(x.shape)})")
         shape = [1] * x.dim()
         shape[axis] = self.channels
         return self.implicit().to(x.dtype).view(shape)
@@ -219,13 +222,14 @@ class ImplicitC(Implicit):
         """Give ``layer`` (a Conv2d with groups=1 or a Linear) weights for the extra channels."""
         if isinstance(layer, nn.Conv2d):
             if layer.groups != 1 or layer.padding_mode != "zeros":
-                raise ValueError(f"ImplicitC binds to a Conv2d with groups=1 and zero padding, got groups="
-                                 f"{layer.groups}, padding_mode={layer.padding_mode!r}")
+                raise ImplicitConfigError(
+                    f"ImplicitC binds to a Conv2d with groups=1 and zero padding, got groups="
+                    f"{layer.groups}, padding_mode={layer.padding_mode!r}")
             shape = (layer.out_channels, self.channels, *layer.kernel_size)
         elif isinstance(layer, nn.Linear):
             shape = (layer.out_features, self.channels)
         else:
-            raise ValueError(f"ImplicitC binds to a Conv2d or a Linear layer, got {type(layer).__name__}")
+            raise ImplicitConfigError(f"ImplicitC binds to a Conv2d or a Linear layer, got {type(layer).__name__}")
         self.w_cat = nn.Parameter(torch.empty(shape))
         # The default init of torch's own Conv2d / Linear weights, for the new columns.
         nn.init.kaiming_uniform_(self.w_cat, a=math.sqrt(5))
@@ -259,5 +263,5 @@ OPERATOR_CLASSES: dict[str, type[Implicit]] = {"add": ImplicitA, "multiply": Imp
 def make_implicit(operator: str, channels: int, **kwargs) -> Implicit:
     """The implicit module for an operator name."""
     if operator not in OPERATOR_CLASSES:
-        raise ValueError(f"implicit operator must be one of {', '.join(OPERATORS)}, got {operator!r}")
+        raise ImplicitConfigError(f"implicit operator must be one of {', '.join(OPERATORS)}, got {operator!r}")
     return OPERATOR_CLASSES[operator](channels, **kwargs)

@@ -28,14 +28,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from yolor_ray.implicit.errors import PlacementError  # noqa: F401  (raised here; importable from here)
 from yolor_ray.implicit.spec import PlacementSpec
 
 PRED_LAYER_NAMES = ("rpn_cls", "rpn_reg", "atss_cls", "atss_reg", "atss_centerness", "conv_cls", "conv_reg",
                     "conv_centerness", "retina_cls", "retina_reg", "fc_cls", "fc_reg", "conv_logits")
-
-
-class PlacementError(ValueError):
-    """A placement that does not exist on this detector, or cannot take an operator."""
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,18 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from yolor_ray.implicit.modules import (DEFAULT_ATOMS, DEFAULT_DIM, DEFAULT_MEANS, DEFAULT_STD, MODELINGS, OPERATORS,
-                                        check_init, check_modeling, check_positive_int)
+from yolor_ray.implicit.errors import ImplicitConfigError
+from yolor_ray.implicit.modules import (
+    DEFAULT_ATOMS,
+    DEFAULT_DIM,
+    DEFAULT_MEANS,
+    DEFAULT_STD,
+    MODELINGS,
+    OPERATORS,
+    check_init,
+    check_modeling,
+    check_positive_int,
+)
 
 # The vocabulary, with each placement's default operators (paper: addition aligns
 # features, multiplication refines predictions).
@@ -48,20 +58,22 @@ def _unknown_keys(given: Mapping, valid: tuple[str, ...], where: str) -> None:
     for key in given:
         if key not in valid:
             hint = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
-            raise ValueError(f"{where}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                             + f"; valid keys: {', '.join(valid)}")
+            raise ImplicitConfigError(
+                f"{where}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; valid keys: {', '.join(valid)}")
 
 
 def _operators(value: Any, where: str) -> tuple[str, ...]:
     ops = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
     if not ops:
-        raise ValueError(f"{where} must be an operator name or a non-empty list of them "
-                         f"({', '.join(OPERATORS)}), got {value!r}")
+        raise ImplicitConfigError(
+            f"{where} must be an operator name or a non-empty list of them "
+            f"({', '.join(OPERATORS)}), got {value!r}")
     for op in ops:
         if op not in OPERATORS:
-            raise ValueError(f"{where}: unknown operator {op!r}; valid operators: {', '.join(OPERATORS)}")
+            raise ImplicitConfigError(f"{where}: unknown operator {op!r}; valid operators: {', '.join(OPERATORS)}")
     if len(set(ops)) != len(ops):
-        raise ValueError(f"{where} names an operator twice: {list(ops)!r}")
+        raise ImplicitConfigError(f"{where} names an operator twice: {list(ops)!r}")
     return ops
 
 
@@ -91,18 +103,19 @@ class InitsSpec:
         if value is None:
             return cls()
         if not isinstance(value, Mapping):
-            raise ValueError(f"ImplicitSpec(init) must be a dict like dict(add=dict(mean=0.0, std=0.02)), "
-                             f"got {value!r}")
+            raise ImplicitConfigError(
+                f"ImplicitSpec(init) must be a dict like dict(add=dict(mean=0.0, std=0.02)), "
+                f"got {value!r}")
         _unknown_keys(value, OPERATORS, "ImplicitSpec(init)")
         kwargs = {}
         for op, item in value.items():
             if not isinstance(item, Mapping):
-                raise ValueError(f"ImplicitSpec(init.{op}) must be a dict with mean and/or std, got {item!r}")
+                raise ImplicitConfigError(f"ImplicitSpec(init.{op}) must be a dict with mean and/or std, got {item!r}")
             _unknown_keys(item, ("mean", "std"), f"ImplicitSpec(init.{op})")
             try:
                 kwargs[op] = InitSpec(mean=item.get("mean", DEFAULT_MEANS[op]), std=item.get("std", DEFAULT_STD))
             except ValueError as err:
-                raise ValueError(str(err).replace("InitSpec(", f"ImplicitSpec(init.{op}.")) from None
+                raise ImplicitConfigError(str(err).replace("InitSpec(", f"ImplicitSpec(init.{op}.")) from None
         return cls(**kwargs)
 
     def for_operator(self, operator: str) -> InitSpec:
@@ -137,37 +150,43 @@ class PlacementSpec:
 
     def __post_init__(self):
         if (self.name is None) == (self.path is None):
-            raise ValueError(f"PlacementSpec needs exactly one of name (a placement: {', '.join(PLACEMENTS)}) or "
-                             f"path (a module path with side='input' or 'output'), got name={self.name!r}, "
-                             f"path={self.path!r}")
+            raise ImplicitConfigError(
+                f"PlacementSpec needs exactly one of name (a placement: {', '.join(PLACEMENTS)}) or "
+                f"path (a module path with side='input' or 'output'), got name={self.name!r}, "
+                f"path={self.path!r}")
         if self.name is not None:
             if self.name not in PLACEMENTS:
                 hint = difflib.get_close_matches(str(self.name), list(PLACEMENTS), n=1)
-                raise ValueError(f"unknown implicit placement {self.name!r}"
-                                 + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                                 + f"; valid placements: {', '.join(PLACEMENTS)}, or dict(path=..., side=...)")
+                raise ImplicitConfigError(
+                    f"unknown implicit placement {self.name!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + f"; valid placements: {', '.join(PLACEMENTS)}, or dict(path=..., side=...)")
             for key in ("side", "channels", "channel_axis"):
                 if getattr(self, key) is not None:
-                    raise ValueError(f"PlacementSpec({key}) goes with a path, not with placement {self.name!r}")
+                    raise ImplicitConfigError(
+                        f"PlacementSpec({key}) goes with a path, not with placement {self.name!r}")
         else:
             if not isinstance(self.path, str) or not self.path or self.path.startswith(".") or ".." in self.path:
-                raise ValueError(f"PlacementSpec(path) must be a dotted module path like 'neck.fpn_convs.0', "
-                                 f"got {self.path!r}")
+                raise ImplicitConfigError(
+                    f"PlacementSpec(path) must be a dotted module path like 'neck.fpn_convs.0', "
+                    f"got {self.path!r}")
             if self.side not in SIDES:
-                raise ValueError(f"PlacementSpec(side) for path {self.path!r} must be one of {', '.join(SIDES)}, "
-                                 f"got {self.side!r}")
+                raise ImplicitConfigError(
+                    f"PlacementSpec(side) for path {self.path!r} must be one of {', '.join(SIDES)}, "
+                    f"got {self.side!r}")
             if self.channels is not None:
                 check_positive_int(self.channels, "PlacementSpec(channels)")
             if self.channel_axis is not None and (not isinstance(self.channel_axis, int)
                                                   or isinstance(self.channel_axis, bool)):
-                raise ValueError(f"PlacementSpec(channel_axis) must be an int, got {self.channel_axis!r}")
+                raise ImplicitConfigError(f"PlacementSpec(channel_axis) must be an int, got {self.channel_axis!r}")
         if self.operators:
             ops = _operators(self.operators, "PlacementSpec(operators)")
         elif self.name is not None:
             ops = PLACEMENTS[self.name]
         else:
-            raise ValueError(f"PlacementSpec(operators) must be given with a path ({self.path!r}); "
-                             f"valid operators: {', '.join(OPERATORS)}")
+            raise ImplicitConfigError(
+                f"PlacementSpec(operators) must be given with a path ({self.path!r}); "
+                f"valid operators: {', '.join(OPERATORS)}")
         object.__setattr__(self, "operators", tuple(ops))
         if self.modeling is not None:
             check_modeling(self.modeling, "PlacementSpec(modeling)")
@@ -182,7 +201,8 @@ class PlacementSpec:
         if isinstance(value, Mapping):
             _unknown_keys(value, cls.KEYS, f"implicit placement {dict(value)!r}")
             return cls(**dict(value))
-        raise ValueError(f"an implicit placement must be a name ({', '.join(PLACEMENTS)}) or a dict, got {value!r}")
+        raise ImplicitConfigError(
+            f"an implicit placement must be a name ({', '.join(PLACEMENTS)}) or a dict, got {value!r}")
 
     @property
     def label(self) -> str:
@@ -214,18 +234,20 @@ class ImplicitSpec:
 
     def __post_init__(self):
         if not isinstance(self.placements, tuple) or not all(isinstance(p, PlacementSpec) for p in self.placements):
-            raise ValueError(f"ImplicitSpec(placements) must be a tuple of PlacementSpec, got {self.placements!r}")
+            raise ImplicitConfigError(
+                f"ImplicitSpec(placements) must be a tuple of PlacementSpec, got {self.placements!r}")
         if not self.placements:
-            raise ValueError(f"ImplicitSpec(placements) must name at least one placement ({', '.join(PLACEMENTS)}, "
-                             "or dict(path=..., side=...)); for no implicit knowledge use the baseline config")
+            raise ImplicitConfigError(
+                f"ImplicitSpec(placements) must name at least one placement ({', '.join(PLACEMENTS)}, "
+                "or dict(path=..., side=...)); for no implicit knowledge use the baseline config")
         check_modeling(self.modeling, "ImplicitSpec(modeling)")
         check_positive_int(self.atoms, "ImplicitSpec(atoms)")
         check_positive_int(self.dim, "ImplicitSpec(dim)")
         check_positive_int(self.concat_channels, "ImplicitSpec(concat_channels)")
         if not isinstance(self.weight_decay, bool):
-            raise ValueError(f"ImplicitSpec(weight_decay) must be True or False, got {self.weight_decay!r}")
+            raise ImplicitConfigError(f"ImplicitSpec(weight_decay) must be True or False, got {self.weight_decay!r}")
         if not isinstance(self.init, InitsSpec):
-            raise ValueError(f"ImplicitSpec(init) must be an InitsSpec, got {self.init!r}")
+            raise ImplicitConfigError(f"ImplicitSpec(init) must be an InitsSpec, got {self.init!r}")
 
     @classmethod
     def from_config(cls, value: Any = None) -> "ImplicitSpec":
@@ -235,7 +257,7 @@ class ImplicitSpec:
         if isinstance(value, ImplicitSpec):
             return value
         if not isinstance(value, Mapping):
-            raise ValueError(f"implicit settings must be a dict, got {type(value).__name__}: {value!r}")
+            raise ImplicitConfigError(f"implicit settings must be a dict, got {type(value).__name__}: {value!r}")
         _unknown_keys(value, cls.KEYS, "ImplicitSpec")
         kwargs: dict[str, Any] = {k: v for k, v in value.items() if k not in ("placements", "init")}
         if "placements" in value:
@@ -243,8 +265,9 @@ class ImplicitSpec:
             if isinstance(placements, (str, Mapping)):
                 placements = [placements]
             if not isinstance(placements, (list, tuple)):
-                raise ValueError(f"ImplicitSpec(placements) must be a list of placement names or dicts, "
-                                 f"got {placements!r}")
+                raise ImplicitConfigError(
+                    f"ImplicitSpec(placements) must be a list of placement names or dicts, "
+                    f"got {placements!r}")
             kwargs["placements"] = tuple(PlacementSpec.from_config(p) for p in placements)
         kwargs["init"] = InitsSpec.from_config(value.get("init"))
         return cls(**kwargs)

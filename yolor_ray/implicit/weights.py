@@ -9,12 +9,12 @@ does not match is an error, named.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping
 
 from torch import nn
 
 from yolor_ray.implicit.attach import is_implicit_key
+from yolor_ray.implicit.errors import WeightsMismatchError
 
 
 @dataclass(frozen=True)
@@ -42,22 +42,19 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def state_dict_of(checkpoint: Mapping | str | Path) -> dict:
-    """The state dict of a checkpoint file, an MMEngine checkpoint dict or a state dict."""
-    if isinstance(checkpoint, (str, Path)):
-        from yolor_ray.checkpoint import load_checkpoint_file
-
-        checkpoint = load_checkpoint_file(checkpoint)
+def state_dict_of(checkpoint: Mapping) -> dict:
+    """The state dict of an MMEngine checkpoint dict or of a state dict (a file is loaded
+    first, with the allow-list: ``yolor_ray.engine.checkpoint.load_checkpoint_file``)."""
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping):
-        raise ValueError(f"a checkpoint must hold a state dict, got {type(checkpoint).__name__}")
+        raise WeightsMismatchError(f"a checkpoint must hold a state dict, got {type(checkpoint).__name__}")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
-def load_weights(model: nn.Module, checkpoint: Mapping | str | Path) -> LoadReport:
+def load_weights(model: nn.Module, checkpoint: Mapping) -> LoadReport:
     """Load a baseline or YOLOR checkpoint into a baseline or YOLOR model.
 
-    Raises ValueError when keys other than implicit ones are missing or unexpected, or
+    Raises WeightsMismatchError when keys other than implicit ones are missing or unexpected, or
     when a shape differs.
     """
     state = state_dict_of(checkpoint)
@@ -65,7 +62,8 @@ def load_weights(model: nn.Module, checkpoint: Mapping | str | Path) -> LoadRepo
     shapes = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in state.items()
               if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
     if shapes:
-        raise ValueError(f"checkpoint does not fit {type(model).__name__}: shapes differ for {'; '.join(shapes[:5])}")
+        raise WeightsMismatchError(
+            f"checkpoint does not fit {type(model).__name__}: shapes differ for {'; '.join(shapes[:5])}")
     result = model.load_state_dict(state, strict=False)
     report = LoadReport(
         missing_implicit=tuple(k for k in result.missing_keys if is_implicit_key(k)),
@@ -73,5 +71,5 @@ def load_weights(model: nn.Module, checkpoint: Mapping | str | Path) -> LoadRepo
         missing=tuple(k for k in result.missing_keys if not is_implicit_key(k)),
         unexpected=tuple(k for k in result.unexpected_keys if not is_implicit_key(k)))
     if report.missing or report.unexpected:
-        raise ValueError(f"checkpoint does not fit {type(model).__name__}: {report.summary()}")
+        raise WeightsMismatchError(f"checkpoint does not fit {type(model).__name__}: {report.summary()}")
     return report

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ray
+import torch.distributed as dist
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from yolor_ray.data import SPLITS, CocoFolder, DatasetError, SplitFingerprint, annotation_file, fingerprint_differences
@@ -91,8 +92,6 @@ def check_data_on_nodes(check: DataCheck, worker_resources: dict[str, float], ti
 
 def gather_topology() -> list[dict]:
     """In a worker: every rank's node, in rank order, as the ranks see it (a collective)."""
-    import torch.distributed as dist
-
     here = dict(node_id=ray.get_runtime_context().get_node_id(), ip=ray.util.get_node_ip_address())
     if not dist.is_available() or not dist.is_initialized():
         return [dict(rank=0, **here)]

@@ -2,10 +2,11 @@
 
 The driver (``run_sweep``) validates the config, the space and the metric, sizes the
 sweep to the cluster, then runs a ``Tuner`` over a function trainable
-(``sweep_trial``). Each trial builds its own ``TorchTrainer`` through
-:func:`yolor_ray.train.run_training`, with Tune's report callback, so every epoch's
-metrics reach Tune and its ASHA scheduler; a trial holds one CPU, its trainer holds the
-workers (DESIGN.md section 4).
+(:func:`yolor_ray.tune.trial.sweep_trial`). Each trial builds its own ``TorchTrainer``
+through :func:`yolor_ray.train.driver.run_training`, with Tune's report callback, so every
+epoch's metrics reach Tune and its ASHA scheduler; a trial holds one CPU, its trainer
+holds the workers. When Tune is done, the driver writes the results of the trials ASHA
+stopped (from their last checkpoint's run state), then the leaderboard.
 
 Layout in storage, for a sweep ``NAME``::
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -30,23 +32,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from yolor_ray import config as cfglib
-from yolor_ray import space as spacelib
-from yolor_ray.data import CocoFolder, inspect_coco_folder
-from yolor_ray.results import AP_KEYS, SCORE_METRIC
-from yolor_ray.spec import RUN_NAME, TrainSpec
-from yolor_ray.storage import StorageSpec, open_storage
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import BasicVariantGenerator
 
-SWEEP_FILE = "sweep.json"
-RUNS_DIR = "runs"
-LEADERBOARD_FILE = "leaderboard.json"
+from yolor_ray import config as cfglib
+from yolor_ray.data import CocoFolder, inspect_coco_folder
+from yolor_ray.errors import UserError
+from yolor_ray.implicit import available_placements, split_yolor_cfg
+from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUN_STATE_FILE, RUNS_DIR, SWEEP_FILE
+from yolor_ray.metrics import SCORE_METRIC, TRAIN_LOSS, coco_keys
+from yolor_ray.models import build_model
+from yolor_ray.records import RunManifest, RunState, SweepManifest
+from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.train.checkpoints import latest_checkpoint
+from yolor_ray.train.driver import describe_run, prepare_run
+from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
+from yolor_ray.train.outputs import write_results
+from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
+from yolor_ray.train.spec import RUN_NAME, OptionError, TrainSpec
+from yolor_ray.tune import space as spacelib
+from yolor_ray.tune.leaderboard import write_sweep_results
+from yolor_ray.tune.trial import TRIAL_ACTOR, sweep_trial, trial_for, trial_resources
+
 SEARCHES = ("auto", "random", "grid", "optuna")
-LR_KEY = "optim_wrapper.optimizer.lr"
 
 log = logging.getLogger("yolor_ray")
 
 
-class SweepExistsError(FileExistsError):
+class SweepExistsError(UserError, FileExistsError):
     """A sweep name that is taken: finished, or started with other settings."""
 
 
@@ -72,15 +87,15 @@ class SweepSpec:
         for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"SweepSpec({key}) must be an int >= {low}, got {value!r}")
+                raise OptionError(f"SweepSpec({key}) must be an int >= {low}, got {value!r}")
         if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
-            raise ValueError(f"SweepSpec(max_concurrent) must be None or an int >= 1, got {self.max_concurrent!r}")
+            raise OptionError(f"SweepSpec(max_concurrent) must be None or an int >= 1, got {self.max_concurrent!r}")
         if self.search not in SEARCHES:
-            raise ValueError(f"unknown search {self.search!r}; valid: {', '.join(SEARCHES)}")
+            raise OptionError(f"unknown search {self.search!r}; valid: {', '.join(SEARCHES)}")
         if self.mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+            raise OptionError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.name is not None and not RUN_NAME.match(self.name):
-            raise ValueError(f"sweep name must match {RUN_NAME.pattern}, got {self.name!r}")
+            raise OptionError(f"sweep name must match {RUN_NAME.pattern}, got {self.name!r}")
 
 
 @dataclass(frozen=True)
@@ -106,20 +121,11 @@ class PreparedSweep:
 
 def reported_metrics(cfg) -> list[str]:
     """The metric keys a run of ``cfg`` reports every epoch (RayTrainReportHook)."""
-    keys = []
-    for evaluator in cfglib.evaluators(cfg, ("val_evaluator",)):
-        if evaluator.get("type") == "CocoMetric":
-            tasks = evaluator.get("metric", "bbox")
-            for task in [tasks] if isinstance(tasks, str) else tasks:
-                keys += [f"coco/{task}_{k}" for k in AP_KEYS]
-    return [*keys, "train/loss"]
+    return [*(key for task in cfglib.coco_tasks(cfg) for key in coco_keys(task)), TRAIN_LOSS]
 
 
 def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     """Every check that can fail before Ray starts, without writing anything."""
-    from yolor_ray.implicit import available_placements
-    from yolor_ray.train import prepare_run
-
     train = spec.train
     cfg = cfglib.load_config(train.config, train.cfg_options)
     if cfg.train_cfg.get("val_interval", 1) != 1:
@@ -132,12 +138,9 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                  + (f" (did you mean {', '.join(map(repr, hint))}?)" if hint else "")
                                  + f"; it reports: {', '.join(valid_metrics)}")
 
-    detector_cfg = cfg.model.copy()
-    base_implicit = {}
-    if detector_cfg.get("type") == "YOLOR":
-        base_implicit = dict(detector_cfg.pop("implicit", None) or {})
-        detector_cfg.type = detector_cfg.pop("detector")
-    available = tuple(available_placements(_build(detector_cfg)))
+    detector_cfg, base_implicit = split_yolor_cfg(cfg.model)
+    base_implicit = base_implicit or {}
+    available = tuple(available_placements(build_model(detector_cfg, cfg.get("default_scope", "mmdet"))))
     space = spacelib.parse_space(spec.space, available)
     _check_against_config(space, base_implicit)
     search = _pick_search(spec.search)
@@ -168,16 +171,6 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                          storage, fingerprint, resuming, data)
 
 
-def _build(model_cfg):
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-
-    import yolor_ray  # noqa: F401
-
-    init_default_scope("mmdet")
-    return MODELS.build(model_cfg)
-
-
 def _check_against_config(space: spacelib.SearchSpace, base_implicit: dict) -> None:
     """A searched setting that no variant would use, given the config's own settings."""
     if space["modeling"] is None:
@@ -191,14 +184,12 @@ def _check_against_config(space: spacelib.SearchSpace, base_implicit: dict) -> N
 def _pick_search(search: str) -> str:
     if search != "auto":
         if search == "optuna" and not _has_optuna():
-            raise ValueError("--search optuna needs Optuna: pip install optuna")
+            raise OptionError("--search optuna needs Optuna: pip install optuna")
         return search
     return "optuna" if _has_optuna() else "random"
 
 
 def _has_optuna() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("optuna") is not None
 
 
@@ -209,51 +200,13 @@ def _check_sweep_name(storage, name: str, fingerprint: str) -> bool:
     if storage.read_text(name, LEADERBOARD_FILE) is not None:
         raise SweepExistsError(f"sweep {storage.location(name)!r} is complete (it has {LEADERBOARD_FILE}); "
                                "pick another --name")
-    manifest = storage.read_text(name, SWEEP_FILE)
-    if manifest is None:
+    text = storage.read_text(name, SWEEP_FILE)
+    if text is None:
         raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep; pick another --name")
-    if json.loads(manifest).get("fingerprint") != fingerprint:
+    if SweepManifest.from_json(text).fingerprint != fingerprint:
         raise SweepExistsError(f"sweep {storage.location(name)!r} was started with another config, space or "
                                "settings; resume it with the same command, or pick another --name")
     return True
-
-
-def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: str) -> TrainSpec:
-    """The run settings of one trial: the variant's implicit settings (and LR) over the config."""
-    implicit_variant = {k: v for k, v in variant.items() if k != "lr"}
-    options = dict(trial_spec.cfg_options)
-    if "lr" in variant:
-        options[LR_KEY] = float(variant["lr"])
-    return dataclasses.replace(trial_spec, name=name, cfg_options=options,
-                               implicit=spacelib.implicit_of(implicit_variant, base_implicit))
-
-
-def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data: CocoFolder | None = None) -> None:
-    """Tune's function trainable: one trial = one Ray Train run named by the trial id."""
-    from ray import tune
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from yolor_ray.train import run_training
-
-    name = tune.get_context().get_trial_id()
-    run_training(trial_for(trial_spec, variant, base_implicit, name), callbacks=(TuneReportCallback(),), data=data,
-                 check_nodes=False)  # the sweep's driver checked them for every trial
-
-
-# Ray gives the head node this resource: trial actors (drivers of their trainers) stay
-# there, so a worker node's CPUs go to workers and a lost worker node loses no trial.
-HEAD_RESOURCE = "node:__internal_head__"
-TRIAL_ACTOR = {"CPU": 1, HEAD_RESOURCE: 0.001}
-
-
-def trial_resources(trial_spec: TrainSpec) -> dict[str, float]:
-    """What one trial needs from the cluster: its own CPU plus its trainer's workers."""
-    need = {"CPU": TRIAL_ACTOR["CPU"] + trial_spec.num_workers * trial_spec.cpus_per_worker}
-    if trial_spec.use_gpu:
-        need["GPU"] = trial_spec.num_workers
-    for key, amount in trial_spec.worker_resources.items():
-        need[key] = trial_spec.num_workers * amount
-    return need
 
 
 def concurrency(total: dict[str, float], need: dict[str, float], head_cpus: float | None = None) -> int:
@@ -275,88 +228,82 @@ def sweep_concurrency(fits: int, requested: int | None, fixed: bool) -> tuple[in
     return wanted, None
 
 
-def run_sweep(spec: SweepSpec) -> dict:
+def run_sweep(spec: SweepSpec):
     """Run (or resume) a sweep and write its leaderboard; returns the leaderboard."""
-    import ray
-    from ray import tune
-
-    from yolor_ray.nodes import DataCheck, check_data_on_nodes  # imports ray: deferred with it
-    from yolor_ray.train import ClusterTooSmallError, _connect_ray
-
     plan = prepare_sweep(spec)
-    started_local = _connect_ray(plan.trial_spec)
-    try:
+    with ray_session(plan.trial_spec.address) as local:
         need = trial_resources(plan.trial_spec)
-        fixed = started_local or spec.fixed_cluster
-        head_cpus = _head_cpus()
-        fits = concurrency(ray.cluster_resources(), need, head_cpus=head_cpus)
-        if fits < 1:
-            message = (f"one trial needs {_describe(need)} (1 CPU on the head for the trial, the rest for its "
-                       f"{plan.trial_spec.num_workers} worker(s)), but the cluster has "
-                       f"{_describe(ray.cluster_resources(), need)} ({head_cpus:g} CPU on the head)")
-            if fixed:
-                raise ClusterTooSmallError(f"the {'local ' if started_local else ''}Ray cluster can never hold a trial: "
-                                           f"{message}. Use fewer "
-                                           "--num-workers or --cpus-per-worker, or --address of a larger cluster")
-            log.warning("%s; waiting for the autoscaler to add nodes", message)
+        fixed = local or spec.fixed_cluster
+        total, on_head = ray.cluster_resources(), head_cpus()
+        fits = concurrency(total, need, head_cpus=on_head)
+        require_fit(fits >= 1, "a trial", f"one trial needs {_describe(need)} (1 CPU on the head for the trial, the "
+                    f"rest for its {plan.trial_spec.num_workers} worker(s)), but the cluster has "
+                    f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
         max_concurrent, cut = sweep_concurrency(fits, spec.max_concurrent, fixed)
         if cut:
             log.warning(cut)
-        if plan.data is not None and not started_local:
+        if plan.data is not None and not local:
             check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.resources_per_worker())
-        storage_path, filesystem = plan.storage.ray_storage()
-        trainable = tune.with_resources(
-            tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
-                                 data=plan.data),
-            TRIAL_ACTOR)
-        experiment = f"{storage_path}/{plan.name}"
-        if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
-            log.info("resuming sweep %s", plan.location)
-            tuner = tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True,
-                                       storage_filesystem=filesystem)
-        else:
-            plan.storage.write_bytes(json.dumps(dict(config=str(spec.train.config), fingerprint=plan.fingerprint,
-                                                     space=plan.space.to_config(), search=plan.search,
-                                                     metric=spec.metric, mode=spec.mode,
-                                                     early_stopping=spec.early_stopping), indent=2).encode(),
-                                     plan.name, SWEEP_FILE)
-            tuner = tune.Tuner(
-                trainable,
-                param_space=plan.space.to_tune(grid=plan.search == "grid"),
-                tune_config=tune.TuneConfig(
-                    metric=spec.metric, mode=spec.mode, scheduler=_scheduler(spec, plan.epochs),
-                    search_alg=_searcher(plan.search, spec.train.seed, max_concurrent),
-                    num_samples=1 if plan.search == "grid" else spec.trials,
-                    # Tune limits a Searcher through this; a variant generator limits itself.
-                    max_concurrent_trials=max_concurrent if plan.search == "optuna" else None),
-                run_config=tune.RunConfig(name=plan.name, storage_path=storage_path, storage_filesystem=filesystem,
-                                          verbose=1))
-        log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
-                 plan.location, plan.search,
-                 plan.space.num_variants() if plan.search == "grid" else spec.trials, max_concurrent,
-                 _describe(need), "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode,
-                 plan.space.describe())
         start = time.monotonic()
-        grid = tuner.fit()
+        grid = _tuner(plan, max_concurrent).fit()
         log.info("sweep finished in %.0f s", time.monotonic() - start)
-    finally:
-        if started_local:
-            ray.shutdown()
-    from yolor_ray.leaderboard import write_sweep_results
-
+    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+    for result in grid:
+        record_stopped_trial(runs, result, plan.epochs)
     return write_sweep_results(plan, grid)
 
 
-def _head_cpus() -> float:
-    import ray
+def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
+    """A new Tuner for the sweep (its manifest written first), or the stored one restored."""
+    spec = plan.spec
+    storage_path, filesystem = plan.storage.ray_storage()
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
+                             data=plan.data),
+        TRIAL_ACTOR)
+    experiment = f"{storage_path}/{plan.name}"
+    if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
+        log.info("resuming sweep %s", plan.location)
+        return tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=filesystem)
+    manifest = SweepManifest(config=str(spec.train.config), fingerprint=plan.fingerprint, space=plan.space.to_config(),
+                             search=plan.search, metric=spec.metric, mode=spec.mode,
+                             early_stopping=spec.early_stopping)
+    plan.storage.write_bytes(manifest.to_json().encode(), plan.name, SWEEP_FILE)
+    log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
+             plan.location, plan.search, plan.space.num_variants() if plan.search == "grid" else spec.trials,
+             max_concurrent, _describe(trial_resources(plan.trial_spec)),
+             "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode, plan.space.describe())
+    return tune.Tuner(
+        trainable,
+        param_space=plan.space.to_tune(grid=plan.search == "grid"),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.mode, scheduler=_scheduler(spec, plan.epochs),
+            search_alg=_searcher(plan.search, spec.train.seed, max_concurrent),
+            num_samples=1 if plan.search == "grid" else spec.trials,
+            # Tune limits a Searcher through this; a variant generator limits itself.
+            max_concurrent_trials=max_concurrent if plan.search == "optuna" else None),
+        run_config=tune.RunConfig(name=plan.name, storage_path=storage_path, storage_filesystem=filesystem,
+                                  verbose=1))
 
-    return sum(node["Resources"].get("CPU", 0) for node in ray.nodes()
-               if node.get("Alive") and HEAD_RESOURCE in node["Resources"])
+
+def record_stopped_trial(runs, result, epochs: int) -> None:
+    """results.json of a trial that ASHA stopped: its run ended with its process, so it is
+    written here, once, from the run's manifest and its latest checkpoint's run state."""
+    trial_id = (result.metrics or {}).get("trial_id")
+    if result.error is not None or trial_id is None or runs.read_text(trial_id, RESULTS_FILE) is not None:
+        return
+    checkpoint = latest_checkpoint(runs, trial_id)
+    manifest = runs.read_text(trial_id, RUN_FILE)
+    if checkpoint is None or manifest is None:
+        return  # stopped before its first checkpoint: the leaderboard says so
+    state_epochs = RunState.from_json(runs.read_text(trial_id, checkpoint, RUN_STATE_FILE)).epochs_run
+    write_results(runs, trial_id, RunManifest.from_json(manifest), checkpoint,
+                  wall_time_s=float(result.metrics.get("time_total_s", 0.0)),
+                  status="completed" if state_epochs == epochs else "stopped")
 
 
 def _scheduler(spec: SweepSpec, epochs: int):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     if not spec.early_stopping:
         return FIFOScheduler()
     # max_t one past the last epoch: at max_t ASHA stops a trial, which would end its
@@ -367,12 +314,10 @@ def _scheduler(spec: SweepSpec, epochs: int):
 
 def _searcher(search: str, seed: int, max_concurrent: int):
     if search == "optuna":
-        from optuna.samplers import TPESampler
+        from optuna.samplers import TPESampler  # deferred: Optuna is optional (_has_optuna)
         from ray.tune.search.optuna import OptunaSearch
 
         return OptunaSearch(sampler=TPESampler(seed=seed))
-    from ray.tune.search import BasicVariantGenerator
-
     return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
 
 
@@ -382,8 +327,6 @@ def _describe(resources: dict, keys: dict | None = None) -> str:
 
 def describe_sweep(plan: PreparedSweep) -> tuple[str, str]:
     """``--dry-run`` of a sweep: its settings, then the first trial as a run would print it."""
-    from yolor_ray.train import describe_run, prepare_run
-
     first = {d.key: d.values()[0] for d in plan.space.dimensions}
     trial, config_text = describe_run(prepare_run(trial_for(plan.trial_spec, first, plan.base_implicit, "first"),
                                                   plan.data))

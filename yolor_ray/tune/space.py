@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+from ray import tune
+
+from yolor_ray.errors import UserError
 from yolor_ray.implicit.modules import MODELINGS, OPERATORS
 from yolor_ray.implicit.spec import PLACEMENTS
 
@@ -44,7 +48,7 @@ DEFAULT_SPACE = dict(
 )
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError, ValueError):
     """A search space that is empty, malformed or contradicts itself or the config."""
 
 
@@ -67,8 +71,6 @@ class Dimension:
         return self.choices if self.choices is not None else (self.low, self.high)
 
     def to_tune(self, grid: bool):
-        from ray import tune
-
         if self.is_range:
             return (tune.loguniform if self.log else tune.uniform)(self.low, self.high)
         if len(self.choices) == 1:
@@ -121,8 +123,6 @@ def load_space_file(path: str | Path) -> dict:
         raise SpaceError(f"search space file {str(path)!r} not found")
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml
-
             raw = yaml.safe_load(path.read_text())
         elif path.suffix == ".py":
             scope: dict[str, Any] = {}

@@ -28,27 +28,33 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import numpy as np
+import numpy.dtypes
 import torch
+from mmengine.logging import HistoryBuffer
+from numpy._core.multiarray import _reconstruct, scalar
 
-if TYPE_CHECKING:
-    from yolor_ray.implicit.weights import LoadReport
+from yolor_ray.errors import UserError
+from yolor_ray.implicit import LoadReport, is_implicit_key, state_dict_of
+from yolor_ray.storage import aws_region
 
-TRUSTED_PREFIX = "yolor-trusted://"  # MMEngine's CheckpointLoader scheme for this loader (registry.py)
+TRUSTED_PREFIX = "yolor-trusted://"  # MMEngine's CheckpointLoader scheme for this loader (registrations.py)
 HISTORY_BUFFER_STATISTICS = ("min", "max", "current", "mean")
 _NUMPY_CORE_NAMES = ("numpy._core", "numpy.core")  # numpy 2, numpy 1.x
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file that is missing, is not a checkpoint, or holds what we do not unpickle."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint file where one was named."""
 
 
 def _history_buffer_statistic(owner, name):
     """Stands in for ``builtins.getattr`` while loading: HistoryBuffer's statistic methods only."""
-    from mmengine.logging import HistoryBuffer
-
     if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(f"getattr({getattr(owner, '__qualname__', type(owner).__name__)}, {name!r})")
@@ -56,10 +62,6 @@ def _history_buffer_statistic(owner, name):
 
 def _allowed_globals() -> list:
     """What ``torch.load(weights_only=True)`` may meet beyond torch's own allow-list."""
-    import numpy.dtypes
-    from mmengine.logging import HistoryBuffer
-    from numpy._core.multiarray import _reconstruct, scalar
-
     allowed = [collections.Counter, collections.OrderedDict, HistoryBuffer, np.ndarray, np.dtype,
                (_history_buffer_statistic, "builtins.getattr")]
     for core in _NUMPY_CORE_NAMES:
@@ -109,8 +111,6 @@ def load_checkpoint_file(path: str | Path, map_location="cpu") -> dict:
 def _statistics_methods_kept():
     """HistoryBuffer's ``__setstate__`` writes the pickled statistic methods into a dict of the
     class, shared by the process: drop what a checkpoint brings (resuming does not need it)."""
-    from mmengine.logging import HistoryBuffer
-
     before = dict(HistoryBuffer._statistics_methods)
     try:
         yield
@@ -151,7 +151,7 @@ class KeyReport:
     """How a checkpoint's state dict covers a model: matched keys, and the rest by kind."""
 
     matched: int
-    load: "LoadReport"
+    load: LoadReport
     shape_mismatch: tuple[str, ...] = ()
 
     def summary(self) -> str:
@@ -166,9 +166,6 @@ class KeyReport:
 
 def compare_keys(model, checkpoint: dict) -> KeyReport:
     """Compare without loading: what MMEngine's non-strict load would fill, miss and skip."""
-    from yolor_ray.implicit.attach import is_implicit_key
-    from yolor_ray.implicit.weights import LoadReport, state_dict_of
-
     try:
         state = state_dict_of(checkpoint)
     except ValueError as err:
@@ -191,12 +188,8 @@ def fetch_checkpoint(uri: str, dest_dir: str | Path, s3_endpoint: str | None = N
     (MMEngine's own s3:// loader needs petrel) into ``dest_dir``."""
     if not uri.startswith("s3://"):
         return Path(uri).expanduser()
-    from urllib.parse import urlparse
-
-    import boto3
+    import boto3  # deferred: only for s3:// (boto3 takes a second to import)
     from botocore.exceptions import BotoCoreError, ClientError
-
-    from yolor_ray.storage import _region
 
     parsed = urlparse(uri)
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
@@ -206,7 +199,7 @@ def fetch_checkpoint(uri: str, dest_dir: str | Path, s3_endpoint: str | None = N
     fd, local = tempfile.mkstemp(prefix="load-from-", suffix=Path(key).suffix or ".pth", dir=str(dest_dir))
     os.close(fd)
     try:
-        boto3.client("s3", endpoint_url=endpoint, region_name=_region()).download_file(bucket, key, local)
+        boto3.client("s3", endpoint_url=endpoint, region_name=aws_region()).download_file(bucket, key, local)
     except (ClientError, BotoCoreError) as err:
         Path(local).unlink(missing_ok=True)
         raise CheckpointError(f"cannot download checkpoint {uri!r}"
@@ -214,17 +207,7 @@ def fetch_checkpoint(uri: str, dest_dir: str | Path, s3_endpoint: str | None = N
     return Path(local)
 
 
-def build_model_from_checkpoint(cfg, checkpoint_file: str | Path):
-    """Build ``cfg.model`` on the CPU with the checkpoint's weights, in eval mode."""
-    import yolor_ray  # noqa: F401
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-
-    init_default_scope(cfg.get("default_scope", "mmdet"))
-    model = MODELS.build(cfg.model)
-    state = load_checkpoint_file(checkpoint_file)
-    model.load_state_dict(state.get("state_dict", state))
-    model.cfg = cfg
-    if "meta" in state and "dataset_meta" in state["meta"]:
-        model.dataset_meta = state["meta"]["dataset_meta"]
-    return model.eval()
+def load_trusted_checkpoint(filename: str, map_location=None) -> dict:
+    """MMEngine's loader for ``yolor-trusted://PATH`` (ours on resume, a user's ``load_from``):
+    :func:`load_checkpoint_file` instead of its bare ``torch.load``."""
+    return load_checkpoint_file(filename[len(TRUSTED_PREFIX):], map_location=map_location)

@@ -6,8 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from yolor_ray.errors import UserError
+
 AMP_MODES = (None, "fp16", "bf16")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class OptionError(UserError, ValueError):
+    """An option of a run or a sweep that cannot be (a count below its minimum, a bad name)."""
 
 
 @dataclass(frozen=True)
@@ -55,24 +61,26 @@ class TrainSpec:
                           ("max_failures", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"TrainSpec({name}) must be an int >= {low}, got {value!r}")
+                raise OptionError(f"TrainSpec({name}) must be an int >= {low}, got {value!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"TrainSpec({name}) must be None or an int >= 1, got {value!r}")
+                raise OptionError(f"TrainSpec({name}) must be None or an int >= 1, got {value!r}")
         for key, amount in self.worker_resources.items():
             if key in ("CPU", "GPU", "memory") or not isinstance(amount, (int, float)) or amount <= 0:
-                raise ValueError(f"TrainSpec(worker_resources) takes custom resources with amounts > 0 (CPUs and "
-                                 f"GPUs have their own options), got {key}={amount!r}")
+                raise OptionError(
+                    f"TrainSpec(worker_resources) takes custom resources with amounts > 0 (CPUs and "
+                    f"GPUs have their own options), got {key}={amount!r}")
         if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainSpec(amp) must be one of {', '.join(map(repr, AMP_MODES))}, got {self.amp!r}")
+            raise OptionError(f"TrainSpec(amp) must be one of {', '.join(map(repr, AMP_MODES))}, got {self.amp!r}")
         if self.amp == "fp16" and not self.use_gpu:
-            raise ValueError("TrainSpec(amp='fp16') needs --gpu (fp16 autocast is CUDA only); on a CPU use --amp bf16")
+            raise OptionError("TrainSpec(amp='fp16') needs --gpu (fp16 autocast is CUDA only); on a CPU use --amp bf16")
         if self.load_from is not None and (not isinstance(self.load_from, str) or not self.load_from):
-            raise ValueError(f"TrainSpec(load_from) must be a path or s3://bucket/key, got {self.load_from!r}")
+            raise OptionError(f"TrainSpec(load_from) must be a path or s3://bucket/key, got {self.load_from!r}")
         if self.name is not None and not RUN_NAME.match(self.name):
-            raise ValueError(f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "
-                             f"got {self.name!r}")
+            raise OptionError(
+                f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "
+                f"got {self.name!r}")
 
     def resources_per_worker(self) -> dict[str, float]:
         """What Ray reserves for each worker (GPUs through ScalingConfig's use_gpu)."""

@@ -3,7 +3,7 @@
 The baseline count is the YOLOR model's minus its implicit parameters: the implicit
 modules are the only thing a YOLOR variant adds (its other keys are the baseline's).
 
-    python -m yolor_ray.implicit.cost configs/yolor/*.py     # prints the markdown table
+    python -m yolor_ray.deploy.cost configs/yolor/*.py     # prints the markdown table
 """
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from yolor_ray.implicit.attach import count_implicit_params
+from mmengine.config import Config
+
+from yolor_ray.config import load_config
+from yolor_ray.implicit import count_implicit_params
+from yolor_ray.models import build_model
 
 TABLE_HEADER = ("| config | baseline params | YOLOR params | added params | added (%) |\n"
                 "| --- | ---: | ---: | ---: | ---: |")
@@ -38,24 +42,15 @@ class ImplicitCost:
 
 
 def _cfg(config_or_cfg: Any):
-    from mmengine.config import Config
-
     if isinstance(config_or_cfg, Config):
         return config_or_cfg, config_or_cfg.filename and Path(config_or_cfg.filename).stem
-    from yolor_ray.config import load_config
-
     return load_config(config_or_cfg), Path(config_or_cfg).stem
 
 
 def implicit_cost(config_or_cfg: Any, name: str | None = None) -> ImplicitCost:
     """Baseline and YOLOR parameter counts of a YOLOR config (a file or a Config)."""
-    import yolor_ray  # noqa: F401  (registrations)
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
     cfg, stem = _cfg(config_or_cfg)
-    register_all_modules(init_default_scope=False)
-    model = MODELS.build(cfg.model)
+    model = build_model(cfg.model, cfg.get("default_scope", "mmdet"))
     total = sum(p.numel() for p in model.parameters())
     return ImplicitCost(name or stem or "model", total - count_implicit_params(model), total)
 
@@ -68,7 +63,7 @@ def cost_table(configs: Iterable[Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     paths = argv if argv is not None else sys.argv[1:]
     if not paths:
-        print("usage: python -m yolor_ray.implicit.cost CONFIG [CONFIG ...]", file=sys.stderr)
+        print("usage: python -m yolor_ray.deploy.cost CONFIG [CONFIG ...]", file=sys.stderr)
         return 2
     print(cost_table(paths))
     return 0

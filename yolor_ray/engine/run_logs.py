@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from yolor_ray.layout import LOGS_DIR
 from yolor_ray.storage import StorageSpec, open_storage
-
-LOGS_DIR = "logs"
 
 log = logging.getLogger("yolor_ray")
 

@@ -1,0 +1,6 @@
+"""What runs inside a training worker, beside MMEngine's Runner: the hooks that report to
+Ray Train and copy logs to storage, the DDP wrapper, YOLOR's optimizer recipe, the image
+loader that skips unreadable images, and checkpoint loading under an allow-list.
+
+Nothing here is registered on import: ``yolor_ray.registrations`` does that.
+"""

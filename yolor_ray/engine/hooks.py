@@ -1,0 +1,155 @@
+"""MMEngine hooks of a worker: report each epoch to Ray Train, copy the logs to storage."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import defaultdict
+
+import torch
+from mmengine.dist import all_reduce, is_distributed
+from mmengine.hooks import Hook
+
+from yolor_ray.config import ConfigError, coco_tasks
+from yolor_ray.engine.run_logs import upload_logs
+from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE
+from yolor_ray.metrics import coco_keys
+from yolor_ray.records import RunState
+from yolor_ray.storage import StorageSpec
+
+
+class RayTrainReportHook(Hook):
+    """Reports each epoch's metrics and a checkpoint to Ray Train.
+
+    ``ray.train.report`` is a barrier: every rank calls it once per epoch, after
+    validation when the epoch validates, else after training. Rank 0 attaches a
+    checkpoint directory holding the MMEngine checkpoint and the run state so far
+    (metric history, restarts), so the latest checkpoint in storage describes the
+    whole run and a resumed run carries it on.
+    """
+
+    priority = "LOWEST"  # after every other hook of the epoch has logged and saved
+
+    def __init__(self, checkpoint_interval: int = 1, history: list | None = None, restarts: int = 0,
+                 topology: list | None = None):
+        if not isinstance(checkpoint_interval, int) or checkpoint_interval < 1:
+            raise ConfigError(
+                f"RayTrainReportHook(checkpoint_interval) must be an int >= 1, got {checkpoint_interval!r}")
+        self.checkpoint_interval = checkpoint_interval
+        self.history: list[dict] = list(history or [])
+        self.restarts = restarts
+        self.topology = list(topology or [])  # every rank's node, as the ranks observed it
+        self._loss_sums: dict[str, float] = defaultdict(float)
+        self._loss_count = 0
+        self._train_record: dict | None = None
+        self._checkpoint_due = False
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        for key, value in (outputs or {}).items():
+            if key.startswith("loss"):
+                self._loss_sums[key] += float(value.detach() if hasattr(value, "detach") else value)
+        self._loss_count += 1
+
+    def after_train_epoch(self, runner):
+        # The loop counts this epoch only after this hook: MMEngine's interval helpers
+        # (runner.epoch + 1) are right here and one off in after_val_epoch.
+        self._train_record = {"epoch": runner.epoch + 1, "iter": runner.iter}
+        self._train_record.update(self._mean_losses())
+        self._loss_sums.clear()
+        self._loss_count = 0
+        last = self.is_last_train_epoch(runner)
+        # Ray ranks checkpoints by validation mAP, so in a validating run only epochs
+        # with metrics carry one (the last epoch always validates).
+        self._checkpoint_due = last or self.every_n_epochs(runner, self.checkpoint_interval)
+        if not self._validates_after(runner):
+            self._report(runner, {})
+
+    def _mean_losses(self) -> dict:
+        """Each loss's mean over this epoch's iterations of every rank (a collective: all ranks
+        call it after each training epoch), not rank 0's alone."""
+        keys = sorted(self._loss_sums)
+        totals = torch.tensor([self._loss_sums[k] for k in keys] + [float(self._loss_count)], dtype=torch.float64)
+        if is_distributed():
+            all_reduce(totals, op="sum")
+        count = max(totals[-1].item(), 1.0)
+        return {f"train/{k}": v / count for k, v in zip(keys, totals[:-1].tolist())}
+
+    def after_val_epoch(self, runner, metrics=None):
+        if self._train_record is None:  # a val run outside training (runner.val())
+            return
+        self._report(runner, _with_empty_coco_as_zero(runner, dict(metrics or {})))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        # The message hub's smoothing buffers pickle their statistic methods through
+        # ``getattr``; our loader maps that, but resuming does not need them: keep files small.
+        message_hub = checkpoint.get("message_hub")
+        if isinstance(message_hub, dict):
+            message_hub["log_scalars"] = {}
+
+    def _validates_after(self, runner) -> bool:
+        """EpochBasedTrainLoop's own rule for validating after this epoch."""
+        loop = runner.train_loop
+        if runner.val_loop is None:
+            return False
+        return runner.epoch + 1 >= getattr(loop, "val_begin", 1) and (
+            self.every_n_epochs(runner, getattr(loop, "val_interval", 1)) or self.is_last_train_epoch(runner))
+
+    def _report(self, runner, metrics: dict) -> None:
+        import ray.train  # deferred: registering this hook (mmdet's own tools) must not import Ray Train
+
+        record = dict(self._train_record)
+        record.update({k: _plain(v) for k, v in metrics.items()})
+        self._train_record = None
+        self.history.append(record)
+        with_checkpoint = self._checkpoint_due and (bool(metrics) or runner.val_loop is None)
+        if runner.rank != 0 or not with_checkpoint:
+            ray.train.report(record)
+            return
+        staging = tempfile.mkdtemp(prefix="yolor-ray-ckpt-")
+        try:
+            # Explicit meta: MMEngine assumes a call from after_train_epoch and would
+            # count one epoch too many when called after validation.
+            runner.save_checkpoint(staging, filename=CHECKPOINT_FILE, save_optimizer=True, save_param_scheduler=True,
+                                   meta=dict(epoch=record["epoch"], iter=runner.iter))
+            state = RunState(history=self.history, restarts=self.restarts, nodes=self.topology)
+            with open(os.path.join(staging, RUN_STATE_FILE), "w") as f:
+                f.write(state.to_json())
+            ray.train.report(record, checkpoint=ray.train.Checkpoint.from_directory(staging))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+class StorageLogHook(Hook):
+    """Rank 0 copies its MMEngine log folder (text log, scalars) into the run's storage
+    after every epoch, so a crash or a lost node leaves the logs so far."""
+
+    priority = "VERY_LOW"  # after the logger hook has written the epoch's lines
+
+    def __init__(self, storage: dict, run_name: str):
+        self.storage = StorageSpec(**storage)
+        self.run_name = run_name
+
+    def after_train_epoch(self, runner) -> None:
+        self._upload(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._upload(runner)
+
+    def _upload(self, runner) -> None:
+        if runner.rank == 0:
+            upload_logs(runner.log_dir, self.storage, self.run_name, rank=0)
+
+
+def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:
+    """CocoMetric returns no keys at all when no box passes the score threshold (an
+    untrained model); the AP of an empty detection set is 0, so report that."""
+    for task in coco_tasks(runner.cfg):
+        if f"coco/{task}_mAP" not in metrics:
+            runner.logger.warning(f"no {task} detection passed the score threshold; reporting COCO {task} AP as 0")
+            metrics.update(dict.fromkeys(coco_keys(task), 0.0))
+    return metrics
+
+
+def _plain(value):
+    """Metrics as JSON-friendly Python numbers (tensors and numpy scalars unwrapped)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (list, dict, str)) else value

@@ -1,0 +1,58 @@
+"""Optimizer parts of YOLOR's recipe: no weight decay on implicit tensors, bf16 autocast."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+import torch
+from mmengine.logging import print_log
+from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
+
+from yolor_ray.implicit import is_implicit_key
+
+
+class YOLOROptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """MMEngine's default constructor plus YOLOR's recipe: implicit tensors get no weight
+    decay (decay pulls an ImplicitM's z toward 0, not its init 1), unless the model's
+    ``implicit.weight_decay`` is True. Every other rule of ``paramwise_cfg`` applies as usual."""
+
+    def __call__(self, model):
+        inner = model.module if hasattr(model, "module") else model
+        spec = getattr(inner, "implicit_spec", None)
+        self._no_decay = set() if spec is None or spec.weight_decay else {
+            id(p) for name, p in inner.named_parameters() if is_implicit_key(name)}
+        if self._no_decay and not self.paramwise_cfg:
+            self.paramwise_cfg = dict(custom_keys={})  # per-parameter groups, all else as without it
+        return super().__call__(model)
+
+    def add_params(self, params, module, prefix="", is_dcn_module=None):
+        super().add_params(params, module, prefix, is_dcn_module)
+        if prefix == "":  # the outermost call: every group is in
+            for group in params:
+                if any(id(p) in self._no_decay for p in group["params"]):
+                    group["weight_decay"] = 0.0
+
+
+class BF16OptimWrapper(OptimWrapper):
+    """bf16 autocast around the forward pass, on GPU or CPU. MMEngine's AmpOptimWrapper
+    asserts a GPU; bf16 has fp32's exponent range, so no loss scaling is needed."""
+
+    skipped_steps = 0
+
+    @contextmanager
+    def optim_context(self, model):
+        device = next(model.parameters()).device.type
+        with super().optim_context(model), torch.autocast(device_type=device, dtype=torch.bfloat16):
+            yield
+
+    def step(self, **kwargs) -> None:
+        # As AMP's grad scaler does for fp16: a step whose gradients are not finite is
+        # skipped (seen with CPU bf16 convs on 1x1 feature maps), not applied as NaN weights.
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.detach().float().abs().max() for g in grads])).all():
+            self.skipped_steps += 1
+            print_log(f"bf16: gradients not finite, step skipped ({self.skipped_steps} so far)", logger="current",
+                      level=logging.WARNING)
+            self.optimizer.zero_grad()
+            return
+        super().step(**kwargs)

@@ -1,0 +1,40 @@
+"""Every file name of a run, a sweep and a deploy folder, in one place.
+
+A run, ``STORAGE/NAME/``::
+
+    run.json            written before training: the config and scale the name belongs to
+    config.py           the merged config, written before training
+    checkpoint_*/       Ray Train's checkpoints: checkpoint.pth + run_state.json each
+    logs/               MMEngine's log folders (rank 0; logs/rankN/ for the others)
+    curves.png, samples.png
+    results.json        written last: a run that has it is complete
+
+A sweep, ``STORAGE/NAME/``: Tune's experiment, ``sweep.json``, ``runs/TRIAL/`` (one run
+each, as above), ``leaderboard.json`` (written last), ``leaderboard.md``, ``trials.png``,
+``best_config.py``. ``yolor-ray fuse`` writes ``deploy.pth``, ``deploy.py`` and
+``fuse_report.json`` into its output folder.
+"""
+
+# A run
+RUN_FILE = "run.json"
+RUN_CONFIG = "config.py"
+RESULTS_FILE = "results.json"
+CURVES_PNG = "curves.png"
+SAMPLES_PNG = "samples.png"
+LOGS_DIR = "logs"
+CHECKPOINT_DIR_PREFIX = "checkpoint_"  # Ray Train names its checkpoint folders so
+CHECKPOINT_FILE = "checkpoint.pth"  # in each checkpoint folder: MMEngine's checkpoint
+RUN_STATE_FILE = "run_state.json"  # beside it: metrics per epoch so far, restarts, nodes
+
+# A sweep
+SWEEP_FILE = "sweep.json"
+RUNS_DIR = "runs"
+LEADERBOARD_FILE = "leaderboard.json"
+LEADERBOARD_MD = "leaderboard.md"
+TRIALS_PNG = "trials.png"
+BEST_CONFIG = "best_config.py"
+
+# yolor-ray fuse
+DEPLOY_CHECKPOINT = "deploy.pth"
+DEPLOY_CONFIG = "deploy.py"
+FUSE_REPORT = "fuse_report.json"

@@ -1,0 +1,165 @@
+"""The JSON records a run and a sweep leave, as typed dataclasses.
+
+Every record is written with a ``schema`` number and read back through ``from_json``,
+which also reads the records written before schemas existed (schema 0: the same keys,
+some of them absent). Readers use the fields, never string keys of the raw JSON.
+File names are in :mod:`yolor_ray.layout`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """to_json / from_json for the dataclasses below; unknown keys of newer writers are ignored."""
+
+    SCHEMA: ClassVar[int] = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls: type[R], raw: dict[str, Any]) -> R:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(raw).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    @classmethod
+    def from_json(cls: type[R], text: str) -> R:
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class RunState(Record):
+    """``run_state.json`` in each checkpoint: the run so far, so a resumed run carries it on.
+
+    ``history``: one dict per reported epoch (``epoch``, ``iter``, ``train/...`` losses and
+    the validation metrics); ``nodes``: each rank's node (``rank``, ``node_id``, ``ip``) as
+    the latest worker group observed it.
+    """
+
+    history: list[dict] = field(default_factory=list)
+    restarts: int = 0
+    nodes: list[dict] = field(default_factory=list)
+
+    @property
+    def epochs_run(self) -> int:
+        return self.history[-1]["epoch"] if self.history else 0
+
+    @property
+    def final_metrics(self) -> dict:
+        final = self.history[-1] if self.history else {}
+        return {k: v for k, v in final.items() if k not in ("epoch", "iter")}
+
+
+@dataclass
+class RunManifest(Record):
+    """``run.json``, written before training: what the run name belongs to (config and
+    scale, compared on resume) and what is known of the run before it trains."""
+
+    config: str
+    fingerprint: str
+    num_workers: int | None = None  # None: written before the world size was recorded
+    use_gpu: bool | None = None
+    model: str | None = None  # the detector's type (the base detector of a YOLOR model)
+    implicit: dict | None = None  # the implicit settings; None: a baseline
+    data_root: str | None = None
+    classes: list[str] = field(default_factory=list)
+    small: bool = False
+    epochs: int | None = None  # planned
+    num_params: int | None = None
+
+
+@dataclass
+class RunResults(Record):
+    """``results.json``: what ran, on what, how it did. No credentials: storage is named by URI."""
+
+    name: str
+    location: str
+    config: str
+    model: str
+    metrics: dict
+    history: list[dict]
+    status: str = "completed"  # or 'stopped' early by a sweep's scheduler
+    implicit: dict | None = None
+    data_root: str | None = None
+    classes: list[str] = field(default_factory=list)
+    small: bool = False
+    epochs: int | None = None
+    restarts: int = 0
+    num_params: int | None = None
+    world_size: int | None = None  # as the workers observed it (len(nodes)), else as asked
+    nodes: list[dict] = field(default_factory=list)
+    use_gpu: bool = False
+    wall_time_s: float = 0.0  # of the last driver's fit (since the last resume)
+    checkpoint: str | None = None
+    artifacts: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_yolor(self) -> bool:
+        return self.implicit is not None
+
+
+@dataclass
+class SweepManifest(Record):
+    """``sweep.json``, written before the first trial: what the sweep name belongs to."""
+
+    config: str
+    fingerprint: str
+    space: dict = field(default_factory=dict)
+    search: str | None = None
+    metric: str | None = None
+    mode: str | None = None
+    early_stopping: bool = True
+
+
+@dataclass
+class LeaderboardEntry(Record):
+    """One trial in ``leaderboard.json``: its variant, how far it got, its metrics."""
+
+    trial: str | None
+    variant: dict
+    label: str
+    status: str = "error"  # 'completed', 'stopped' (by ASHA) or 'error'
+    run: str | None = None  # where the trial's run is
+    epochs_run: int = 0
+    history: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    restarts: int = 0
+    wall_time_s: float | None = None
+    error: str | None = None
+    rank: int | None = None
+    best: float | None = None  # the metric's best epoch
+
+
+@dataclass
+class Leaderboard(Record):
+    """``leaderboard.json``, written last: a sweep that has it is complete."""
+
+    sweep: str
+    location: str
+    config: str
+    metric: str
+    mode: str
+    search: str
+    epochs: int
+    space: dict = field(default_factory=dict)
+    early_stopping: bool = True
+    trials: list[LeaderboardEntry] = field(default_factory=list)
+    best_config: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Leaderboard:
+        board = super().from_dict(raw)
+        board.trials = [t if isinstance(t, LeaderboardEntry) else LeaderboardEntry.from_dict(t) for t in board.trials]
+        return board

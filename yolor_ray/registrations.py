@@ -1,0 +1,34 @@
+"""Everything yolor-ray registers into MMEngine's and mmdet's registries, in one place.
+
+Configs name this module so that MMEngine's Runner, mmdet's own tools and our workers
+can build the types below::
+
+    custom_imports = dict(imports=['yolor_ray.registrations'], allow_failed_imports=False)
+
+Importing ``yolor_ray`` itself registers nothing. Configs written before this module
+existed name ``yolor_ray``; our loaders map that name here (``config.OLD_REGISTRATIONS``).
+"""
+from mmdet.registry import MODELS, TRANSFORMS
+from mmengine.registry import HOOKS, MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+from mmengine.runner import CheckpointLoader
+
+from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, load_trusted_checkpoint
+from yolor_ray.engine.ddp import CPUFriendlyDDP
+from yolor_ray.engine.hooks import RayTrainReportHook, StorageLogHook
+from yolor_ray.engine.optim import BF16OptimWrapper, YOLOROptimWrapperConstructor
+from yolor_ray.engine.transforms import LoadImageOrSkip
+from yolor_ray.implicit import YOLOR_TYPE, build_yolor
+
+REGISTERED = (
+    (MODELS, YOLOR_TYPE, build_yolor),  # type='YOLOR': a detector plus implicit knowledge
+    (MODEL_WRAPPERS, "CPUFriendlyDDP", CPUFriendlyDDP),
+    (OPTIM_WRAPPER_CONSTRUCTORS, "YOLOROptimWrapperConstructor", YOLOROptimWrapperConstructor),
+    (OPTIM_WRAPPERS, "BF16OptimWrapper", BF16OptimWrapper),
+    (TRANSFORMS, "LoadImageOrSkip", LoadImageOrSkip),
+    (HOOKS, "RayTrainReportHook", RayTrainReportHook),
+    (HOOKS, "StorageLogHook", StorageLogHook),
+)
+
+for registry, name, module in REGISTERED:
+    registry.register_module(name=name, module=module)
+CheckpointLoader.register_scheme(prefixes=TRUSTED_PREFIX, loader=load_trusted_checkpoint)

@@ -1,0 +1,376 @@
+"""Train any MMDetection config with Ray Train: the driver side.
+
+``prepare_run`` validates everything before Ray starts (config, data, model, runtime
+parts, ``load_from``, storage, the run name); ``run_training`` then connects to Ray,
+checks the cluster and the data on every node, writes the run's manifest and config,
+starts a ``TorchTrainer`` over :func:`yolor_ray.train.worker.train_worker`, and finally
+writes ``results.json``, curves and sample detections next to Ray's run folder.
+
+Resume: every (re)start of the worker group asks Ray for the latest checkpoint in
+storage, which covers both a restarted worker group (``FailureConfig``) and the same
+run name submitted again after its driver died. ``run.json``, written before training,
+ties a run name to its config and scale, so a name cannot be resumed with another.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import inspect
+import io
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import ray
+import torch
+from mmengine.config import Config
+from mmengine.evaluator import Evaluator
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import OPTIM_WRAPPERS
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from yolor_ray import config as cfglib
+from yolor_ray.data import CocoFolder, DatasetError, inspect_coco_folder
+from yolor_ray.engine.checkpoint import (
+    CheckpointError,
+    check_load_from_uri,
+    compare_keys,
+    fetch_checkpoint,
+    load_checkpoint_file,
+)
+from yolor_ray.errors import RunFailedError, UserError
+from yolor_ray.implicit import split_yolor_cfg
+from yolor_ray.layout import CHECKPOINT_FILE, RESULTS_FILE, RUN_CONFIG, RUN_FILE, SAMPLES_PNG
+from yolor_ray.metrics import SCORE_METRIC
+from yolor_ray.models import build_model as build_in_scope
+from yolor_ray.records import RunManifest, RunResults
+from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.train.checkpoints import remove_partial_checkpoints
+from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
+from yolor_ray.train.outputs import render_samples, write_results
+from yolor_ray.train.ray_cluster import ray_session, require_fit, shortfalls
+from yolor_ray.train.spec import TrainSpec
+from yolor_ray.train.worker import train_worker
+
+COLLECT_DEVICES = ("cpu", "gpu")  # where evaluators gather results: 'gpu' for multi-node GPU runs
+
+log = logging.getLogger("yolor_ray")
+
+
+class RunExistsError(UserError, FileExistsError):
+    """A run name that is taken: finished, or started with another config."""
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A validated run: the adapted config and where it will land. Nothing written yet."""
+
+    spec: TrainSpec
+    cfg: Config
+    name: str
+    storage: object  # LocalStorage | S3Storage
+    classes: tuple[str, ...]
+    num_params: int
+    fingerprint: str
+    resuming: bool
+    checks: dict = field(default_factory=dict)  # what the driver found: data counts, load_from's keys
+    data: CocoFolder | None = None  # the checked --data folder (None: the config's own dataset)
+
+    @property
+    def location(self) -> str:
+        return self.storage.location(self.name)
+
+    @property
+    def manifest(self) -> RunManifest:
+        """run.json: which config and scale the name belongs to, and what is known before training."""
+        detector_cfg, implicit = split_yolor_cfg(self.cfg.model)
+        return RunManifest(
+            config=str(self.spec.config), fingerprint=self.fingerprint, num_workers=self.spec.num_workers,
+            use_gpu=self.spec.use_gpu, model=detector_cfg["type"], implicit=implicit,
+            data_root=str(self.spec.data_root) if self.spec.data_root else None, classes=list(self.classes),
+            small=self.spec.small, epochs=self.cfg.train_cfg.max_epochs, num_params=self.num_params)
+
+
+def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
+    """Every check that can fail before Ray starts, without writing anything.
+
+    ``data``: ``spec.data_root`` already inspected (a sweep parses its annotation files
+    once, not once per trial).
+    """
+    cfg = cfglib.load_config(spec.config)
+    checks = {}
+    if spec.implicit is not None:
+        cfglib.set_implicit(cfg, spec.implicit)
+    if spec.data_root is not None:
+        if data is None or data.root != spec.data_root.resolve():
+            data = inspect_coco_folder(spec.data_root, spec.check_all_images)
+        cfglib.use_coco_folder(cfg, data.train, data.val)
+        classes = data.train.classes
+        checks.update({split: f"{info.num_images} images, {info.num_annotations} annotations ({info.ann_file})"
+                       for split, info in (("train", data.train), ("val", data.val))})
+    else:
+        data = None
+    if spec.small:
+        cfglib.make_small(cfg, spec.image_size)
+    if spec.epochs is not None:
+        cfglib.set_epochs(cfg, spec.epochs)
+    if spec.batch_size is not None:
+        cfglib.set_batch_size(cfg, spec.batch_size)
+    cfg.randomness = dict(seed=spec.seed, deterministic=spec.deterministic)
+    if spec.amp is not None:
+        cfglib.set_amp(cfg, spec.amp)
+    cfglib.use_implicit_recipe(cfg)
+    cfglib.skip_unreadable_images(cfg)
+    cfglib.apply_cfg_options(cfg, spec.cfg_options)  # last: the user's own options win
+    if spec.load_from is not None:
+        cfg.load_from = spec.load_from
+    if spec.data_root is None:
+        classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
+        _check_config_annotations(cfg)
+    model = build_model(cfg)
+    num_params = sum(p.numel() for p in model.parameters())
+    check_runtime_parts(cfg, model)
+    if cfg.get("load_from"):
+        if isinstance(cfg.load_from, str) and "://" not in cfg.load_from:
+            cfg.load_from = str(Path(cfg.load_from).expanduser().resolve())  # Ray moves workers' cwd
+        checks["load_from"] = f"{cfg.load_from}: {check_load_from(cfg, model, spec.s3_endpoint)}"
+
+    storage = open_storage(StorageSpec(spec.storage, spec.s3_endpoint))
+    storage.check()
+    name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    fingerprint = run_fingerprint(cfg, spec)
+    resuming = _check_run_name(storage, name, fingerprint, spec)
+    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, checks, data)
+
+
+def describe_run(run: PreparedRun) -> tuple[str, str]:
+    """``--dry-run``: what would run (one line a fact) and the merged config."""
+    spec, cfg = run.spec, run.cfg
+    detector_cfg, implicit = split_yolor_cfg(cfg.model)
+    variant = f"{detector_cfg['type']} + YOLOR {implicit!r}" if implicit is not None else detector_cfg["type"]
+    batch = cfg.train_dataloader.batch_size
+    lines = [
+        "dry run: nothing was started or written",
+        f"config:   {spec.config}",
+        f"model:    {variant}, {run.num_params / 1e6:.2f}M parameters",
+        f"workers:  {spec.num_workers} x {'GPU' if spec.use_gpu else 'CPU'} ({spec.cpus_per_worker} CPU each), "
+        f"batch {batch} per worker = {batch * spec.num_workers} in total",
+        f"schedule: {cfg.train_cfg.get('max_epochs')} epochs, optimizer {cfg.optim_wrapper.optimizer.get('type')} "
+        f"lr {cfg.optim_wrapper.optimizer.get('lr')} ({cfg.optim_wrapper.get('type', 'OptimWrapper')})",
+        *(f"{key + ':':<9} {value}" for key, value in run.checks.items()),
+        f"classes:  {', '.join(run.classes) or '(from the config)'}",
+        f"storage:  {run.location} ({'resuming the unfinished run' if run.resuming else 'a new run'})",
+    ]
+    return "\n".join(lines), cfg.pretty_text
+
+
+def run_fingerprint(cfg: Config, spec: TrainSpec) -> str:
+    """The config text plus what the config does not hold but training depends on:
+    the world size (the LR scales with the total batch) and the device."""
+    scale = dict(num_workers=spec.num_workers, use_gpu=spec.use_gpu)
+    text = cfg.pretty_text + json.dumps(scale, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec) -> bool:
+    """True when ``name`` is an unfinished run of this config (resume it)."""
+    if not storage.exists(name):
+        return False
+    if storage.read_text(name, RESULTS_FILE) is not None:
+        raise RunExistsError(f"run {storage.location(name)!r} is complete (it has {RESULTS_FILE}); pick another --name")
+    text = storage.read_text(name, RUN_FILE)
+    if text is None:
+        raise RunExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray run; pick another --name")
+    theirs = RunManifest.from_json(text)
+    if theirs.fingerprint != fingerprint:
+        changed = _scale_changes(theirs, spec)
+        if changed:
+            raise RunExistsError(f"run {storage.location(name)!r} was started with {' and '.join(changed)}; "
+                                 "resume it with the same options, or start a new run with another --name")
+        raise RunExistsError(
+            f"run {storage.location(name)!r} belongs to a different config ({theirs.config!r} "
+            f"with other settings); resume it with the same config and options, or pick another --name")
+    return True
+
+
+def _scale_changes(theirs: RunManifest, spec: TrainSpec) -> list[str]:
+    """'--num-workers 2 (now 1)', '--gpu (now without)': what differs from the run's run.json."""
+    changed = []
+    if theirs.num_workers is not None and theirs.num_workers != spec.num_workers:
+        changed.append(f"--num-workers {theirs.num_workers} (now {spec.num_workers})")
+    if theirs.use_gpu is not None and bool(theirs.use_gpu) != spec.use_gpu:
+        changed.append("--gpu (now without)" if theirs.use_gpu else "CPU workers (now --gpu)")
+    return changed
+
+
+def _check_config_annotations(cfg: Config) -> None:
+    for name in ("train_dataloader", "val_dataloader"):
+        dataset = cfglib.innermost_dataset(cfg[name])
+        ann = Path(dataset.get("data_root") or "") / dataset.get("ann_file", "")
+        if not ann.is_file():
+            raise DatasetError(f"{name}'s annotation file {str(ann)!r} not found; pass --data DIR for a COCO-layout "
+                               "folder (make one with: yolor-ray make-shapes DIR)")
+
+
+def build_model(cfg: Config):
+    """Build the model once on the driver: catches bad model keys before Ray starts."""
+    try:
+        return build_in_scope(cfg.model, cfg.get("default_scope", "mmdet"))
+    except UserError:
+        raise
+    except Exception as err:  # TypeError for unknown keys, KeyError for unknown types
+        raise cfglib.ConfigError(f"model config does not build: {type(err).__name__}: {err}") from None
+
+
+def count_parameters(cfg: Config) -> int:
+    return sum(p.numel() for p in build_model(cfg).parameters())
+
+
+def check_runtime_parts(cfg: Config, model) -> None:
+    """Build what options can break besides the model, on the driver: the optim wrapper
+    (on the built model), the evaluators, the process-group timeout."""
+    wrapper = cfg.get("optim_wrapper")
+    if wrapper is not None:
+        if wrapper.get("type") == "AmpOptimWrapper" and not torch.cuda.is_available():
+            # MMEngine's AMP wrapper asserts a GPU; the driver may have none: check what it is given.
+            _check_signature("optim_wrapper", "AmpOptimWrapper", wrapper)
+        else:
+            try:
+                build_optim_wrapper(model, copy.deepcopy(wrapper))
+            except Exception as err:
+                raise cfglib.ConfigError(f"optim_wrapper does not build: {type(err).__name__}: {err}") from None
+    for key in ("val_evaluator", "test_evaluator"):
+        for metric in cfglib.evaluators(cfg, (key,)):
+            # MMEngine checks this only when it first collects results, after a training epoch.
+            if metric.get("collect_device", "cpu") not in COLLECT_DEVICES:
+                raise cfglib.ConfigError(f"{key}.collect_device must be one of {', '.join(COLLECT_DEVICES)}, "
+                                         f"got {metric.get('collect_device')!r}")
+        if cfg.get(key):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it loads
+                    Evaluator(copy.deepcopy(cfg[key]))
+            except Exception as err:
+                raise cfglib.ConfigError(f"{key} does not build: {type(err).__name__}: {err}") from None
+    cfglib.dist_timeout_s(cfg)
+
+
+def _check_signature(key: str, type_name: str, part_cfg: dict) -> None:
+    kwargs = {k: v for k, v in part_cfg.items() if k != "type"}
+    try:
+        inspect.signature(OPTIM_WRAPPERS.get(type_name)).bind(**kwargs)
+    except TypeError as err:
+        raise cfglib.ConfigError(f"{key} does not build: TypeError: {type_name} {err}") from None
+
+
+def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> str | None:
+    """``load_from`` exists, loads under our allow-list and fits the model; returns what
+    its keys cover (also logged): e.g. only the implicit keys missing for baseline -> YOLOR."""
+    uri = cfg.get("load_from")
+    if not uri:
+        return None
+    check_load_from_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="yolor-ray-load-from-") as tmp:
+        checkpoint = load_checkpoint_file(fetch_checkpoint(uri, tmp, s3_endpoint))
+    report = compare_keys(model, checkpoint)
+    if report.matched == 0:
+        raise CheckpointError(f"load_from {uri!r} does not fit {cfg.model.get('type')}: none of its keys match the "
+                              f"model ({report.summary()})")
+    log.info("load_from %s: %s", uri, report.summary())
+    return report.summary()
+
+
+def worker_needs(spec: TrainSpec) -> dict[str, float]:
+    """What all workers of a run reserve together."""
+    need = {key: spec.num_workers * amount for key, amount in spec.resources_per_worker().items()}
+    if spec.use_gpu:
+        need["GPU"] = spec.num_workers
+    return need
+
+
+def check_run_fits(spec: TrainSpec, total: dict[str, float], fixed: bool, local: bool) -> None:
+    need = worker_needs(spec)
+    short = shortfalls(need, total)
+    per_worker = {**spec.resources_per_worker(), **({"GPU": 1} if spec.use_gpu else {})}
+    described = [f"{need[key]:g} {key + 's' if key in ('CPU', 'GPU') else repr(key)} ({spec.num_workers} workers x "
+                 f"{per_worker[key]:g}) but it has {has:g}" for key, has in short.items()]
+    require_fit(not short, "this run", "it needs " + "; ".join(described), fixed, local)
+
+
+def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None = None,
+                 check_nodes: bool = True) -> RunResults:
+    """Train (or resume), evaluate and write the run's results; returns the results record.
+
+    ``callbacks``: Ray Train callbacks, e.g. Tune's report callback in a sweep's trial;
+    ``data``: the dataset folder already inspected (see :func:`prepare_run`);
+    ``check_nodes``: compare the data on every node first (a sweep does it once for all trials).
+    """
+    run = prepare_run(spec, data)
+    with ray_session(spec.address) as local:
+        check_run_fits(spec, ray.cluster_resources(), fixed=local, local=local)
+        data_check = DataCheck.of(run.data) if run.data is not None else None
+        if data_check is not None and check_nodes and not local:  # a local Ray is this machine alone
+            check_data_on_nodes(data_check, spec.resources_per_worker())
+        if not run.resuming:
+            run.storage.write_bytes(run.cfg.pretty_text.encode(), run.name, RUN_CONFIG)
+            run.storage.write_bytes(run.manifest.to_json().encode(), run.name, RUN_FILE)
+        result, wall_time_s = _fit(run, callbacks, data_check)
+
+    samples = {}
+    if spec.num_samples and spec.data_root is not None:
+        with result.checkpoint.as_directory() as ckpt_dir:
+            samples[SAMPLES_PNG] = render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE, spec.num_samples)
+    return write_results(run.storage, run.name, run.manifest, Path(result.checkpoint.path).name, wall_time_s,
+                         extra_artifacts=samples)
+
+
+def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
+    """The TorchTrainer of a run, fitted; (Ray's result, seconds)."""
+    spec = run.spec
+    storage_path, storage_filesystem = run.storage.ray_storage()
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
+                               checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
+                               run_name=run.name, storage=run.storage.portable_spec(),
+                               s3_endpoint=spec.s3_endpoint),
+        torch_config=_torch_config(run.cfg),
+        scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
+                                     resources_per_worker=spec.resources_per_worker()),
+        run_config=RunConfig(
+            name=run.name,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            # The best checkpoints by bbox mAP, plus the latest (Ray always keeps it).
+            checkpoint_config=CheckpointConfig(num_to_keep=spec.keep_checkpoints,
+                                               checkpoint_score_attribute=SCORE_METRIC,
+                                               checkpoint_score_order="max"),
+            failure_config=FailureConfig(max_failures=spec.max_failures),
+            callbacks=list(callbacks),
+        ),
+    )
+    log.info("%s %s on %d %s worker(s); results in %s", "resuming" if run.resuming else "training",
+             spec.config.name, spec.num_workers, "GPU" if spec.use_gpu else "CPU", run.location)
+    start = time.monotonic()
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as err:
+        raise RunFailedError(f"run {run.location!r} failed: {err}\nIts registered checkpoints stay in storage: "
+                             f"the same command with --name {run.name} resumes from the last one") from None
+    finally:
+        try:
+            remove_partial_checkpoints(run.storage, run.name)
+        except Exception as err:  # storage still down: leave it for the next run of this name
+            log.warning("could not check %s for partial checkpoints: %s", run.location, err)
+    return result, time.monotonic() - start
+
+
+def _torch_config(cfg: Config) -> TorchConfig:
+    """Ray sets up the process group, so MMEngine never reads ``env_cfg.dist_cfg.timeout``: Ray gets it."""
+    timeout_s = cfglib.dist_timeout_s(cfg)
+    return TorchConfig() if timeout_s is None else TorchConfig(timeout_s=timeout_s)
