@@ -8,21 +8,12 @@ their weight would not scale their output.
 """
 from __future__ import annotations
 
+from mmcv.cnn import ConvModule
+from mmcv.cnn.bricks import wrappers
 from torch import nn
 
-
-def _plain_forwards() -> set:
-    forwards = {nn.Conv2d.forward, nn.Linear.forward}
-    try:
-        from mmcv.cnn.bricks import wrappers
-
-        forwards |= {wrappers.Conv2d.forward, wrappers.Linear.forward}
-    except ImportError:  # pragma: no cover - mmcv is a dependency
-        pass
-    return forwards
-
-
-PLAIN_FORWARDS = _plain_forwards()
+# mmcv's wrappers only add empty-tensor handling to torch's forward.
+PLAIN_FORWARDS = {nn.Conv2d.forward, nn.Linear.forward, wrappers.Conv2d.forward, wrappers.Linear.forward}
 
 
 def is_plain_affine(layer: nn.Module | None) -> bool:
@@ -31,8 +22,6 @@ def is_plain_affine(layer: nn.Module | None) -> bool:
 
 def _conv_module_parts(module: nn.Module):
     """(conv, norm?, act?, order) of an mmcv ConvModule, else None."""
-    from mmcv.cnn import ConvModule
-
     if not isinstance(module, ConvModule):
         return None
     return module.conv, module.with_norm, module.with_activation, module.order, module.with_explicit_padding

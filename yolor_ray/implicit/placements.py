@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mmdet.models.necks import FPN
+from mmdet.models.roi_heads import StandardRoIHead
+from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+from mmdet.models.roi_heads.mask_heads import FCNMaskHead
 from torch import nn
 
 from yolor_ray.implicit.errors import PlacementError  # noqa: F401  (raised here; importable from here)
@@ -99,8 +103,6 @@ def _site(placement: str, path: str, module: nn.Module, side: str, **kwargs) -> 
 
 
 def _fpn(model: nn.Module) -> list[Site]:
-    from mmdet.models.necks import FPN
-
     neck = getattr(model, "neck", None)
     if type(neck) is not FPN:  # subclasses (PAFPN, ...) output other layers
         return []
@@ -153,10 +155,6 @@ def _roi(model: nn.Module) -> list[Site]:
 
 def _roi_consumer(roi_head: nn.Module, extractor_path: str) -> tuple[str | None, bool]:
     """The only layer that reads an RoI extractor's output, when it is that simple."""
-    from mmdet.models.roi_heads import StandardRoIHead
-    from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
-    from mmdet.models.roi_heads.mask_heads import FCNMaskHead
-
     if type(roi_head) is not StandardRoIHead or roi_head.with_shared_head:
         return None, False
     if extractor_path.endswith("bbox_roi_extractor"):

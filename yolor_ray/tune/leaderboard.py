@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
@@ -18,11 +17,9 @@ from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RESU
 from yolor_ray.records import Leaderboard, LeaderboardEntry, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.outputs import figure_png
+from yolor_ray.tune.plan import PreparedSweep
 from yolor_ray.tune.space import label_of
 from yolor_ray.tune.trial import LR_KEY, trial_for
-
-if TYPE_CHECKING:
-    from yolor_ray.tune.sweep import PreparedSweep
 
 log = logging.getLogger("yolor_ray")
 

@@ -28,9 +28,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import ray
 from ray import tune
@@ -38,11 +36,11 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from yolor_ray import config as cfglib
-from yolor_ray.data import CocoFolder, inspect_coco_folder
+from yolor_ray.data import inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUN_STATE_FILE, RUNS_DIR, SWEEP_FILE
-from yolor_ray.metrics import SCORE_METRIC, TRAIN_LOSS, coco_keys
+from yolor_ray.metrics import TRAIN_LOSS, coco_keys
 from yolor_ray.models import build_model
 from yolor_ray.records import RunManifest, RunState, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
@@ -51,72 +49,17 @@ from yolor_ray.train.driver import describe_run, prepare_run
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import write_results
 from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
-from yolor_ray.train.spec import RUN_NAME, OptionError, TrainSpec
+from yolor_ray.train.spec import OptionError
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.leaderboard import write_sweep_results
+from yolor_ray.tune.plan import PreparedSweep, SweepSpec
 from yolor_ray.tune.trial import TRIAL_ACTOR, sweep_trial, trial_for, trial_resources
-
-SEARCHES = ("auto", "random", "grid", "optuna")
 
 log = logging.getLogger("yolor_ray")
 
 
 class SweepExistsError(UserError, FileExistsError):
     """A sweep name that is taken: finished, or started with other settings."""
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """One ``yolor-ray tune`` sweep. ``train`` holds every trial's run settings (its
-    ``name`` unused: trials are named by Tune); ``space`` is the raw search space."""
-
-    train: TrainSpec
-    space: dict[str, Any]
-    name: str | None = None
-    trials: int = 8
-    search: str = "auto"
-    metric: str = SCORE_METRIC
-    mode: str = "max"
-    grace_period: int = 1
-    reduction_factor: int = 2
-    max_concurrent: int | None = None
-    early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (an exhaustive sweep)
-    fixed_cluster: bool = False  # the cluster cannot grow: run only as many trials as fit now (docs/tune.md)
-
-    def __post_init__(self):
-        for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise OptionError(f"SweepSpec({key}) must be an int >= {low}, got {value!r}")
-        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
-            raise OptionError(f"SweepSpec(max_concurrent) must be None or an int >= 1, got {self.max_concurrent!r}")
-        if self.search not in SEARCHES:
-            raise OptionError(f"unknown search {self.search!r}; valid: {', '.join(SEARCHES)}")
-        if self.mode not in ("max", "min"):
-            raise OptionError(f"mode must be 'max' or 'min', got {self.mode!r}")
-        if self.name is not None and not RUN_NAME.match(self.name):
-            raise OptionError(f"sweep name must match {RUN_NAME.pattern}, got {self.name!r}")
-
-
-@dataclass(frozen=True)
-class PreparedSweep:
-    """A validated sweep; nothing written yet."""
-
-    spec: SweepSpec
-    space: spacelib.SearchSpace
-    trial_spec: TrainSpec  # every trial's settings, paths absolute, storage = the sweep's runs folder
-    base_implicit: dict
-    epochs: int
-    search: str
-    name: str
-    storage: object  # LocalStorage | S3Storage of the sweep's parent
-    fingerprint: str
-    resuming: bool
-    data: CocoFolder | None = None  # --data, inspected once for the whole sweep
-
-    @property
-    def location(self) -> str:
-        return self.storage.location(self.name)
 
 
 def reported_metrics(cfg) -> list[str]:

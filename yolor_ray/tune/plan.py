@@ -1,0 +1,66 @@
+"""A sweep's settings (``SweepSpec``) and the sweep once validated (``PreparedSweep``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from yolor_ray.data import CocoFolder
+from yolor_ray.metrics import SCORE_METRIC
+from yolor_ray.train.spec import RUN_NAME, OptionError, TrainSpec
+from yolor_ray.tune import space as spacelib
+
+SEARCHES = ("auto", "random", "grid", "optuna")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One ``yolor-ray tune`` sweep. ``train`` holds every trial's run settings (its
+    ``name`` unused: trials are named by Tune); ``space`` is the raw search space."""
+
+    train: TrainSpec
+    space: dict[str, Any]
+    name: str | None = None
+    trials: int = 8
+    search: str = "auto"
+    metric: str = SCORE_METRIC
+    mode: str = "max"
+    grace_period: int = 1
+    reduction_factor: int = 2
+    max_concurrent: int | None = None
+    early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (an exhaustive sweep)
+    fixed_cluster: bool = False  # the cluster cannot grow: run only as many trials as fit now (docs/tune.md)
+
+    def __post_init__(self):
+        for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise OptionError(f"SweepSpec({key}) must be an int >= {low}, got {value!r}")
+        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
+            raise OptionError(f"SweepSpec(max_concurrent) must be None or an int >= 1, got {self.max_concurrent!r}")
+        if self.search not in SEARCHES:
+            raise OptionError(f"unknown search {self.search!r}; valid: {', '.join(SEARCHES)}")
+        if self.mode not in ("max", "min"):
+            raise OptionError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.name is not None and not RUN_NAME.match(self.name):
+            raise OptionError(f"sweep name must match {RUN_NAME.pattern}, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    """A validated sweep; nothing written yet."""
+
+    spec: SweepSpec
+    space: spacelib.SearchSpace
+    trial_spec: TrainSpec  # every trial's settings, paths absolute, storage = the sweep's runs folder
+    base_implicit: dict
+    epochs: int
+    search: str
+    name: str
+    storage: object  # LocalStorage | S3Storage of the sweep's parent
+    fingerprint: str
+    resuming: bool
+    data: CocoFolder | None = None  # --data, inspected once for the whole sweep
+
+    @property
+    def location(self) -> str:
+        return self.storage.location(self.name)
