@@ -12,7 +12,7 @@ Importing this package registers nothing (``yolor_ray.registrations`` registers 
 * deploy: :func:`fuse_implicit` (a model, in place; files: ``yolor_ray.deploy.fuse``).
 """
 from yolor_ray.implicit.attach import attach_implicit, count_implicit_params, implicit_modules, is_implicit_key  # noqa: F401
-from yolor_ray.implicit.build import YOLOR_TYPE, build_yolor, detector_type, split_yolor_cfg, yolor_model_cfg  # noqa: F401
+from yolor_ray.implicit.build import YOLOR_TYPE, build_yolor, split_yolor_cfg, yolor_model_cfg  # noqa: F401
 from yolor_ray.implicit.errors import ImplicitConfigError, PlacementError, WeightsMismatchError  # noqa: F401
 from yolor_ray.implicit.fuse import FuseReport, fuse_implicit, remaining_placements  # noqa: F401
 from yolor_ray.implicit.modules import Implicit, ImplicitA, ImplicitC, ImplicitM, make_implicit  # noqa: F401

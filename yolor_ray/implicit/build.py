@@ -34,20 +34,15 @@ from yolor_ray.implicit.spec import ImplicitSpec
 YOLOR_TYPE = "YOLOR"
 
 
-def _detector_registry():
-    return MODELS
-
-
 def check_detector(detector: Any) -> str:
-    registry = _detector_registry()
     if not isinstance(detector, str) or not detector:
         raise ImplicitConfigError(
             f"YOLOR(detector) must be the registered type name of an mmdet detector, e.g. 'ATSS', "
             f"got {detector!r}")
     if detector == YOLOR_TYPE:
         raise ImplicitConfigError("YOLOR(detector) must name the base detector (e.g. 'FasterRCNN'), not 'YOLOR' itself")
-    if registry.get(detector) is None:
-        names = list(registry.module_dict)
+    if MODELS.get(detector) is None:
+        names = list(MODELS.module_dict)
         hint = difflib.get_close_matches(detector, names, n=3)
         raise ImplicitConfigError(
             f"YOLOR(detector): {detector!r} is not a registered mmdet model"
@@ -62,7 +57,7 @@ def build_yolor(detector: str = None, implicit: Mapping | ImplicitSpec | None = 
     # Outside any scope (a bare MODELS.build), mmdet's parts need the 'mmdet' one.
     scope = None if DefaultScope.get_current_instance() is not None else "mmdet"
     with DefaultScope.overwrite_default_scope(scope):
-        model = _detector_registry().build(ConfigDict(type=check_detector(detector), **detector_cfg))
+        model = MODELS.build(ConfigDict(type=check_detector(detector), **detector_cfg))
     attach_implicit(model, spec)
     model.implicit_spec = spec  # read by YOLOROptimWrapperConstructor (weight decay)
     return model
@@ -88,8 +83,3 @@ def yolor_model_cfg(detector_cfg: Mapping, implicit: Mapping) -> dict:
     detector = rest.pop("type")
     ImplicitSpec.from_config(implicit)
     return dict(type=YOLOR_TYPE, detector=detector, **rest, implicit=dict(implicit))
-
-
-def detector_type(model_cfg: Mapping) -> str:
-    """The detector a model config builds: the base detector of a YOLOR config."""
-    return split_yolor_cfg(model_cfg)[0].get("type")

@@ -285,18 +285,9 @@ def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> str | None:
     return report.summary()
 
 
-def worker_needs(spec: TrainSpec) -> dict[str, float]:
-    """What all workers of a run reserve together."""
-    need = {key: spec.num_workers * amount for key, amount in spec.resources_per_worker().items()}
-    if spec.use_gpu:
-        need["GPU"] = spec.num_workers
-    return need
-
-
 def check_run_fits(spec: TrainSpec, total: dict[str, float], fixed: bool, local: bool) -> None:
-    need = worker_needs(spec)
+    need, per_worker = spec.workers_reservation(), spec.worker_reservation()
     short = shortfalls(need, total)
-    per_worker = {**spec.resources_per_worker(), **({"GPU": 1} if spec.use_gpu else {})}
     described = [f"{need[key]:g} {key + 's' if key in ('CPU', 'GPU') else repr(key)} ({spec.num_workers} workers x "
                  f"{per_worker[key]:g}) but it has {has:g}" for key, has in short.items()]
     require_fit(not short, "this run", "it needs " + "; ".join(described), fixed, local)

@@ -53,7 +53,7 @@ def _git_commit() -> str | None:
 
 
 def results_of(manifest: RunManifest, state: RunState, name: str, location: str, checkpoint: str,
-               wall_time_s: float, artifacts: list[str], status: str = "completed") -> RunResults:
+               wall_time_s: float, artifacts: list[str], status: str) -> RunResults:
     """results.json of a run: its manifest plus the run state of its latest checkpoint."""
     return RunResults(
         name=name, location=location, status=status, config=manifest.config, model=manifest.model,
@@ -67,12 +67,15 @@ def results_of(manifest: RunManifest, state: RunState, name: str, location: str,
 
 
 def write_results(storage, name: str, manifest: RunManifest, checkpoint_dir: str, wall_time_s: float,
-                  status: str = "completed", extra_artifacts: dict[str, bytes] | None = None) -> RunResults:
+                  extra_artifacts: dict[str, bytes] | None = None) -> RunResults:
     """Curves and results.json of run ``name``, from the run state in ``checkpoint_dir``.
 
-    ``status``: 'completed', or 'stopped' for a sweep's trial that its scheduler ended early.
+    The status is 'completed' when that state reached the planned epochs (a manifest from
+    before epochs were recorded: completed), else 'stopped': a sweep's trial that its
+    scheduler ended early.
     """
     state = RunState.from_json(storage.read_text(name, checkpoint_dir, RUN_STATE_FILE))
+    status = "completed" if manifest.epochs is None or state.epochs_run >= manifest.epochs else "stopped"
     artifacts = {CURVES_PNG: plot_curves(state.history), **(extra_artifacts or {})}
     for file_name, data in artifacts.items():
         storage.write_bytes(data, name, file_name)

@@ -85,3 +85,11 @@ class TrainSpec:
     def resources_per_worker(self) -> dict[str, float]:
         """What Ray reserves for each worker (GPUs through ScalingConfig's use_gpu)."""
         return {"CPU": self.cpus_per_worker, **self.worker_resources}
+
+    def worker_reservation(self) -> dict[str, float]:
+        """What each worker holds of the cluster, its GPU included."""
+        return {**self.resources_per_worker(), **({"GPU": 1} if self.use_gpu else {})}
+
+    def workers_reservation(self) -> dict[str, float]:
+        """What all workers of the run hold of the cluster together."""
+        return {key: self.num_workers * amount for key, amount in self.worker_reservation().items()}

@@ -39,10 +39,10 @@ from yolor_ray import config as cfglib
 from yolor_ray.data import inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.implicit import available_placements, split_yolor_cfg
-from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUN_STATE_FILE, RUNS_DIR, SWEEP_FILE
+from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.metrics import TRAIN_LOSS, coco_keys
 from yolor_ray.models import build_model
-from yolor_ray.records import RunManifest, RunState, SweepManifest
+from yolor_ray.records import RunManifest, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.checkpoints import latest_checkpoint
 from yolor_ray.train.driver import describe_run, prepare_run
@@ -192,7 +192,7 @@ def run_sweep(spec: SweepSpec):
         log.info("sweep finished in %.0f s", time.monotonic() - start)
     runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
     for result in grid:
-        record_stopped_trial(runs, result, plan.epochs)
+        record_stopped_trial(runs, result)
     return write_sweep_results(plan, grid)
 
 
@@ -230,7 +230,7 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
                                   verbose=1))
 
 
-def record_stopped_trial(runs, result, epochs: int) -> None:
+def record_stopped_trial(runs, result) -> None:
     """results.json of a trial that ASHA stopped: its run ended with its process, so it is
     written here, once, from the run's manifest and its latest checkpoint's run state."""
     trial_id = (result.metrics or {}).get("trial_id")
@@ -240,10 +240,8 @@ def record_stopped_trial(runs, result, epochs: int) -> None:
     manifest = runs.read_text(trial_id, RUN_FILE)
     if checkpoint is None or manifest is None:
         return  # stopped before its first checkpoint: the leaderboard says so
-    state_epochs = RunState.from_json(runs.read_text(trial_id, checkpoint, RUN_STATE_FILE)).epochs_run
     write_results(runs, trial_id, RunManifest.from_json(manifest), checkpoint,
-                  wall_time_s=float(result.metrics.get("time_total_s", 0.0)),
-                  status="completed" if state_epochs == epochs else "stopped")
+                  wall_time_s=float(result.metrics.get("time_total_s", 0.0)))
 
 
 def _scheduler(spec: SweepSpec, epochs: int):

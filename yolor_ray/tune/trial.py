@@ -29,11 +29,8 @@ def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: s
 
 def trial_resources(trial_spec: TrainSpec) -> dict[str, float]:
     """What one trial needs from the cluster: its own CPU plus its trainer's workers."""
-    need = {"CPU": TRIAL_ACTOR["CPU"] + trial_spec.num_workers * trial_spec.cpus_per_worker}
-    if trial_spec.use_gpu:
-        need["GPU"] = trial_spec.num_workers
-    for key, amount in trial_spec.worker_resources.items():
-        need[key] = trial_spec.num_workers * amount
+    need = trial_spec.workers_reservation()
+    need["CPU"] += TRIAL_ACTOR["CPU"]
     return need
 
 
