@@ -22,7 +22,7 @@ import torch
 from matplotlib.figure import Figure
 from mmdet.apis import inference_detector
 from mmdet.visualization import DetLocalVisualizer
-from PIL import Image
+from PIL import Image, ImageOps
 
 import yolor_ray
 from yolor_ray.layout import CURVES_PNG, RESULTS_FILE, RUN_CONFIG, RUN_STATE_FILE
@@ -128,9 +128,8 @@ def render_samples(cfg, checkpoint_file: Path, count: int, score_thr: float = 0.
     for path, prediction in zip(paths, predictions):
         image = np.asarray(Image.open(path).convert("RGB"))
         visualizer.add_datasample(path.name, image, prediction, draw_gt=False, pred_score_thr=score_thr)
-        tile = Image.fromarray(visualizer.get_image())
-        tile.thumbnail((SAMPLE_TILE, SAMPLE_TILE))
-        tiles.append(tile)
+        # Scaled up or down to the tile, aspect kept: small images stay readable.
+        tiles.append(ImageOps.contain(Image.fromarray(visualizer.get_image()), (SAMPLE_TILE, SAMPLE_TILE)))
     cols = min(len(tiles), 4)
     rows = -(-len(tiles) // cols)
     sheet = Image.new("RGB", (cols * SAMPLE_TILE, rows * SAMPLE_TILE), "white")
