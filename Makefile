@@ -7,7 +7,7 @@ DEMO_EPOCHS ?= 8
 DEMO_SIZE ?= 192
 PYTEST_ARGS ?=
 
-.PHONY: setup demo lint test bench clean
+.PHONY: setup demo lint test bench coverage clean
 
 setup:
 	@bash scripts/setup.sh
@@ -35,6 +35,11 @@ bench: setup
 	$(PY) -m bench.asha_vs_exhaustive
 	$(PY) -m bench.coco_scale
 	$(PY) -m bench.report
+
+## coverage: placements, train step and fusion of the default variant on every mmdet config family
+## (about an hour on 2 cores), then the table in docs/implicit.md
+coverage: setup
+	$(PY) -m scripts.implicit_coverage $(COVERAGE_ARGS)
 
 clean:
 	rm -rf results work_dirs .pytest_cache bench/.work

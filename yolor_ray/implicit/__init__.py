@@ -5,7 +5,8 @@ Importing this package registers nothing (``yolor_ray.registrations`` registers 
 
 * modules: :class:`ImplicitA`, :class:`ImplicitM`, :class:`ImplicitC`;
 * settings: :class:`ImplicitSpec` (``ImplicitSpec.from_config(dict(...))``);
-* placements: :func:`available_placements`, :func:`resolve_placement`;
+* placements: :func:`available_placements`, :func:`resolve_placement`, :func:`resolution_of`
+  (how a model's vocabulary was resolved: traced structure or names);
 * attaching: :func:`attach_implicit` (what ``type='YOLOR'`` does after building);
 * model configs: :func:`split_yolor_cfg`, :func:`yolor_model_cfg`;
 * weights: :func:`load_weights` (baseline <-> YOLOR state dicts, with a report);
@@ -16,6 +17,6 @@ from yolor_ray.implicit.build import YOLOR_TYPE, build_yolor, split_yolor_cfg, y
 from yolor_ray.implicit.errors import ImplicitConfigError, PlacementError, WeightsMismatchError  # noqa: F401
 from yolor_ray.implicit.fuse import FuseReport, fuse_implicit, remaining_placements  # noqa: F401
 from yolor_ray.implicit.modules import Implicit, ImplicitA, ImplicitC, ImplicitM, make_implicit  # noqa: F401
-from yolor_ray.implicit.placements import Site, available_placements, resolve_placement  # noqa: F401
+from yolor_ray.implicit.placements import Resolution, Site, available_placements, resolution_of, resolve_placement  # noqa: F401
 from yolor_ray.implicit.spec import ImplicitSpec, InitSpec, InitsSpec, PlacementSpec  # noqa: F401
 from yolor_ray.implicit.weights import LoadReport, load_weights, state_dict_of  # noqa: F401

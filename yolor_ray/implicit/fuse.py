@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
 from yolor_ray.implicit.attach import detach_implicit, implicit_hooks
@@ -122,6 +123,38 @@ def _fold_input(layer: nn.Module, implicit: Implicit, flatten: bool = False) -> 
     return None
 
 
+def _conv_module_tail(host: nn.Module) -> str | None:
+    """What comes after the conv of an mmcv ConvModule (its norm / activation), if anything."""
+    if not isinstance(host, ConvModule):
+        return None
+    tail = [type(host.norm).__name__ if host.with_norm else None,
+            type(host.activate).__name__ if host.with_activation else None]
+    return " and ".join(t for t in tail if t) or None
+
+
+def _why_output_stays(host: nn.Module) -> str:
+    tail = _conv_module_tail(host)
+    if tail is not None:
+        return (f"after the {tail} of {type(host).__name__}: a constant there does not fold into its "
+                f"{type(host.conv).__name__}, and no single plain layer reads it")
+    if isinstance(host, (nn.Conv2d, nn.Linear)):
+        return (f"{type(host).__name__} is not a plain conv / linear (it transforms its weight or samples its "
+                "input): scaling its weight would not scale its output")
+    return (f"no plain conv / linear layer produces the output of {type(host).__name__}, and no single plain "
+            "layer reads it")
+
+
+def _why_input_stays(host: nn.Module) -> str:
+    if isinstance(host, ConvModule) and host.order[0] != "conv":
+        return f"{type(host).__name__} applies its {host.order[0]} before its conv"
+    if isinstance(host, ConvModule) and host.with_explicit_padding:
+        return f"{type(host).__name__} pads explicitly before its conv"
+    if isinstance(host, (nn.Conv2d, nn.Linear)) or isinstance(getattr(host, "conv", None), nn.Conv2d):
+        return (f"{type(getattr(host, 'conv', host)).__name__} is not a plain conv / linear (it transforms its "
+                "weight or samples its input): scaling its weight would not scale its input")
+    return f"the input of {type(host).__name__} is not read by a plain conv / linear layer"
+
+
 def fuse_implicit(model: nn.Module) -> FuseReport:
     """Fold every exactly foldable implicit module of ``model`` into its layers (in place).
 
@@ -150,7 +183,7 @@ def fuse_implicit(model: nn.Module) -> FuseReport:
         layer = input_layer(host)
         reason = None
         if layer is None:
-            reason = f"the input of {type(host).__name__} is not read by a plain conv / linear layer"
+            reason = _why_input_stays(host)
         elif layer is not host and implicit_hooks(layer, "input"):
             reason = "its layer keeps an implicit of its own at the input"
         for _, implicit in reversed(chain):  # from the layer outwards
@@ -183,8 +216,7 @@ def fuse_implicit(model: nn.Module) -> FuseReport:
                 consumer_path = implicit.consumer
                 consumer = input_layer(model.get_submodule(consumer_path)) if consumer_path else None
                 if consumer is None:
-                    reason = (f"no plain conv / linear layer produces or reads the output of "
-                              f"{type(host).__name__}")
+                    reason = _why_output_stays(host)
                 elif implicit_hooks(model.get_submodule(consumer_path), "input") or implicit_hooks(consumer, "input"):
                     reason = f"the consumer {consumer_path} keeps an implicit at its input"
                 else:
