@@ -240,7 +240,7 @@ def _restoring(model: nn.Module):
     preprocessor = getattr(model, "data_preprocessor", None)
     augments = getattr(preprocessor, "batch_augments", None)
     py_state, np_state = random.getstate(), np.random.get_state()
-    hub = _message_hub()
+    hub = MessageHub.get_current_instance()
     missing = [key for key in ("epoch", "iter") if hub.get_info(key) is None]
     try:
         for key in missing:  # what a Runner provides (TOOD reads the epoch)
@@ -270,10 +270,6 @@ def _restoring(model: nn.Module):
         np.random.set_state(np_state)
         for key in missing:
             hub.runtime_info.pop(key, None)
-
-
-def _message_hub():
-    return MessageHub.get_current_instance()
 
 
 class _Trace:
