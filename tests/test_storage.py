@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from conftest import ATSS, PLANTED_SECRET, REPO, assert_tensorboard_scalars, free_port, s3_keys, yolor_ray
+from wandb_records import offline_run
 
 from yolor_ray.storage import StorageError, StorageSpec
 
@@ -80,11 +81,14 @@ def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp
     # W&B offline: its run files, written in rank 0's log folder, came with the logs.
     offline = [p for p in local.glob("logs/*/vis_data/wandb/offline-run-*") if p.is_dir()]
     assert len(offline) == 1, sorted(local.rglob("*"))
-    assert list(offline[0].glob("run-*.wandb"))
-    wandb_config = (offline[0] / "files" / "config.yaml").read_text()
-    assert "ATSS" in wandb_config and "atss_r50_fpn_1x_coco.py" in wandb_config
-    summary = json.loads((offline[0] / "files" / "wandb-summary.json").read_text())
-    assert 0 <= summary["coco/bbox_mAP"] <= 1 and summary["loss"] > 0
+    (run_file,) = offline[0].glob("run-*.wandb")
+    wandb_run = offline_run(run_file)
+    assert (wandb_run["name"], wandb_run["project"]) == ("atss-s3", "yolor-s3")
+    assert wandb_run["config"]["yolor_ray"]["model"] == "ATSS" and wandb_run["config"]["yolor_ray"]["epochs"] == "2"
+    epochs_ap = [row["coco/bbox_mAP"] for row in wandb_run["history"] if "coco/bbox_mAP" in row]
+    assert len(epochs_ap) == 2 and all(0 <= ap <= 1 for ap in epochs_ap)
+    assert all(row["loss"] > 0 for row in wandb_run["history"] if "loss" in row)
+    assert not [p for p in local.rglob("*") if p.is_file() and PLANTED_SECRET.encode() in p.read_bytes()]
 
     # MLflow: one run named after ours, its parameters and per-epoch metrics, read back.
     import mlflow
