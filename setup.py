@@ -6,6 +6,8 @@ torch 2.14 and is built from source by ``scripts/setup.sh``; install through
 """
 from setuptools import find_packages, setup
 
+TRACKERS = ["mlflow-skinny>=3.13", "sqlalchemy>=2", "alembic>=1.13", "wandb>=0.19"]
+
 setup(
     name="yolor-ray",
     version="0.2.0",
@@ -27,10 +29,14 @@ setup(
         "matplotlib>=3.8",
         "Pillow>=10",
         "PyYAML>=6",  # sweep search spaces
+        "tensorboard>=2.16",  # MMEngine's TensorboardVisBackend (torch.utils.tensorboard); tensorboardX is not enough
     ],
     extras_require={
         "optuna": ["optuna>=4"],  # the sweeps' default searcher when installed (else random search)
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]>=5", "optuna>=4",
+        # --tracker mlflow|wandb. mlflow-skinny: the client and the SQL stores without the server,
+        # whose pins would move pyarrow below what Ray's storage layer here is tested with.
+        "trackers": TRACKERS,
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "moto[server]>=5", "optuna>=4", *TRACKERS,
                  "ruff==0.17.6", "import-linter==2.17"],  # make lint: pinned, so a new release cannot fail CI
     },
     entry_points={"console_scripts": ["yolor-ray=yolor_ray.cli:main"]},

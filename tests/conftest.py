@@ -126,3 +126,26 @@ def env_with_test_modules(**extra: str) -> dict:
     """This environment plus ``extra``, with tests/ on PYTHONPATH (the test hooks' modules)."""
     return dict(os.environ, **extra,
                 PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")])))
+
+
+def assert_tensorboard_scalars(run_dir: Path, epochs: int) -> None:
+    """The run's TensorBoard events, read by TensorBoard's own reader: training losses and LR
+    per iteration, every COCO bbox AP per epoch."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from yolor_ray.metrics import coco_keys
+
+    folders = {p.parent for p in run_dir.glob("logs/*/vis_data/events.out.tfevents.*")}
+    assert len(folders) == 1, sorted(run_dir.rglob("*"))
+    events = EventAccumulator(str(folders.pop()))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss", "loss_cls", "lr", *coco_keys("bbox")} <= tags, tags
+    assert [e.step for e in events.Scalars("coco/bbox_mAP")] == list(range(1, epochs + 1))
+    assert all(e.value > 0 for e in events.Scalars("loss"))
+
+
+def logs_text(run_dir: Path) -> str:
+    """Every log file of a run's ranks in its storage folder (the workers' output is there, not
+    on the driver), concatenated."""
+    return "\n".join(p.read_text(errors="replace") for p in sorted((run_dir / "logs").rglob("*.log")))

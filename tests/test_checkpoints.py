@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ATSS, YOLOR_ATSS, yolor_ray
+from conftest import ATSS, YOLOR_ATSS, logs_text, yolor_ray
 
 
 def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
@@ -164,9 +164,9 @@ def test_s3_checkpoint_into_a_ray_run_of_the_yolor_variant(mmdet_checkpoint, sha
     proc = yolor_ray("train", YOLOR_ATSS, "--data", shapes_dir, "--small", "--image-size", 64, "--epochs", 1,
                      "--batch-size", 4, "--storage", storage, "--name", "warm", "--samples", 0,
                      "--load-from", f"s3://{name}/baselines/atss_epoch_1.pth", "--s3-endpoint", s3_endpoint)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-4000:]
-    assert "implicit keys missing (left at their init)" in output  # the driver's check
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    output = proc.stdout + proc.stderr + logs_text(storage / "warm")  # the workers' output: in the run's logs
+    assert "implicit keys missing (left at their init)" in proc.stderr  # the driver's check
     assert "Load checkpoint from yolor-trusted://" in output  # the worker's load, through our loader
     marker = "missing keys in source state_dict:"
     missing = next(line for line in output.splitlines() if marker in line).split(marker, 1)[1].split(",")

@@ -100,7 +100,7 @@ def two_node_run(cluster, s3_endpoint, s3, tiny_data):
     """One 2-worker run, one worker per node, COCO evaluation every epoch."""
     bucket, client = s3
     proc = on_cluster(cluster, s3_endpoint, *train_args(tiny_data, bucket, "two-nodes", "--epochs", 2,
-                                                        "--num-workers", 2, *ONE_PER_NODE))
+                                                        "--num-workers", 2, *ONE_PER_NODE, "--verbose"))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     return proc, read_json(client, bucket, "runs/two-nodes/results.json"), s3_keys(client, bucket)
 
@@ -163,10 +163,17 @@ def test_logs_in_storage_after_a_run_fails_in_epoch_2(cluster, s3_endpoint, s3, 
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "planted failure in epoch 2" in proc.stdout + proc.stderr
     keys = [k for k in s3_keys(client, bucket) if k.startswith("runs/fails/logs/")]
-    rank0_log = next(k for k in keys if k.endswith(".log") and "/rank" not in k)
+    rank0_log = next(k for k in keys if k.endswith("_rank0.log") and "/rank" not in k)
     text = client.get_object(Bucket=bucket, Key=rank0_log)["Body"].read().decode()
     assert "Epoch(val) [1]" in text  # epoch 1's validation, written before the failure
     assert any(k.endswith("vis_data/scalars.json") for k in keys)
+    # Rank 1 ran on node 2, whose disk the head never sees: its log and output came through storage.
+    rank1 = [k for k in keys if k.startswith("runs/fails/logs/rank1/")]
+    rank1_log = next(k for k in rank1 if k.endswith("_rank1.log"))
+    assert "Epoch(train) [1]" in client.get_object(Bucket=bucket, Key=rank1_log)["Body"].read().decode()
+    rank1_output = next(k for k in rank1 if k.endswith("/output.log"))
+    text = client.get_object(Bucket=bucket, Key=rank1_output)["Body"].read().decode()
+    assert "RuntimeError: planted failure in epoch 2" in text  # its own traceback
 
 
 TRAIN_LINE = re.compile(r"Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/(\d+)\]")
@@ -187,7 +194,7 @@ def test_lost_node_resumes_from_last_checkpoint(cluster, s3_endpoint, s3, tiny_d
     epochs = 3
     proc = on_cluster(cluster, s3_endpoint, *train_args(tiny_data, bucket, "lost-node", "--epochs", epochs,
                                                         "--num-workers", 2, "--batch-size", 1, "--max-failures", 3,
-                                                        *ONE_PER_NODE, "--cfg-options",
+                                                        *ONE_PER_NODE, "--verbose", "--cfg-options",
                                                         "default_hooks.logger.interval=1"),
                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     lines = []

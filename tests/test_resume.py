@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ATSS, REPO, yolor_ray
+from conftest import ATSS, REPO, logs_text, yolor_ray
 
 EPOCHS = 4
 
@@ -72,7 +72,8 @@ def test_killed_worker_resumes_from_last_checkpoint(shapes_dir, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, output[-3000:]
     _check_complete(storage / name, restarts=1)
-    assert "resumed epoch: 1" in output
+    assert "restarts 1" in output  # the driver's epoch line after the restart
+    assert "resumed epoch: 1" in logs_text(storage / name)  # the restarted worker's log, in storage
 
 
 def test_driver_killed_and_run_again_continues(shapes_dir, tmp_path):

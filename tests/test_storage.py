@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ATSS, PLANTED_SECRET, REPO, free_port, s3_keys, yolor_ray
+from conftest import ATSS, PLANTED_SECRET, REPO, assert_tensorboard_scalars, free_port, s3_keys, yolor_ray
+from wandb_records import offline_run
 
 from yolor_ray.storage import StorageError, StorageSpec
 
@@ -35,10 +36,16 @@ def test_spec_parts():
 
 
 def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp_path):
+    """Also the trackers: MLflow on a local SQLite store and W&B offline (its API key, the planted
+    secret, must land nowhere); the run pulled back to read its TensorBoard and W&B files."""
     name, client = bucket
-    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 1,
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, MLFLOW_TRACKING_URI="sqlite:///mlflow.db", MLFLOW_EXPERIMENT_NAME="s3-runs",
+               WANDB_MODE="offline", WANDB_PROJECT="yolor-s3", WANDB_API_KEY=PLANTED_SECRET, WANDB_SILENT="true")
+    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 2,
                      "--storage", f"s3://{name}/runs", "--s3-endpoint", s3_endpoint, "--name", "atss-s3",
-                     "--samples", 1, cwd=tmp_path)
+                     "--samples", 1, "--tracker", "mlflow", "--tracker", "wandb", cwd=work, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     keys = s3_keys(client, name)
     for file in ("results.json", "run.json", "config.py", "curves.png", "samples.png",
@@ -48,7 +55,8 @@ def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp
     record = json.loads(client.get_object(Bucket=name, Key="runs/atss-s3/results.json")["Body"].read())
     assert record["location"] == f"s3://{name}/runs/atss-s3"
     assert record["restarts"] == 0 and 0 <= record["metrics"]["coco/bbox_mAP"] <= 1
-    assert not (tmp_path / "results").exists()  # nothing landed locally
+    # Nothing else landed locally: MLflow's store and its artifacts (the experiment's default root).
+    assert "mlflow.db" in {p.name for p in work.iterdir()} <= {"mlflow.db", "mlruns"}
     # The planted secret is in no object, no output and no Ray log of this run.
     for key in keys:
         assert PLANTED_SECRET.encode() not in client.get_object(Bucket=name, Key=key)["Body"].read(), key
@@ -56,6 +64,44 @@ def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp
     ray_logs = proc_ray_session_logs(proc.stdout + proc.stderr)
     for path in ray_logs:
         assert PLANTED_SECRET.encode() not in path.read_bytes(), path
+
+    # yolor-ray pull: the run's folder from S3 to a local one, TensorBoard's reader on its events.
+    pulled = yolor_ray("pull", f"s3://{name}/runs/atss-s3", tmp_path / "pulled", "--s3-endpoint", s3_endpoint)
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    local = tmp_path / "pulled"
+    assert sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file()) == sorted(
+        k.removeprefix("runs/atss-s3/") for k in keys if not k.endswith("/"))  # not Ray's folder markers
+    assert_tensorboard_scalars(local, epochs=2)
+    missing = yolor_ray("pull", f"s3://{name}/runs/no-such-run", tmp_path / "nothing", "--s3-endpoint", s3_endpoint)
+    assert missing.returncode == 2 and missing.stderr.strip() == (
+        f"yolor-ray: error: no run or sweep at 's3://{name}/runs/no-such-run': nothing is stored there; name a run "
+        "or sweep folder, e.g. s3://bucket/prefix/NAME")
+    assert not (tmp_path / "nothing").exists()
+
+    # W&B offline: its run files, written in rank 0's log folder, came with the logs.
+    offline = [p for p in local.glob("logs/*/vis_data/wandb/offline-run-*") if p.is_dir()]
+    assert len(offline) == 1, sorted(local.rglob("*"))
+    (run_file,) = offline[0].glob("run-*.wandb")
+    wandb_run = offline_run(run_file)
+    assert (wandb_run["name"], wandb_run["project"]) == ("atss-s3", "yolor-s3")
+    assert wandb_run["config"]["yolor_ray"]["model"] == "ATSS" and wandb_run["config"]["yolor_ray"]["epochs"] == "2"
+    epochs_ap = [row["coco/bbox_mAP"] for row in wandb_run["history"] if "coco/bbox_mAP" in row]
+    assert len(epochs_ap) == 2 and all(0 <= ap <= 1 for ap in epochs_ap)
+    assert all(row["loss"] > 0 for row in wandb_run["history"] if "loss" in row)
+    assert not [p for p in local.rglob("*") if p.is_file() and PLANTED_SECRET.encode() in p.read_bytes()]
+
+    # MLflow: one run named after ours, its parameters and per-epoch metrics, read back.
+    import mlflow
+
+    tracking = mlflow.MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    experiment = tracking.get_experiment_by_name("s3-runs")
+    (run,) = tracking.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "atss-s3" and run.info.status == "FINISHED"
+    assert run.data.params["model"] == "ATSS" and run.data.params["epochs"] == "2"
+    assert run.data.params["yolor"] == "False"
+    assert [m.step for m in tracking.get_metric_history(run.info.run_id, "coco/bbox_mAP")] == [1, 2]
+    assert tracking.get_metric_history(run.info.run_id, "loss")
+    assert PLANTED_SECRET not in json.dumps([run.data.params, run.data.tags])
 
 
 def proc_ray_session_logs(output: str):

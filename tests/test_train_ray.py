@@ -1,8 +1,9 @@
 """The train command end to end: a real local Ray, 2 gloo workers, a real small ATSS."""
 import json
+import re
 from pathlib import Path
 
-from conftest import YOLOR_ATSS, config_with_user_hook, env_with_test_modules, yolor_ray
+from conftest import YOLOR_ATSS, assert_tensorboard_scalars, config_with_user_hook, env_with_test_modules, yolor_ray
 
 
 def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
@@ -33,9 +34,25 @@ def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     assert any(p.suffix == ".log" for p in logs) and any(p.name == "scalars.json" for p in logs), logs
     assert Path(record["checkpoint"]).is_dir()
     assert record["restarts"] == 0
-    # progress and the AP table reach the user
-    assert "Epoch(train)" in proc.stdout + proc.stderr
+    # The driver prints one line per epoch and the AP tables; the workers' raw output (MMEngine's
+    # log, pycocotools' tables, warnings) goes to each rank's log folder in storage instead.
+    epoch_lines = [line for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epoch_lines] == ["1/2", "2/2"], proc.stdout
+    assert all(re.search(r"loss \d+\.\d+  bbox_mAP \d\.\d{3}  elapsed \d+:\d\d  ETA \d+:\d\d  restarts 0$", line)
+               for line in epoch_lines), epoch_lines
+    driver = proc.stdout + proc.stderr
+    for raw in ("Epoch(train)", "Epoch(val)", "Evaluating bbox", "UserWarning", "TrainingReport"):
+        assert raw not in driver, raw
     assert "| bbox |" in proc.stdout
+    assert "| class | AP |" in proc.stdout
+    assert set(record["per_class_ap"]) == set(record["classes"])
+    assert all(ap is None or 0.0 <= ap <= 1.0 for ap in record["per_class_ap"].values())
+    rank0_log = next(p for p in (run_dir / "logs").glob("*/*.log") if p.name != "output.log")
+    assert "Epoch(train)" in rank0_log.read_text() and "Epoch(val) [2]" in rank0_log.read_text()
+    assert "Evaluating bbox" in next((run_dir / "logs").glob("*/output.log")).read_text()
+    assert list((run_dir / "logs").glob("rank1/*/*_rank1.log")) and list((run_dir / "logs").glob("rank1/*/output.log"))
+    assert (run_dir / "logs" / "driver_warnings.log").read_text().strip()
+    assert_tensorboard_scalars(run_dir, epochs=2)
 
     # The trained YOLOR checkpoint folds into its layers for deploy.
     fused = yolor_ray("fuse", record["checkpoint"], tmp_path / "deploy", env=env)

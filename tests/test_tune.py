@@ -34,8 +34,11 @@ def finished_sweep(sweep_data, tmp_path_factory):
     to learn anything, so ASHA has weak trials to stop."""
     storage = tmp_path_factory.mktemp("sweeps")
     start = time.monotonic()
+    # Every trial also logs to MLflow (a local SQLite store): one MLflow run per trial.
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{storage}/mlflow.db", MLFLOW_EXPERIMENT_NAME="grid4")
     proc = yolor_ray(*_sweep_args(sweep_data, storage, "grid4", "--search", "grid", "--placements", "fpn",
-                                  "fpn+pred", "--lr", "0.02", "0.000001", "--num-workers", 1))
+                                  "fpn+pred", "--lr", "0.02", "0.000001", "--num-workers", 1, "--tracker", "mlflow"),
+                     env=env)
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     print(f"4-trial sweep: {elapsed:.0f} s")
@@ -70,6 +73,26 @@ def test_sweep_stops_weak_trials_and_leaderboard_agrees_with_trials(finished_swe
     assert (sweep / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "leaderboard.json" in proc.stdout
     print(markdown)
+
+
+def test_every_trial_is_an_mlflow_run_with_its_variant(finished_sweep):
+    import mlflow
+
+    sweep, _, _ = finished_sweep
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    tracking = mlflow.MlflowClient(tracking_uri=f"sqlite:///{sweep.parent}/mlflow.db")
+    runs = {run.info.run_name: run for run in
+            tracking.search_runs([tracking.get_experiment_by_name("grid4").experiment_id])}
+    assert sorted(runs) == sorted(t["trial"] for t in board["trials"])
+    for trial in board["trials"]:
+        run = runs[trial["trial"]]
+        assert run.data.params["implicit.placements"] == trial["variant"]["placements"]
+        assert float(run.data.params["lr"]) == trial["variant"]["lr"]
+        steps = [m.step for m in tracking.get_metric_history(run.info.run_id, "coco/bbox_mAP")]
+        # a stopped trial's process ends with it: its epochs so far are logged
+        assert steps[:trial["epochs_run"]] == list(range(1, trial["epochs_run"] + 1)), (trial, steps)
+        if trial["status"] == "completed":
+            assert run.info.status == "FINISHED" and len(steps) == SWEEP_EPOCHS
 
 
 def test_table_pairs_rows_from_the_stored_results(finished_sweep, sweep_data, tmp_path):

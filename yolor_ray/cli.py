@@ -1,11 +1,11 @@
-"""The ``yolor-ray`` command: make-shapes, train, tune, table, cluster check, fuse.
+"""The ``yolor-ray`` command: make-shapes, train, tune, table, pull, cluster check, fuse.
 
 A :class:`~yolor_ray.errors.UserError` (what was wrong, what was received, what is
 valid) is printed as one line with exit status 2; a training run that fails for good
 exits with 1 and says how to resume; anything else is a bug and keeps its traceback.
 
 Each command imports what it needs when it runs (deferred imports below, each marked):
-``--help``, ``table`` and ``cluster check`` import neither torch nor mmdet.
+``--help``, ``table``, ``pull`` and ``cluster check`` import neither torch nor mmdet.
 """
 from __future__ import annotations
 
@@ -17,8 +17,17 @@ from pathlib import Path
 
 from yolor_ray.data import IMAGE_SAMPLE
 from yolor_ray.errors import RunFailedError, UserError
-from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RESULTS_FILE, RUNS_DIR, TRIALS_PNG
-from yolor_ray.metrics import format_ap_table
+from yolor_ray.layout import (
+    BEST_CONFIG,
+    DRIVER_WARNINGS,
+    LEADERBOARD_FILE,
+    LEADERBOARD_MD,
+    LOGS_DIR,
+    RESULTS_FILE,
+    RUNS_DIR,
+    TRIALS_PNG,
+)
+from yolor_ray.metrics import format_ap_table, format_per_class_table
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +71,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "--amp is fp16 (GPU, MMEngine's AmpOptimWrapper), --amp bf16 also works on CPU")
     parser.add_argument("--dry-run", nargs="?", const="-", metavar="FILE", help="run every check, print what "
                         "would run and the merged config (to FILE if given), write nothing, exit 0")
+    parser.add_argument("--tracker", action="append", default=[], choices=("mlflow", "wandb"),
+                        help="also log to this experiment tracker (repeatable; TensorBoard files are always "
+                        "written): mlflow reads MLFLOW_TRACKING_URI (required, e.g. sqlite:///mlflow.db) and "
+                        "MLFLOW_EXPERIMENT_NAME; wandb reads WANDB_PROJECT, WANDB_MODE, WANDB_DIR and its own "
+                        "WANDB_API_KEY (never read or logged by us). pip install 'yolor-ray[trackers]'")
+    parser.add_argument("--verbose", action="store_true", help="stream every worker's raw output (MMEngine's "
+                        "log, evaluation tables, warnings) to this terminal; by default it goes to the run's "
+                        "log files and the driver prints one line per epoch")
     parser.add_argument("--samples", type=int, default=4, help="validation images drawn in samples.png (default 4)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override config keys, e.g. optim_wrapper.optimizer.lr=0.01; applied last, so they win "
@@ -72,6 +89,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 def train_spec_from_args(args: argparse.Namespace):
     from yolor_ray.config import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
     from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.train.trackers import tracker_settings
 
     return TrainSpec(
         config=Path(args.config), data_root=Path(args.data) if args.data else None, small=args.small,
@@ -81,7 +99,8 @@ def train_spec_from_args(args: argparse.Namespace):
         name=args.name, address=args.address, cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed,
         num_samples=args.samples, checkpoint_interval=args.checkpoint_interval,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, load_from=args.load_from,
-        deterministic=args.deterministic, amp=args.amp)
+        deterministic=args.deterministic, amp=args.amp, trackers=tuple(args.tracker),
+        tracker_env=tracker_settings() if args.tracker else {}, verbose=args.verbose)
 
 
 def parse_worker_resources(items: list[str]) -> dict[str, float]:
@@ -97,18 +116,57 @@ def parse_worker_resources(items: list[str]) -> dict[str, float]:
     return resources
 
 
+class HeldWarnings(logging.Handler):
+    """Python warnings of the driver (libraries' deprecations), held to be written into the
+    run's storage instead of the terminal."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage().rstrip())
+
+
+def hold_library_warnings(verbose: bool) -> HeldWarnings | None:
+    """Unless --verbose, warnings go to a HeldWarnings (call before the heavy imports)."""
+    if verbose:
+        return None
+    held = HeldWarnings()
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.addHandler(held)
+    warnings_log.propagate = False
+    return held
+
+
+def save_held_warnings(held: HeldWarnings | None, args: argparse.Namespace, *folder: str) -> None:
+    """The driver's held warnings into ``folder/logs/driver_warnings.log`` in storage."""
+    if held is None or not held.lines:
+        return
+    from yolor_ray.storage import StorageSpec, open_storage  # deferred: boto3 for s3://
+
+    text = "\n".join(held.lines) + "\n"
+    open_storage(StorageSpec(args.storage, args.s3_endpoint)).write_bytes(text.encode(), *folder, LOGS_DIR,
+                                                                        DRIVER_WARNINGS)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train, then print the AP table and where everything is."""
+    held = hold_library_warnings(args.verbose or bool(args.dry_run))
     from yolor_ray.train.driver import describe_run, prepare_run, run_training  # deferred: torch, mmdet, Ray
 
     if args.dry_run:
         return print_dry_run(describe_run(prepare_run(train_spec_from_args(args))), args.dry_run)
     record = run_training(train_spec_from_args(args))
+    save_held_warnings(held, args, record.name)
     restarts = f", {record.restarts} restart(s)" if record.restarts else ""
     variant = " + YOLOR" if record.is_yolor else ""
     print(f"\n{record.model}{variant} ({Path(record.config).name}), {record.epochs} epochs on "
           f"{record.world_size} worker(s), {record.wall_time_s:.0f} s{restarts}\n")
     print(format_ap_table(record.metrics))
+    if record.per_class_ap:
+        print("\n" + format_per_class_table(record.per_class_ap))
     print(f"\nresults: {record.location}/{RESULTS_FILE}\n         beside it: {', '.join(record.artifacts)}")
     return 0
 
@@ -175,12 +233,14 @@ def sweep_spec_from_args(args: argparse.Namespace):
 
 def run_tune(args: argparse.Namespace) -> int:
     """Run a sweep, then print its leaderboard and where everything is."""
+    held = hold_library_warnings(args.verbose or bool(args.dry_run))
     from yolor_ray.tune.leaderboard import format_leaderboard  # deferred: Ray Tune, torch, mmdet
     from yolor_ray.tune.sweep import describe_sweep, prepare_sweep, run_sweep
 
     if args.dry_run:
         return print_dry_run(describe_sweep(prepare_sweep(sweep_spec_from_args(args))), args.dry_run)
     board = run_sweep(sweep_spec_from_args(args))
+    save_held_warnings(held, args, board.sweep)
     print("\n" + format_leaderboard(board))
     print(f"sweep: {board.location}/{LEADERBOARD_FILE}\n       beside it: {LEADERBOARD_MD}, {TRIALS_PNG}, "
           f"{BEST_CONFIG}; every trial's run under {RUNS_DIR}/")
@@ -194,6 +254,15 @@ def run_table(args: argparse.Namespace) -> int:
     if not records:
         raise UserError(f"no {RESULTS_FILE} under {args.path!r}: point it at a results folder, a run or a sweep")
     print(seed_table(records).markdown)
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from yolor_ray.pull import pull  # deferred: boto3 for s3://
+
+    pulled = pull(args.source, args.dest, args.s3_endpoint)
+    print(f"pulled {pulled.kind} {pulled.source}: {pulled.files} files, {pulled.bytes / 1e6:.1f} MB -> {pulled.dest}\n"
+          f"tensorboard --logdir {pulled.dest}")
     return 0
 
 
@@ -251,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("path", help="a results folder, a run or a sweep; local or s3://bucket/prefix")
     table.add_argument("--s3-endpoint", metavar="URL", help="custom S3 endpoint (default: AWS_ENDPOINT_URL, else AWS)")
     table.set_defaults(func=run_table)
+
+    pull = sub.add_parser("pull", help="copy a run's or a sweep's folder from its storage (s3:// or local) to a "
+                          "local folder, e.g. for tensorboard --logdir")
+    pull.add_argument("source", metavar="RUN_OR_SWEEP", help="the run or sweep folder, e.g. s3://bucket/prefix/NAME")
+    pull.add_argument("dest", help="local folder (created; files already there are replaced)")
+    pull.add_argument("--s3-endpoint", metavar="URL", help="custom S3 endpoint (default: AWS_ENDPOINT_URL, else AWS)")
+    pull.set_defaults(func=run_pull)
 
     cluster = sub.add_parser("cluster", help="autoscaling Ray cluster files (docs/cluster.md)")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)

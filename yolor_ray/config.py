@@ -368,3 +368,26 @@ def dist_timeout_s(cfg: Config) -> float | None:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConfigError(f"env_cfg.dist_cfg.timeout must be a number of seconds > 0, got {timeout!r}")
     return float(timeout)
+
+
+TENSORBOARD_BACKEND = "TensorboardVisBackend"
+
+
+def use_tensorboard(cfg: Config) -> None:
+    """Rank 0 also writes TensorBoard event files (MMEngine's TensorboardVisBackend: every
+    scalar the logger hook logs, losses, LR and COCO APs) beside its scalars.json, in the
+    log folder that goes to the run's storage (``logs/TIMESTAMP/vis_data/``)."""
+    visualizer = cfg.get("visualizer")
+    if visualizer is None:
+        cfg.visualizer = visualizer = ConfigDict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")])
+    backends = visualizer.get("vis_backends") or []
+    if not any(backend.get("type") == TENSORBOARD_BACKEND for backend in backends):
+        visualizer["vis_backends"] = [*backends, dict(type=TENSORBOARD_BACKEND)]
+
+
+def use_classwise_ap(cfg: Config) -> None:
+    """Every CocoMetric also reports each class's AP (its ``classwise``), unless the config
+    says otherwise: ``coco/CLASS_precision``, in results.json's ``per_class_ap``."""
+    for evaluator in evaluators(cfg):
+        if evaluator.get("type") == "CocoMetric":
+            evaluator.setdefault("classwise", True)

@@ -5,7 +5,11 @@ A run, ``STORAGE/NAME/``::
     run.json            written before training: the config and scale the name belongs to
     config.py           the merged config, written before training
     checkpoint_*/       Ray Train's checkpoints: checkpoint.pth + run_state.json each
-    logs/               MMEngine's log folders (rank 0; logs/rankN/ for the others)
+    logs/TIMESTAMP/     rank 0's MMEngine log folder: its text log, output.log (everything the
+                        worker printed, library warnings included), vis_data/ (scalars.json,
+                        TensorBoard's events.out.tfevents.*, offline W&B runs)
+    logs/rankN/TIMESTAMP/  the same for rank N (its text log and output.log)
+    logs/driver_warnings.log  the driver's library warnings (without --verbose)
     curves.png, samples.png
     results.json        written last: a run that has it is complete
 
@@ -22,6 +26,8 @@ RESULTS_FILE = "results.json"
 CURVES_PNG = "curves.png"
 SAMPLES_PNG = "samples.png"
 LOGS_DIR = "logs"
+DRIVER_WARNINGS = "driver_warnings.log"  # in logs/: the driver's library warnings (without --verbose)
+WORKER_OUTPUT = "output.log"  # in each rank's log folder: what the worker printed
 CHECKPOINT_DIR_PREFIX = "checkpoint_"  # Ray Train names its checkpoint folders so
 CHECKPOINT_FILE = "checkpoint.pth"  # in each checkpoint folder: MMEngine's checkpoint
 RUN_STATE_FILE = "run_state.json"  # beside it: metrics per epoch so far, restarts, nodes

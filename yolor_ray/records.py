@@ -104,6 +104,7 @@ class RunResults(Record):
     checkpoint: str | None = None
     artifacts: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    per_class_ap: dict[str, float | None] = field(default_factory=dict)  # class -> final AP (None: no value)
 
     @property
     def is_yolor(self) -> bool:

@@ -126,6 +126,14 @@ class LocalStorage:
     def delete_tree(self, *parts: str) -> None:
         shutil.rmtree(self.root.joinpath(*parts), ignore_errors=True)
 
+    def files(self, *parts: str) -> list[tuple[str, ...]]:
+        """Every file under a folder, as parts relative to it."""
+        folder = self.root.joinpath(*parts)
+        return sorted(p.relative_to(folder).parts for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+    def read_bytes(self, *parts: str) -> bytes:
+        return self.root.joinpath(*parts).read_bytes()
+
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Whole or not at all: a temporary file beside the target, then a rename."""
         path = self.root.joinpath(*parts)
@@ -247,6 +255,16 @@ class S3Storage:
             keys = [dict(Key=obj["Key"]) for obj in page.get("Contents", [])]
             if keys:
                 self.client.delete_objects(Bucket=self.spec.bucket, Delete=dict(Objects=keys, Quiet=True))
+
+    def files(self, *parts: str) -> list[tuple[str, ...]]:
+        """Every object under a folder, as parts relative to it."""
+        prefix = self._key(*parts) + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket, Prefix=prefix)
+        return sorted(tuple(obj["Key"][len(prefix):].split("/")) for page in pages for obj in page.get("Contents", [])
+                      if not obj["Key"].endswith("/"))
+
+    def read_bytes(self, *parts: str) -> bytes:
+        return self.client.get_object(Bucket=self.spec.bucket, Key=self._key(*parts))["Body"].read()
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """One PUT: S3 makes an object visible whole or not at all."""

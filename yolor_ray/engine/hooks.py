@@ -5,15 +5,16 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from mmengine.dist import all_reduce, is_distributed
 from mmengine.hooks import Hook
 
-from yolor_ray.config import ConfigError, coco_tasks
+from yolor_ray.config import TENSORBOARD_BACKEND, ConfigError, coco_tasks
 from yolor_ray.engine.run_logs import upload_logs
-from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE
-from yolor_ray.metrics import coco_keys
+from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
+from yolor_ray.metrics import RESTARTS, coco_keys
 from yolor_ray.records import RunState
 from yolor_ray.storage import StorageSpec
 
@@ -102,8 +103,9 @@ class RayTrainReportHook(Hook):
         self._train_record = None
         self.history.append(record)
         with_checkpoint = self._checkpoint_due and (bool(metrics) or runner.val_loop is None)
+        reported = {**record, RESTARTS: self.restarts}  # for the driver's progress line, not the history
         if runner.rank != 0 or not with_checkpoint:
-            ray.train.report(record)
+            ray.train.report(reported)
             return
         staging = tempfile.mkdtemp(prefix="yolor-ray-ckpt-")
         try:
@@ -114,14 +116,15 @@ class RayTrainReportHook(Hook):
             state = RunState(history=self.history, restarts=self.restarts, nodes=self.topology)
             with open(os.path.join(staging, RUN_STATE_FILE), "w") as f:
                 f.write(state.to_json())
-            ray.train.report(record, checkpoint=ray.train.Checkpoint.from_directory(staging))
+            ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(staging))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
 
 class StorageLogHook(Hook):
-    """Rank 0 copies its MMEngine log folder (text log, scalars) into the run's storage
-    after every epoch, so a crash or a lost node leaves the logs so far."""
+    """Rank 0 copies its MMEngine log folder (text log, scalars, TensorBoard events) and the
+    worker's output into the run's storage after every epoch, so TensorBoard follows a run
+    as it trains and a crash or a lost node leaves the logs so far."""
 
     priority = "VERY_LOW"  # after the logger hook has written the epoch's lines
 
@@ -136,8 +139,13 @@ class StorageLogHook(Hook):
         self._upload(runner)
 
     def _upload(self, runner) -> None:
-        if runner.rank == 0:
-            upload_logs(runner.log_dir, self.storage, self.run_name, rank=0)
+        if runner.rank != 0:
+            return
+        tensorboard = runner.visualizer.get_backend(TENSORBOARD_BACKEND)
+        if tensorboard is not None:
+            tensorboard.experiment.flush()  # its writer flushes every 2 minutes on its own
+        upload_logs(runner.log_dir, self.storage, self.run_name, rank=0,
+                    output_file=Path(runner.work_dir) / WORKER_OUTPUT)
 
 
 def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:
@@ -146,7 +154,10 @@ def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:
     for task in coco_tasks(runner.cfg):
         if f"coco/{task}_mAP" not in metrics:
             runner.logger.warning(f"no {task} detection passed the score threshold; reporting COCO {task} AP as 0")
-            metrics.update(dict.fromkeys(coco_keys(task), 0.0))
+            zeros = dict.fromkeys(coco_keys(task), 0.0)
+            metrics.update(zeros)
+            # The logger hook had nothing to log: TensorBoard gets the same zeros (its step: the epoch).
+            runner.visualizer.add_scalars(zeros, step=runner.epoch)
     return metrics
 
 

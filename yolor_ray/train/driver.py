@@ -54,8 +54,10 @@ from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.checkpoints import remove_partial_checkpoints
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import render_samples, write_results
+from yolor_ray.train.progress import epoch_progress
 from yolor_ray.train.ray_cluster import ray_session, require_fit, shortfalls
 from yolor_ray.train.spec import TrainSpec
+from yolor_ray.train.trackers import prepare_mlflow_experiment, tracker_backends, tracker_params
 from yolor_ray.train.worker import train_worker
 
 COLLECT_DEVICES = ("cpu", "gpu")  # where evaluators gather results: 'gpu' for multi-node GPU runs
@@ -81,6 +83,7 @@ class PreparedRun:
     resuming: bool
     checks: dict = field(default_factory=dict)  # what the driver found: data counts, load_from's keys
     data: CocoFolder | None = None  # the checked --data folder (None: the config's own dataset)
+    trackers: tuple = ()  # MMEngine vis backend configs of --tracker, for rank 0
 
     @property
     def location(self) -> str:
@@ -127,6 +130,8 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
         cfglib.set_amp(cfg, spec.amp)
     cfglib.use_implicit_recipe(cfg)
     cfglib.skip_unreadable_images(cfg)
+    cfglib.use_tensorboard(cfg)
+    cfglib.use_classwise_ap(cfg)
     cfglib.apply_cfg_options(cfg, spec.cfg_options)  # last: the user's own options win
     if spec.load_from is not None:
         cfg.load_from = spec.load_from
@@ -146,7 +151,23 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
     name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
     fingerprint = run_fingerprint(cfg, spec)
     resuming = _check_run_name(storage, name, fingerprint, spec)
-    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, checks, data)
+    trackers = prepare_trackers(spec, cfg, name)
+    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, checks, data, trackers)
+
+
+def prepare_trackers(spec: TrainSpec, cfg: Config, name: str) -> tuple:
+    """--tracker's backends for run ``name``, their packages and settings checked (and
+    MLflow's experiment made) on the driver."""
+    if not spec.trackers:
+        return ()
+    detector_cfg, implicit = split_yolor_cfg(cfg.model)
+    params = tracker_params(implicit, cfg.optim_wrapper.optimizer.get("lr"), detector_cfg["type"], spec.config.name,
+                            spec.num_workers, cfg.train_cfg.max_epochs, cfg.train_dataloader.batch_size)
+    backends = tuple(tracker_backends(spec.trackers, name, params, spec.tracker_env))
+    for backend in backends:
+        if backend["type"] == "MLflowVisBackend":
+            prepare_mlflow_experiment(backend["tracking_uri"], backend["exp_name"])
+    return backends
 
 
 def describe_run(run: PreparedRun) -> tuple[str, str]:
@@ -166,6 +187,7 @@ def describe_run(run: PreparedRun) -> tuple[str, str]:
         *(f"{key + ':':<9} {value}" for key, value in run.checks.items()),
         f"classes:  {', '.join(run.classes) or '(from the config)'}",
         f"storage:  {run.location} ({'resuming the unfinished run' if run.resuming else 'a new run'})",
+        f"trackers: {', '.join(['tensorboard (logs/ in storage)', *spec.trackers])}",
     ]
     return "\n".join(lines), cfg.pretty_text
 
@@ -294,15 +316,16 @@ def check_run_fits(spec: TrainSpec, total: dict[str, float], fixed: bool, local:
 
 
 def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None = None,
-                 check_nodes: bool = True) -> RunResults:
+                 check_nodes: bool = True, progress: bool = True) -> RunResults:
     """Train (or resume), evaluate and write the run's results; returns the results record.
 
     ``callbacks``: Ray Train callbacks, e.g. Tune's report callback in a sweep's trial;
     ``data``: the dataset folder already inspected (see :func:`prepare_run`);
-    ``check_nodes``: compare the data on every node first (a sweep does it once for all trials).
+    ``check_nodes``: compare the data on every node first (a sweep does it once for all trials);
+    ``progress``: one line per epoch on stdout (a sweep's trials leave that to Tune).
     """
     run = prepare_run(spec, data)
-    with ray_session(spec.address) as local:
+    with ray_session(spec.address, verbose=spec.verbose) as local:
         check_run_fits(spec, ray.cluster_resources(), fixed=local, local=local)
         data_check = DataCheck.of(run.data) if run.data is not None else None
         if data_check is not None and check_nodes and not local:  # a local Ray is this machine alone
@@ -310,7 +333,8 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
         if not run.resuming:
             run.storage.write_bytes(run.cfg.pretty_text.encode(), run.name, RUN_CONFIG)
             run.storage.write_bytes(run.manifest.to_json().encode(), run.name, RUN_FILE)
-        result, wall_time_s = _fit(run, callbacks, data_check)
+        with epoch_progress(run.cfg.train_cfg.max_epochs, enabled=progress) as progress_callbacks:
+            result, wall_time_s = _fit(run, (*callbacks, *progress_callbacks), data_check)
 
     samples = {}
     if spec.num_samples and spec.data_root is not None:
@@ -329,7 +353,7 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
         train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
                                checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
                                run_name=run.name, storage=run.storage.portable_spec(),
-                               s3_endpoint=spec.s3_endpoint),
+                               s3_endpoint=spec.s3_endpoint, trackers=list(run.trackers)),
         torch_config=_torch_config(run.cfg),
         scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
                                      resources_per_worker=spec.resources_per_worker()),

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 
 import yolor_ray
 from yolor_ray.layout import CURVES_PNG, RESULTS_FILE, RUN_CONFIG, RUN_STATE_FILE
-from yolor_ray.metrics import COCO_PREFIXES, TRAIN_LOSS
+from yolor_ray.metrics import COCO_PREFIXES, TRAIN_LOSS, per_class_ap
 from yolor_ray.models import build_model_from_checkpoint
 from yolor_ray.records import RunManifest, RunResults, RunState
 
@@ -63,7 +63,8 @@ def results_of(manifest: RunManifest, state: RunState, name: str, location: str,
         # As the workers observed them (rank, node id, ip), from the latest worker group.
         world_size=len(state.nodes) if state.nodes else manifest.num_workers, nodes=state.nodes,
         use_gpu=bool(manifest.use_gpu), wall_time_s=round(wall_time_s, 2), checkpoint=checkpoint,
-        artifacts=artifacts, versions=versions())
+        artifacts=artifacts, versions=versions(),
+        per_class_ap=per_class_ap(state.final_metrics, list(manifest.classes)))
 
 
 def write_results(storage, name: str, manifest: RunManifest, checkpoint_dir: str, wall_time_s: float,

@@ -24,14 +24,19 @@ class ClusterTooSmallError(UserError):
 
 
 @contextmanager
-def ray_session(address: str | None) -> Iterator[bool]:
+def ray_session(address: str | None, verbose: bool = False) -> Iterator[bool]:
     """Connect to ``address`` (else ``RAY_ADDRESS``), or start a private local Ray when
     neither is set; yields True for a local Ray, which is shut down on exit. An already
-    initialised Ray (a sweep's trial) is used as it is."""
+    initialised Ray (a sweep's trial) is used as it is.
+
+    Workers' and actors' output stays in Ray's logs and the run's log files (``--verbose``:
+    streamed to this driver too, as Ray does by default), on a local Ray and a cluster alike.
+    """
     if ray.is_initialized():
         yield False
         return
-    quiet = dict(log_to_driver=True, logging_level=logging.WARNING, configure_logging=True)
+    quiet = dict(log_to_driver=verbose, logging_level=logging.WARNING if verbose else logging.ERROR,
+                 configure_logging=True)
     local = address is None and not os.environ.get("RAY_ADDRESS")
     if local:
         # The dashboard serves Ray's state API, which Train's placement-group cleaner polls.

@@ -9,6 +9,7 @@ from typing import Any
 from yolor_ray.errors import UserError
 
 AMP_MODES = (None, "fp16", "bf16")
+TRACKERS = ("mlflow", "wandb")  # --tracker: MMEngine's MLflowVisBackend, WandbVisBackend
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -51,6 +52,9 @@ class TrainSpec:
     load_from: str | None = None  # a checkpoint to start from: a local path or s3://bucket/key
     deterministic: bool = False  # MMEngine's randomness.deterministic (cuDNN / torch deterministic algorithms)
     amp: str | None = None  # None, 'fp16' (GPU) or 'bf16' (GPU or CPU)
+    trackers: tuple[str, ...] = ()  # experiment trackers beside TensorBoard: 'mlflow', 'wandb'
+    tracker_env: dict[str, str] = field(default_factory=dict)  # their settings (train.trackers.tracker_settings)
+    verbose: bool = False  # the workers' raw output on the driver too
 
     def __post_init__(self):
         object.__setattr__(self, "config", Path(self.config))
@@ -77,6 +81,10 @@ class TrainSpec:
             raise OptionError("TrainSpec(amp='fp16') needs --gpu (fp16 autocast is CUDA only); on a CPU use --amp bf16")
         if self.load_from is not None and (not isinstance(self.load_from, str) or not self.load_from):
             raise OptionError(f"TrainSpec(load_from) must be a path or s3://bucket/key, got {self.load_from!r}")
+        object.__setattr__(self, "trackers", tuple(dict.fromkeys(self.trackers)))
+        unknown = [t for t in self.trackers if t not in TRACKERS]
+        if unknown:
+            raise OptionError(f"TrainSpec(trackers): unknown tracker {unknown[0]!r}; valid are {', '.join(TRACKERS)}")
         if self.name is not None and not RUN_NAME.match(self.name):
             raise OptionError(
                 f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "

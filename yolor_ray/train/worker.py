@@ -9,19 +9,21 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import traceback
 from pathlib import Path
 
 import ray.train
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 
 import yolor_ray.registrations  # noqa: F401  (registries are per process)
 from yolor_ray import config as cfglib
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, fetch_checkpoint
 from yolor_ray.engine.run_logs import upload_logs
-from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE
+from yolor_ray.engine.runner import WorkerRunner
+from yolor_ray.engine.worker_output import copy_output_to
+from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.records import RunState
 from yolor_ray.train.nodes import gather_topology, raise_if_data_differs, spans_nodes
 
@@ -42,7 +44,18 @@ def _sync_buffers_hook(cfg: Config) -> list[dict]:
 
 
 def train_worker(config: dict) -> None:
-    """Ray Train's per-worker function: one MMEngine Runner in this process."""
+    """Ray Train's per-worker function: one MMEngine Runner in this process. What the worker
+    prints (library warnings, evaluation tables) is also copied into its log folder."""
+    rank = ray.train.get_context().get_world_rank()
+    work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{rank}-")
+    try:
+        with copy_output_to(Path(work_dir) / WORKER_OUTPUT) as output_file:
+            _train(config, work_dir, output_file)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _train(config: dict, work_dir: str, output_file: Path) -> None:
     ctx = ray.train.get_context()
     if config["data_check"] is not None:
         # A node that joined after the driver's check (autoscaling) is checked here.
@@ -63,7 +76,6 @@ def train_worker(config: dict) -> None:
         if changed and ctx.get_world_rank() == 0:
             log.info("ranks on %d nodes: %s collect results through the process group",
                      len({r["node_id"] for r in topology}), ", ".join(changed))
-    work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{ctx.get_world_rank()}-")
     cfg.work_dir = work_dir
     cfg.launcher = "pytorch"
     cfg.model_wrapper_cfg = dict(type="CPUFriendlyDDP", broadcast_buffers=False,
@@ -84,13 +96,19 @@ def train_worker(config: dict) -> None:
     storage = dict(uri=config["storage"].uri, endpoint=config["storage"].endpoint)
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), *_sync_buffers_hook(cfg), report_hook,
                         dict(type="StorageLogHook", storage=storage, run_name=config["run_name"])]
+    if ctx.get_world_rank() == 0 and config.get("trackers"):
+        cfg.visualizer.vis_backends = [*cfg.visualizer.get("vis_backends", []), *config["trackers"]]
     runner = None
     try:
-        runner = Runner.from_cfg(cfg)
+        runner = WorkerRunner.from_cfg(cfg)
         runner.train()
+    except BaseException:
+        if runner is not None:
+            traceback.print_exc()  # into output.log too, on every rank
+            runner.visualizer.close()  # after_run never came: flush TensorBoard, end tracker runs
+        raise
     finally:  # upload_logs never raises, so a failure's own traceback stays
         if runner is not None:
-            # Also when training failed (rank 0's are in storage every epoch too); other ranks
-            # write log files only when the config's logger is distributed.
-            upload_logs(runner.log_dir, config["storage"], config["run_name"], ctx.get_world_rank())
-        shutil.rmtree(work_dir, ignore_errors=True)
+            # Every rank, also when training failed (rank 0's are in storage every epoch too).
+            upload_logs(runner.log_dir, config["storage"], config["run_name"], ctx.get_world_rank(),
+                        output_file=output_file)

@@ -174,7 +174,7 @@ def sweep_concurrency(fits: int, requested: int | None, fixed: bool) -> tuple[in
 def run_sweep(spec: SweepSpec):
     """Run (or resume) a sweep and write its leaderboard; returns the leaderboard."""
     plan = prepare_sweep(spec)
-    with ray_session(plan.trial_spec.address) as local:
+    with ray_session(plan.trial_spec.address, verbose=plan.trial_spec.verbose) as local:
         need = trial_resources(plan.trial_spec)
         fixed = local or spec.fixed_cluster
         total, on_head = ray.cluster_resources(), head_cpus()

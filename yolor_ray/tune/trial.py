@@ -38,4 +38,5 @@ def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data:
     """Tune's function trainable: one trial = one Ray Train run named by the trial id."""
     name = tune.get_context().get_trial_id()
     run_training(trial_for(trial_spec, variant, base_implicit, name), callbacks=(TuneReportCallback(),), data=data,
-                 check_nodes=False)  # the sweep's driver checked them for every trial
+                 check_nodes=False,  # the sweep's driver checked them for every trial
+                 progress=False)  # Tune's own status table is the sweep's progress

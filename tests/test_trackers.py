@@ -1,0 +1,55 @@
+"""--tracker: the backends built from the trackers' environment variables, and the errors
+a user gets before any cluster time. Real runs with MLflow and W&B: test_storage, test_tune."""
+import importlib.util
+
+import pytest
+from conftest import ATSS, yolor_ray
+
+from yolor_ray.train.trackers import TrackerError, check_trackers, tracker_backends, tracker_params, tracker_settings
+
+PARAMS = tracker_params({"placements": ["fpn", "pred"], "modeling": "vector"}, 0.01, "ATSS", "atss.py", 2, 12, 4)
+
+
+def test_params_flatten_the_variant():
+    assert PARAMS["implicit.placements"] == "fpn+pred" and PARAMS["implicit.modeling"] == "vector"
+    assert PARAMS["lr"] == "0.01" and PARAMS["yolor"] == "True" and PARAMS["num_workers"] == "2"
+
+
+def test_backends_from_the_standard_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db", MLFLOW_EXPERIMENT_NAME="exp", WANDB_PROJECT="proj",
+               WANDB_MODE="offline", WANDB_DIR="wb", WANDB_API_KEY="never-passed-on")
+    settings = tracker_settings(env)
+    assert "WANDB_API_KEY" not in settings  # never read
+    mlflow, wandb = tracker_backends(("mlflow", "wandb"), "run-1", PARAMS, settings)
+    # relative sqlite path made absolute: Ray moves the workers' working directory
+    assert mlflow["tracking_uri"] == f"sqlite:///{tmp_path}/mlflow.db"
+    assert (mlflow["type"], mlflow["exp_name"], mlflow["run_name"], mlflow["params"]) == (
+        "MLflowVisBackend", "exp", "run-1", PARAMS)
+    assert wandb["type"] == "WandbVisBackend"
+    assert wandb["init_kwargs"] == dict(project="proj", name="run-1", mode="offline", dir=str(tmp_path / "wb"),
+                                        config={"yolor_ray": PARAMS}, reinit="finish_previous")
+    assert "never-passed-on" not in repr([mlflow, wandb])
+
+
+def test_mlflow_without_a_tracking_uri():
+    with pytest.raises(TrackerError, match="--tracker mlflow needs MLFLOW_TRACKING_URI"):
+        tracker_backends(("mlflow",), "run", PARAMS, tracker_settings({}))
+
+
+def test_a_missing_tracker_package_is_named(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(TrackerError, match=r"--tracker wandb needs the wandb package, which is not installed: "
+                                           r"pip install 'yolor-ray\[trackers\]'"):
+        check_trackers(("mlflow", "wandb"))
+
+
+def test_cli_refuses_mlflow_without_its_uri_before_ray(shapes_dir, tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MLFLOW_")}
+    proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 64, "--tracker", "mlflow",
+                     "--storage", tmp_path / "results", env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("yolor-ray: error: --tracker mlflow needs MLFLOW_TRACKING_URI"), last
+    assert not (tmp_path / "results").exists()
