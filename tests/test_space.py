@@ -124,10 +124,10 @@ def test_concurrency_is_what_the_cluster_holds():
     from yolor_ray.tune.sweep import concurrency
     from yolor_ray.tune.trial import trial_resources
 
-    cpu = trial_resources(TrainSpec(config="x.py", num_workers=2, cpus_per_worker=2))
+    cpu = trial_resources(TrainSpec(config="x.py", num_workers=2, cpus_per_worker=2), cheap=False)
     assert cpu == {"CPU": 5}
     assert concurrency({"CPU": 16.0}, cpu) == 3
-    gpu = trial_resources(TrainSpec(config="x.py", num_workers=1, use_gpu=True))
+    gpu = trial_resources(TrainSpec(config="x.py", num_workers=1, use_gpu=True), cheap=False)
     assert concurrency({"CPU": 8.0, "GPU": 4.0}, gpu) == 4
     assert concurrency({"CPU": 8.0}, gpu) == 0
 

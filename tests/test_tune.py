@@ -112,7 +112,7 @@ def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 400
-        while not list((storage / name / "runs").glob("*/checkpoint_manager_snapshot.json")):
+        while not list((storage / name / "runs").glob("*/checkpoint_*/run_state.json")):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "no trial checkpoint appeared"
             time.sleep(0.5)
@@ -123,7 +123,9 @@ def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert not (storage / name / "leaderboard.json").exists()
-    interrupted = [p.parent.name for p in (storage / name / "runs").glob("*/checkpoint_manager_snapshot.json")]
+    # 1-worker trials train in their Tune actors: their checkpoints are Tune's, in runs/TRIAL.
+    interrupted = sorted({p.parent.parent.name
+                          for p in (storage / name / "runs").glob("*/checkpoint_*/run_state.json")})
     time.sleep(2)
     again = yolor_ray(*args)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
@@ -177,3 +179,30 @@ def test_sweep_to_s3_with_optuna_and_its_table(bucket, s3_endpoint, sweep_data, 
     assert table.returncode == 0, table.stderr
     m = trial["metrics"]
     assert f"| ATSS | ✓ | {100 * m['coco/bbox_mAP']:.1f} | {100 * m['coco/bbox_mAP_50']:.1f} |" in table.stdout
+
+
+def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline, tmp_path):
+    """4 YOLOR variants fine-tuned from one trained baseline: each validates before its first
+    epoch at the baseline's AP (its implicit parameters at their init), ASHA stops some."""
+    baseline = json.loads((trained_baseline["run"] / "results.json").read_text())
+    base_ap = baseline["metrics"]["coco/bbox_mAP"]
+    assert base_ap > 0.05, base_ap
+    storage = tmp_path / "sweeps"
+    proc = yolor_ray("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
+                     "--epochs", 2, "--batch-size", 4, "--storage", storage, "--name", "warm",
+                     "--from", trained_baseline["run"], "--search", "grid", "--placements", "fpn", "pred",
+                     "fpn+pred", "head_in", "--modeling", "vector", "--num-workers", 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    board = json.loads((storage / "warm" / "leaderboard.json").read_text())
+    assert board["warm_start"] == str(trained_baseline["run"])
+    statuses = [t["status"] for t in board["trials"]]
+    assert len(statuses) == 4 and "error" not in statuses and "stopped" in statuses, statuses
+    starts = {}
+    for trial in board["trials"]:
+        record = json.loads((storage / "warm" / "runs" / trial["trial"] / "results.json").read_text())
+        assert record["warm_start"] == str(trained_baseline["run"]) and record["implicit"] is not None
+        starts[trial["label"]] = record["before_training"]["coco/bbox_mAP"]
+        assert trial["before_training"] == record["before_training"]
+    print(f"baseline AP {base_ap:.4f}; before fine-tuning: {starts}")
+    assert all(abs(ap - base_ap) <= 0.01 for ap in starts.values()), (base_ap, starts)
+    assert "start |" in (storage / "warm" / "leaderboard.md").read_text()

@@ -58,6 +58,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-from", metavar="PATH|s3://BUCKET/KEY", help="start from this checkpoint's weights "
                         "(an MMEngine / mmdet checkpoint, e.g. a baseline for its YOLOR variant); loaded with an "
                         "allow-list, keys compared with the model before Ray starts")
+    parser.add_argument("--from", dest="from_baseline", metavar="BASELINE", help="warm start: fine-tune from a "
+                        "trained baseline (a finished run folder, local or s3://, or a checkpoint file); implicit "
+                        "parameters keep their init, so a YOLOR variant starts as the baseline (docs/tune.md)")
+    parser.add_argument("--train", dest="train_params", default="all", choices=("all", "implicit"),
+                        help="with --from: fine-tune every parameter (default) or the implicit ones alone")
+    parser.add_argument("--finetune-lr-factor", type=float, default=0.1, help="with --from: the fine-tuning LR "
+                        "is the config's x this (default 0.1), constant, no warm-up; --cfg-options win")
     parser.add_argument("--amp", nargs="?", const="fp16", choices=("fp16", "bf16"), help="mixed precision: "
                         "--amp is fp16 (GPU, MMEngine's AmpOptimWrapper), --amp bf16 also works on CPU")
     parser.add_argument("--dry-run", nargs="?", const="-", metavar="FILE", help="run every check, print what "
@@ -81,7 +88,8 @@ def train_spec_from_args(args: argparse.Namespace):
         name=args.name, address=args.address, cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed,
         num_samples=args.samples, checkpoint_interval=args.checkpoint_interval,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, load_from=args.load_from,
-        deterministic=args.deterministic, amp=args.amp)
+        deterministic=args.deterministic, amp=args.amp, from_baseline=args.from_baseline,
+        train_params=args.train_params, finetune_lr_factor=args.finetune_lr_factor)
 
 
 def parse_worker_resources(items: list[str]) -> dict[str, float]:
@@ -151,6 +159,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
                        "their own workers wait for (always so on the private local Ray)")
     group.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
                        help="no ASHA: every trial runs all its epochs (an exhaustive sweep, with --search grid)")
+    group.add_argument("--trainer-trials", action="store_true", help="every trial a TorchTrainer run, 1-worker "
+                       "ones too (by default those train in the trial's own process: docs/tune.md)")
 
 
 def sweep_spec_from_args(args: argparse.Namespace):
@@ -170,7 +180,8 @@ def sweep_spec_from_args(args: argparse.Namespace):
     return SweepSpec(train=train, space=space, name=args.name, trials=args.trials, search=args.search,
                      metric=args.metric, mode=args.mode, grace_period=args.grace_period,
                      reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
-                     early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster)
+                     early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster,
+                     trainer_trials=args.trainer_trials)
 
 
 def run_tune(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ class RunState(Record):
     history: list[dict] = field(default_factory=list)
     restarts: int = 0
     nodes: list[dict] = field(default_factory=list)
+    before_training: dict = field(default_factory=dict)  # a warm start's validation before its first epoch
 
     @property
     def epochs_run(self) -> int:
@@ -77,6 +78,7 @@ class RunManifest(Record):
     small: bool = False
     epochs: int | None = None  # planned
     num_params: int | None = None
+    warm_start: str | None = None  # --from: the baseline it fine-tunes
 
 
 @dataclass
@@ -104,6 +106,8 @@ class RunResults(Record):
     checkpoint: str | None = None
     artifacts: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    warm_start: str | None = None  # --from: the baseline it fine-tuned
+    before_training: dict = field(default_factory=dict)  # its metrics before the first epoch (a warm start)
 
     @property
     def is_yolor(self) -> bool:
@@ -140,6 +144,7 @@ class LeaderboardEntry(Record):
     error: str | None = None
     rank: int | None = None
     best: float | None = None  # the metric's best epoch
+    before_training: dict = field(default_factory=dict)  # a warm start's metrics before its first epoch
 
 
 @dataclass
@@ -157,6 +162,7 @@ class Leaderboard(Record):
     early_stopping: bool = True
     trials: list[LeaderboardEntry] = field(default_factory=list)
     best_config: str | None = None
+    warm_start: str | None = None  # --from: the baseline every trial fine-tuned
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Leaderboard:

@@ -29,6 +29,7 @@ class SweepSpec:
     max_concurrent: int | None = None
     early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (an exhaustive sweep)
     fixed_cluster: bool = False  # the cluster cannot grow: run only as many trials as fit now (docs/tune.md)
+    trainer_trials: bool = False  # every trial a TorchTrainer run, 1-worker ones too (else those train in-process)
 
     def __post_init__(self):
         for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
@@ -64,3 +65,8 @@ class PreparedSweep:
     @property
     def location(self) -> str:
         return self.storage.location(self.name)
+
+    @property
+    def in_process(self) -> bool:
+        """Trials train in their Tune actors (1 worker each), not in TorchTrainer runs."""
+        return self.trial_spec.num_workers == 1 and not self.spec.trainer_trials
