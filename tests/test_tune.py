@@ -206,3 +206,34 @@ def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline,
     print(f"baseline AP {base_ap:.4f}; before fine-tuning: {starts}")
     assert all(abs(ap - base_ap) <= 0.01 for ap in starts.values()), (base_ap, starts)
     assert "start |" in (storage / "warm" / "leaderboard.md").read_text()
+
+
+def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline, tmp_path):
+    """A warm-started sweep of pred at its usual init and a planted dead variant (multiply at
+    0: no predictions), then --confirm 2 --seeds 2: both and the baseline at seeds 0 and 1."""
+    storage = tmp_path / "sweeps"
+    space = tmp_path / "space.yaml"
+    space.write_text("placements: [[pred]]\ninit: {multiply_mean: [1.0, 0.0]}\n")
+    proc = yolor_ray("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
+                     "--epochs", 1, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
+                     "--from", trained_baseline["run"], "--space", space, "--search", "grid", "--no-early-stopping",
+                     "--confirm", 2, "--seeds", 2, "--num-workers", 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "6 run(s) to train, 0 reused" in proc.stderr
+    confirmation = json.loads((storage / "confirmed" / "confirmation.json").read_text())
+    assert confirmation["seeds"] == [0, 1] and "paired t" in confirmation["method"]
+    assert "S-1 degrees of freedom" in confirmation["method"]
+    for run in confirmation["baseline"]["runs"]:
+        record = json.loads((Path(run) / "results.json").read_text())
+        assert record["implicit"] is None and record["warm_start"] == str(trained_baseline["run"])
+    variants = {v["variant"]["init.multiply_mean"]: v for v in confirmation["variants"]}
+    dead = variants[0.0]
+    assert dead["diff_mean"] < 0 and dead["high"] < 0 and not dead["within_noise"], dead
+    for v in confirmation["variants"]:
+        assert v["low"] <= v["diff_mean"] <= v["high"] and len(v["values"]) == 2
+    board = (storage / "confirmed" / "leaderboard.md").read_text()
+    assert "beyond noise" in board and "paired t" in board
+    table = yolor_ray("table", storage)
+    assert table.returncode == 0, table.stderr
+    assert "confirmed: confirmation: 2 seeds" in table.stdout and "beyond noise" in table.stdout
+    print(board)

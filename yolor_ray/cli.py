@@ -159,6 +159,10 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
                        "their own workers wait for (always so on the private local Ray)")
     group.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
                        help="no ASHA: every trial runs all its epochs (an exhaustive sweep, with --search grid)")
+    group.add_argument("--confirm", type=int, default=0, metavar="K", help="after the sweep, train the top K "
+                       "variants and the baseline again with --seeds seeds each and compare them (paired t intervals; "
+                       "docs/tune.md)")
+    group.add_argument("--seeds", type=int, default=2, help="seeds per confirmed variant and the baseline (default 2)")
     group.add_argument("--trainer-trials", action="store_true", help="every trial a TorchTrainer run, 1-worker "
                        "ones too (by default those train in the trial's own process: docs/tune.md)")
 
@@ -181,7 +185,7 @@ def sweep_spec_from_args(args: argparse.Namespace):
                      metric=args.metric, mode=args.mode, grace_period=args.grace_period,
                      reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
                      early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster,
-                     trainer_trials=args.trainer_trials)
+                     trainer_trials=args.trainer_trials, confirm=args.confirm, seeds=args.seeds)
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -199,12 +203,14 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from yolor_ray.table import load_records, seed_table  # deferred: boto3 for s3://
+    from yolor_ray.table import format_confirmation, load_confirmations, load_records, seed_table  # deferred: boto3
 
     records = load_records(args.path, args.s3_endpoint)
     if not records:
         raise UserError(f"no {RESULTS_FILE} under {args.path!r}: point it at a results folder, a run or a sweep")
     print(seed_table(records).markdown)
+    for where, confirmation in load_confirmations(args.path, args.s3_endpoint):
+        print("\n" + "\n".join(format_confirmation(confirmation, title=f"{where}: confirmation")))
     return 0
 
 

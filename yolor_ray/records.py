@@ -148,6 +148,19 @@ class LeaderboardEntry(Record):
 
 
 @dataclass
+class Confirmation(Record):
+    """``confirmation.json``: the top variants and the baseline at S seeds each, and each
+    variant's paired difference to the baseline with its 95% interval (``yolor_ray.noise``)."""
+
+    metric: str
+    seeds: list[int]
+    method: str
+    baseline: dict  # values (per seed), mean, sd, runs
+    variants: list[dict] = field(default_factory=list)  # label, variant, values, mean, sd, diff_mean, diff_sd,
+    #                                                      low, high, within_noise, runs
+
+
+@dataclass
 class Leaderboard(Record):
     """``leaderboard.json``, written last: a sweep that has it is complete."""
 
@@ -163,6 +176,7 @@ class Leaderboard(Record):
     trials: list[LeaderboardEntry] = field(default_factory=list)
     best_config: str | None = None
     warm_start: str | None = None  # --from: the baseline every trial fine-tuned
+    confirmation: dict | None = None  # --confirm: Confirmation.to_dict()
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Leaderboard:

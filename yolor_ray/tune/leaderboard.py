@@ -14,8 +14,9 @@ from matplotlib.figure import Figure
 
 from yolor_ray import config as cfglib
 from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RESULTS_FILE, TRIALS_PNG
-from yolor_ray.records import Leaderboard, LeaderboardEntry, RunResults
+from yolor_ray.records import Confirmation, Leaderboard, LeaderboardEntry, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.table import format_confirmation
 from yolor_ray.train.outputs import figure_png
 from yolor_ray.tune.plan import PreparedSweep
 from yolor_ray.tune.space import label_of
@@ -24,15 +25,21 @@ from yolor_ray.tune.trial import LR_KEY, trial_for
 log = logging.getLogger("yolor_ray")
 
 
-def write_sweep_results(plan: PreparedSweep, grid) -> Leaderboard:
+def ranked_entries(plan: PreparedSweep, grid) -> list[LeaderboardEntry]:
+    """Every trial's entry, from its results.json, ranked by the sweep's metric."""
+    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+    return rank([entry_of(runs, result) for result in grid], plan.spec.metric, plan.spec.mode)
+
+
+def write_sweep_results(plan: PreparedSweep, grid, confirmation: Confirmation | None = None) -> Leaderboard:
     """The leaderboard (written last: a sweep with a leaderboard is complete), the
     comparison plot and the best config, from every trial's results.json."""
-    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
-    entries = rank([entry_of(runs, result) for result in grid], plan.spec.metric, plan.spec.mode)
+    entries = ranked_entries(plan, grid)
     board = Leaderboard(sweep=plan.name, location=plan.location, config=str(plan.spec.train.config),
                         metric=plan.spec.metric, mode=plan.spec.mode, search=plan.search,
                         space=plan.space.to_config(), early_stopping=plan.spec.early_stopping, epochs=plan.epochs,
-                        trials=entries, warm_start=plan.trial_spec.from_baseline)
+                        trials=entries, warm_start=plan.trial_spec.from_baseline,
+                        confirmation=confirmation.to_dict() if confirmation is not None else None)
     best = next((e for e in entries if e.status != "error"), None)
     if best is not None:
         plan.storage.write_bytes(best_config_text(plan, best).encode(), plan.name, BEST_CONFIG)
@@ -105,6 +112,8 @@ def format_leaderboard(board: Leaderboard) -> str:
             lines.append(f"\n{e.trial or e.label}: {e.error}")
     if board.best_config:
         lines += ["", f"Best variant as a config: `{board.best_config}`"]
+    if board.confirmation:
+        lines += ["", *format_confirmation(Confirmation.from_dict(board.confirmation))]
     return "\n".join(lines) + "\n"
 
 

@@ -55,7 +55,8 @@ from yolor_ray.train.outputs import write_results
 from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
 from yolor_ray.train.spec import OptionError
 from yolor_ray.tune import space as spacelib
-from yolor_ray.tune.leaderboard import write_sweep_results
+from yolor_ray.tune.confirm import check_confirmable, run_confirmation
+from yolor_ray.tune.leaderboard import ranked_entries, write_sweep_results
 from yolor_ray.tune.plan import PreparedSweep, SweepSpec
 from yolor_ray.tune.trial import (
     TRIAL_ACTOR,
@@ -122,8 +123,10 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                                  trainer_trials=spec.trainer_trials),
                                             sort_keys=True).encode()).hexdigest()[:16]
     resuming = _check_sweep_name(storage, name, fingerprint)
-    return PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
+    plan = PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
                          storage, fingerprint, resuming, data)
+    check_confirmable(plan)
+    return plan
 
 
 def _absolute(uri: str | None) -> str | None:
@@ -211,10 +214,11 @@ def run_sweep(spec: SweepSpec):
         start = time.monotonic()
         grid = _tuner(plan, max_concurrent).fit()
         log.info("sweep finished in %.0f s", time.monotonic() - start)
-    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
-    for result in grid:
-        record_stopped_trial(runs, result)
-    return write_sweep_results(plan, grid)
+        runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+        for result in grid:
+            record_stopped_trial(runs, result)
+        confirmation = run_confirmation(plan, ranked_entries(plan, grid), max_concurrent) if spec.confirm else None
+    return write_sweep_results(plan, grid, confirmation)
 
 
 def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:

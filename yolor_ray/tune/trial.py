@@ -87,7 +87,7 @@ def latest_stored_checkpoint(storage_spec: StorageSpec, name: str) -> str | None
     return furthest[1] if furthest else None
 
 
-def _resume_point(storage_spec: StorageSpec, name: str):
+def resume_point(storage_spec: StorageSpec, name: str):
     """What an in-process trial continues from: Tune's latest checkpoint of it, else (a sweep
     whose driver died before Tune saved its state) the furthest one in its run folder."""
     checkpoint = tune.get_checkpoint()
@@ -100,7 +100,7 @@ def _resume_point(storage_spec: StorageSpec, name: str):
     return tune.Checkpoint(f"{path}/{name}/{folder}", filesystem)
 
 
-def _latest(storage_spec: StorageSpec, name: str) -> str:
+def latest_checkpoint_of(storage_spec: StorageSpec, name: str) -> str:
     folder = latest_stored_checkpoint(storage_spec, name)
     if folder is None:
         raise RuntimeError(f"trial {name} trained but no checkpoint of it is in storage")
@@ -115,8 +115,8 @@ def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data:
     spec = trial_for(trial_spec, variant, base_implicit, name)
     if cheap:
         storage_spec = StorageSpec(spec.storage, spec.s3_endpoint)
-        train_in_process(spec, TuneReporter(), _resume_point(storage_spec, name),
-                         latest_checkpoint=lambda: _latest(storage_spec, name), data=data)
+        train_in_process(spec, TuneReporter(), resume_point(storage_spec, name),
+                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, name), data=data)
         return
     run_training(spec, callbacks=(TuneReportCallback(),), data=data,
                  check_nodes=False)  # the sweep's driver checked them for every trial
