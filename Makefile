@@ -27,12 +27,13 @@ lint: setup
 test: lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-## bench: every benchmark under bench/ (about 38 min on 2 cores), then the tables in bench/README.md
+## bench: every benchmark under bench/ (about 41 min on 2 cores), then the tables in bench/README.md
 bench: setup
 	$(PY) -m bench.ray_overhead
 	$(PY) -m bench.implicit_cost
 	$(PY) -m bench.scaling
 	$(PY) -m bench.asha_vs_exhaustive
+	$(PY) -m bench.trial_overhead
 	$(PY) -m bench.coco_scale
 	$(PY) -m bench.report
 

@@ -43,9 +43,10 @@ RAY_HELPER_ACTORS = ("TrainController", "PlacementGroupCleaner", "Synchronizatio
 
 
 def tune_records(sweep_dir: Path) -> dict[str, list[dict]]:
-    """Each trial's reports as Tune recorded them (one per epoch), from Tune's own files."""
+    """Each trial's reports as Tune recorded them (one per epoch), from Tune's own files
+    (in runs/TRIAL for trials that train in their actors, beside runs/ for TorchTrainer ones)."""
     records = {}
-    for result_file in sweep_dir.glob("*/result.json"):
+    for result_file in [*sweep_dir.glob("*/result.json"), *sweep_dir.glob("runs/*/result.json")]:
         lines = [json.loads(line) for line in result_file.read_text().splitlines() if line.strip()]
         if lines:
             records[lines[-1]["trial_id"]] = lines

@@ -131,8 +131,26 @@ def coco_scale(r: dict) -> list[str]:
             f"detector without implicit layers to list its placements)."]
 
 
+def trial_overhead(r: dict) -> list[str]:
+    def row(kind: str, label: str) -> str:
+        f = r["fixed"][kind]
+        groups = ", ".join(f"{g} {s:g}" for g, s in f["groups"].items() if abs(s) >= 0.5)
+        return f"| {label} | {f['wall_s']:.1f} s | {f['cpu_s']:.1f} | {groups} |"
+
+    sweeps = r["sweeps"]
+    return ["### Fixed cost of a 1-worker sweep trial", "", _stamp(r), "",
+            "| trial | wall | CPU-s, all processes | CPU-s by process |", "| :-- | --: | --: | :-- |",
+            row("in_process", "in its Tune actor (default)"), row("trainer", "a TorchTrainer run (`--trainer-trials`)"),
+            "", f"In-process / TorchTrainer: wall {r['wall_ratio']:.2f}, CPU-s {r['cpu_ratio']:.2f}. Goal for the "
+            f"in-process trial: <= 10 s wall ({_met(r['met']['wall'])}) and <= 15 CPU-s ({_met(r['met']['cpu'])}). "
+            "Each is 2 trials x 1 epoch less 1 trial x 2 epochs (sweeps of "
+            + ", ".join(f"{kind} {name}: {s['wall_s']:.0f} s / {s['cpu_s']:.0f} CPU-s"
+                        for kind in ("in_process", "trainer") for name, s in sweeps[kind].items())
+            + f"); the script: {r['script_s'] / 60:.1f} min."]
+
+
 SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
-            ("asha_vs_exhaustive", asha), ("coco_scale", coco_scale))
+            ("asha_vs_exhaustive", asha), ("trial_overhead", trial_overhead), ("coco_scale", coco_scale))
 
 
 def render() -> str:

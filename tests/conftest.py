@@ -58,6 +58,40 @@ def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
     return work / "epoch_1.pth"
 
 
+@pytest.fixture(scope="session")
+def bigger_shapes(tmp_path_factory) -> Path:
+    from yolor_ray.data import ShapesSpec, make_shapes
+
+    return make_shapes(tmp_path_factory.mktemp("data") / "shapes96", ShapesSpec(num_train=96, num_val=16, seed=2,
+                                                                                image_size=128))
+
+
+HONEST_EPOCHS = 10
+
+
+@pytest.fixture(scope="session")
+def trained_baseline(bigger_shapes, mmdet_checkpoint, tmp_path_factory) -> dict:
+    """A small ATSS baseline trained to AP > 0.05 by ``yolor-ray train`` (2 workers, 10 epochs,
+    with a BN probe hook): test_honest_ap checks its reported AP, the warm-started sweep of
+    test_tune fine-tunes from it. Returns its run folder, the probes' folder and the output."""
+    tmp_path = tmp_path_factory.mktemp("trained-baseline")
+    config = config_with_user_hook(tmp_path / "atss_probe.py", ATSS, "bn_probe_hook", "BNProbeHook")
+    probes = tmp_path / "bn"
+    probes.mkdir()
+    env = env_with_test_modules(YOLOR_TEST_BN=str(probes))
+    storage = tmp_path / "results"
+    proc = yolor_ray("train", config, "--data", bigger_shapes, "--small", "--image-size", 128, "--epochs",
+                     HONEST_EPOCHS, "--batch-size", 4, "--num-workers", 2, "--storage", storage, "--name", "honest",
+                     "--samples", 0, "--keep-checkpoints", 1,
+                     # a warm start from mmdet's tools/train.py checkpoint of the same small ATSS
+                     # and, from near scratch, 2x the LR, dropped once near the end (AP well above 0.05)
+                     "--cfg-options", "optim_wrapper.optimizer.lr=0.02", "param_scheduler.1.milestones=[9]",
+                     f"load_from={mmdet_checkpoint}", env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # every rank's log, in the run's storage (the driver prints one line per epoch)
+    return dict(run=storage / "honest", probes=probes, output=logs_text(storage / "honest"), data=bigger_shapes)
+
+
 def free_port() -> int:
     import socket
 

@@ -8,11 +8,11 @@ from conftest import free_port
 def _rank(rank: int, port: int, out) -> None:
     import torch.distributed as dist
 
-    from yolor_ray.engine.hooks import RayTrainReportHook
+    from yolor_ray.engine.hooks import EpochReportHook
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
-        hook = RayTrainReportHook()
+        hook = EpochReportHook(reporter=None)
         losses = [[1.0, 3.0], [5.0, 7.0, 9.0]][rank]  # rank 1 ran one iteration more (uneven last batch)
         for value in losses:
             hook.after_train_iter(None, 0, outputs=dict(loss=value, loss_cls=value / 2, acc=100.0))

@@ -124,10 +124,10 @@ def test_concurrency_is_what_the_cluster_holds():
     from yolor_ray.tune.sweep import concurrency
     from yolor_ray.tune.trial import trial_resources
 
-    cpu = trial_resources(TrainSpec(config="x.py", num_workers=2, cpus_per_worker=2))
+    cpu = trial_resources(TrainSpec(config="x.py", num_workers=2, cpus_per_worker=2), cheap=False)
     assert cpu == {"CPU": 5}
     assert concurrency({"CPU": 16.0}, cpu) == 3
-    gpu = trial_resources(TrainSpec(config="x.py", num_workers=1, use_gpu=True))
+    gpu = trial_resources(TrainSpec(config="x.py", num_workers=1, use_gpu=True), cheap=False)
     assert concurrency({"CPU": 8.0, "GPU": 4.0}, gpu) == 4
     assert concurrency({"CPU": 8.0}, gpu) == 0
 
@@ -147,3 +147,16 @@ def test_early_stopping_flag_picks_asha_or_none():
     # rungs at grace x R^k below max_t = epochs + 1: epochs 2 and 6
     assert sorted(milestone for milestone, _ in scheduler._brackets[0]._rungs) == [2, 6]
     assert type(_scheduler(exhaustive, epochs=6)) is FIFOScheduler
+
+
+def test_paired_interval_within_and_beyond_noise():
+    from yolor_ray.noise import paired_difference
+
+    same = paired_difference([0.071, 0.064, 0.069], [0.071, 0.064, 0.069])  # a variant identical to the baseline
+    assert (same.mean, same.low, same.high, same.df) == (0.0, 0.0, 0.0, 2) and same.within_noise
+    noisy = paired_difference([0.072, 0.061], [0.070, 0.066])  # differences +0.002, -0.005: t(1) = 12.706
+    assert noisy.within_noise and noisy.high - noisy.low == pytest.approx(2 * 12.706 * noisy.sd / 2 ** 0.5)
+    worse = paired_difference([0.001, 0.0, 0.002], [0.070, 0.066, 0.071])
+    assert worse.high < 0 and not worse.within_noise
+    with pytest.raises(ValueError):
+        paired_difference([0.1], [0.1])

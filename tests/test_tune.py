@@ -135,7 +135,7 @@ def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 400
-        while not list((storage / name / "runs").glob("*/checkpoint_manager_snapshot.json")):
+        while not list((storage / name / "runs").glob("*/checkpoint_*/run_state.json")):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "no trial checkpoint appeared"
             time.sleep(0.5)
@@ -146,7 +146,9 @@ def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert not (storage / name / "leaderboard.json").exists()
-    interrupted = [p.parent.name for p in (storage / name / "runs").glob("*/checkpoint_manager_snapshot.json")]
+    # 1-worker trials train in their Tune actors: their checkpoints are Tune's, in runs/TRIAL.
+    interrupted = sorted({p.parent.parent.name
+                          for p in (storage / name / "runs").glob("*/checkpoint_*/run_state.json")})
     time.sleep(2)
     again = yolor_ray(*args)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
@@ -200,3 +202,61 @@ def test_sweep_to_s3_with_optuna_and_its_table(bucket, s3_endpoint, sweep_data, 
     assert table.returncode == 0, table.stderr
     m = trial["metrics"]
     assert f"| ATSS | ✓ | {100 * m['coco/bbox_mAP']:.1f} | {100 * m['coco/bbox_mAP_50']:.1f} |" in table.stdout
+
+
+def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline, tmp_path):
+    """4 YOLOR variants fine-tuned from one trained baseline: each validates before its first
+    epoch at the baseline's AP (its implicit parameters at their init), ASHA stops some."""
+    baseline = json.loads((trained_baseline["run"] / "results.json").read_text())
+    base_ap = baseline["metrics"]["coco/bbox_mAP"]
+    assert base_ap > 0.05, base_ap
+    storage = tmp_path / "sweeps"
+    proc = yolor_ray("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
+                     "--epochs", 2, "--batch-size", 4, "--storage", storage, "--name", "warm",
+                     "--from", trained_baseline["run"], "--search", "grid", "--placements", "fpn", "pred",
+                     "fpn+pred", "head_in", "--modeling", "vector", "--num-workers", 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    board = json.loads((storage / "warm" / "leaderboard.json").read_text())
+    assert board["warm_start"] == str(trained_baseline["run"])
+    statuses = [t["status"] for t in board["trials"]]
+    assert len(statuses) == 4 and "error" not in statuses and "stopped" in statuses, statuses
+    starts = {}
+    for trial in board["trials"]:
+        record = json.loads((storage / "warm" / "runs" / trial["trial"] / "results.json").read_text())
+        assert record["warm_start"] == str(trained_baseline["run"]) and record["implicit"] is not None
+        starts[trial["label"]] = record["before_training"]["coco/bbox_mAP"]
+        assert trial["before_training"] == record["before_training"]
+    print(f"baseline AP {base_ap:.4f}; before fine-tuning: {starts}")
+    assert all(abs(ap - base_ap) <= 0.01 for ap in starts.values()), (base_ap, starts)
+    assert "start |" in (storage / "warm" / "leaderboard.md").read_text()
+
+
+def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline, tmp_path):
+    """A warm-started sweep of pred at its usual init and a planted dead variant (multiply at
+    0: no predictions), then --confirm 2 --seeds 2: both and the baseline at seeds 0 and 1."""
+    storage = tmp_path / "sweeps"
+    space = tmp_path / "space.yaml"
+    space.write_text("placements: [[pred]]\ninit: {multiply_mean: [1.0, 0.0]}\n")
+    proc = yolor_ray("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
+                     "--epochs", 1, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
+                     "--from", trained_baseline["run"], "--space", space, "--search", "grid", "--no-early-stopping",
+                     "--confirm", 2, "--seeds", 2, "--num-workers", 1)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "6 run(s) to train, 0 reused" in proc.stderr
+    confirmation = json.loads((storage / "confirmed" / "confirmation.json").read_text())
+    assert confirmation["seeds"] == [0, 1] and "paired t" in confirmation["method"]
+    assert "S-1 degrees of freedom" in confirmation["method"]
+    for run in confirmation["baseline"]["runs"]:
+        record = json.loads((Path(run) / "results.json").read_text())
+        assert record["implicit"] is None and record["warm_start"] == str(trained_baseline["run"])
+    variants = {v["variant"]["init.multiply_mean"]: v for v in confirmation["variants"]}
+    dead = variants[0.0]
+    assert dead["diff_mean"] < 0 and dead["high"] < 0 and not dead["within_noise"], dead
+    for v in confirmation["variants"]:
+        assert v["low"] <= v["diff_mean"] <= v["high"] and len(v["values"]) == 2
+    board = (storage / "confirmed" / "leaderboard.md").read_text()
+    assert "beyond noise" in board and "paired t" in board
+    table = yolor_ray("table", storage)
+    assert table.returncode == 0, table.stderr
+    assert "confirmed: confirmation: 2 seeds" in table.stdout and "beyond noise" in table.stdout
+    print(board)

@@ -67,6 +67,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-from", metavar="PATH|s3://BUCKET/KEY", help="start from this checkpoint's weights "
                         "(an MMEngine / mmdet checkpoint, e.g. a baseline for its YOLOR variant); loaded with an "
                         "allow-list, keys compared with the model before Ray starts")
+    parser.add_argument("--from", dest="from_baseline", metavar="BASELINE", help="warm start: fine-tune from a "
+                        "trained baseline (a finished run folder, local or s3://, or a checkpoint file); implicit "
+                        "parameters keep their init, so a YOLOR variant starts as the baseline (docs/tune.md)")
+    parser.add_argument("--train", dest="train_params", default="all", choices=("all", "implicit"),
+                        help="with --from: fine-tune every parameter (default) or the implicit ones alone")
+    parser.add_argument("--finetune-lr-factor", type=float, default=0.1, help="with --from: the fine-tuning LR "
+                        "is the config's x this (default 0.1), constant, no warm-up; --cfg-options win")
     parser.add_argument("--amp", nargs="?", const="fp16", choices=("fp16", "bf16"), help="mixed precision: "
                         "--amp is fp16 (GPU, MMEngine's AmpOptimWrapper), --amp bf16 also works on CPU")
     parser.add_argument("--dry-run", nargs="?", const="-", metavar="FILE", help="run every check, print what "
@@ -100,7 +107,9 @@ def train_spec_from_args(args: argparse.Namespace):
         num_samples=args.samples, checkpoint_interval=args.checkpoint_interval,
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, load_from=args.load_from,
         deterministic=args.deterministic, amp=args.amp, trackers=tuple(args.tracker),
-        tracker_env=tracker_settings() if args.tracker else {}, verbose=args.verbose)
+        tracker_env=tracker_settings() if args.tracker else {}, verbose=args.verbose,
+        from_baseline=args.from_baseline, train_params=args.train_params,
+        finetune_lr_factor=args.finetune_lr_factor)
 
 
 def parse_worker_resources(items: list[str]) -> dict[str, float]:
@@ -209,6 +218,12 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
                        "their own workers wait for (always so on the private local Ray)")
     group.add_argument("--no-early-stopping", dest="early_stopping", action="store_false",
                        help="no ASHA: every trial runs all its epochs (an exhaustive sweep, with --search grid)")
+    group.add_argument("--confirm", type=int, default=0, metavar="K", help="after the sweep, train the top K "
+                       "variants and the baseline again with --seeds seeds each and compare them (paired t intervals; "
+                       "docs/tune.md)")
+    group.add_argument("--seeds", type=int, default=2, help="seeds per confirmed variant and the baseline (default 2)")
+    group.add_argument("--trainer-trials", action="store_true", help="every trial a TorchTrainer run, 1-worker "
+                       "ones too (by default those train in the trial's own process: docs/tune.md)")
 
 
 def sweep_spec_from_args(args: argparse.Namespace):
@@ -228,7 +243,8 @@ def sweep_spec_from_args(args: argparse.Namespace):
     return SweepSpec(train=train, space=space, name=args.name, trials=args.trials, search=args.search,
                      metric=args.metric, mode=args.mode, grace_period=args.grace_period,
                      reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
-                     early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster)
+                     early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster,
+                     trainer_trials=args.trainer_trials, confirm=args.confirm, seeds=args.seeds)
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -248,12 +264,14 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from yolor_ray.table import load_records, seed_table  # deferred: boto3 for s3://
+    from yolor_ray.table import format_confirmation, load_confirmations, load_records, seed_table  # deferred: boto3
 
     records = load_records(args.path, args.s3_endpoint)
     if not records:
         raise UserError(f"no {RESULTS_FILE} under {args.path!r}: point it at a results folder, a run or a sweep")
     print(seed_table(records).markdown)
+    for where, confirmation in load_confirmations(args.path, args.s3_endpoint):
+        print("\n" + "\n".join(format_confirmation(confirmation, title=f"{where}: confirmation")))
     return 0
 
 

@@ -15,7 +15,8 @@ A run, ``STORAGE/NAME/``::
 
 A sweep, ``STORAGE/NAME/``: Tune's experiment, ``sweep.json``, ``runs/TRIAL/`` (one run
 each, as above), ``leaderboard.json`` (written last), ``leaderboard.md``, ``trials.png``,
-``best_config.py``. ``yolor-ray fuse`` writes ``deploy.pth``, ``deploy.py`` and
+``best_config.py``; with ``--confirm``, ``confirm/ARM-seedN/`` (runs) and
+``confirmation.json``. ``yolor-ray fuse`` writes ``deploy.pth``, ``deploy.py`` and
 ``fuse_report.json`` into its output folder.
 """
 
@@ -39,6 +40,8 @@ LEADERBOARD_FILE = "leaderboard.json"
 LEADERBOARD_MD = "leaderboard.md"
 TRIALS_PNG = "trials.png"
 BEST_CONFIG = "best_config.py"
+CONFIRM_DIR = "confirm"  # --confirm: a run per arm and seed, confirm/ARM-seedN
+CONFIRMATION_FILE = "confirmation.json"
 
 # yolor-ray fuse
 DEPLOY_CHECKPOINT = "deploy.pth"

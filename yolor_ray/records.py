@@ -50,6 +50,7 @@ class RunState(Record):
     history: list[dict] = field(default_factory=list)
     restarts: int = 0
     nodes: list[dict] = field(default_factory=list)
+    before_training: dict = field(default_factory=dict)  # a warm start's validation before its first epoch
 
     @property
     def epochs_run(self) -> int:
@@ -77,6 +78,7 @@ class RunManifest(Record):
     small: bool = False
     epochs: int | None = None  # planned
     num_params: int | None = None
+    warm_start: str | None = None  # --from: the baseline it fine-tunes
 
 
 @dataclass
@@ -105,6 +107,8 @@ class RunResults(Record):
     artifacts: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     per_class_ap: dict[str, float | None] = field(default_factory=dict)  # class -> final AP (None: no value)
+    warm_start: str | None = None  # --from: the baseline it fine-tuned
+    before_training: dict = field(default_factory=dict)  # its metrics before the first epoch (a warm start)
 
     @property
     def is_yolor(self) -> bool:
@@ -141,6 +145,20 @@ class LeaderboardEntry(Record):
     error: str | None = None
     rank: int | None = None
     best: float | None = None  # the metric's best epoch
+    before_training: dict = field(default_factory=dict)  # a warm start's metrics before its first epoch
+
+
+@dataclass
+class Confirmation(Record):
+    """``confirmation.json``: the top variants and the baseline at S seeds each, and each
+    variant's paired difference to the baseline with its 95% interval (``yolor_ray.noise``)."""
+
+    metric: str
+    seeds: list[int]
+    method: str
+    baseline: dict  # values (per seed), mean, sd, runs
+    variants: list[dict] = field(default_factory=list)  # label, variant, values, mean, sd, diff_mean, diff_sd,
+    #                                                      low, high, within_noise, runs
 
 
 @dataclass
@@ -158,6 +176,8 @@ class Leaderboard(Record):
     early_stopping: bool = True
     trials: list[LeaderboardEntry] = field(default_factory=list)
     best_config: str | None = None
+    warm_start: str | None = None  # --from: the baseline every trial fine-tuned
+    confirmation: dict | None = None  # --confirm: Confirmation.to_dict()
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Leaderboard:

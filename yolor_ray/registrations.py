@@ -14,7 +14,7 @@ from mmengine.runner import CheckpointLoader
 
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, load_trusted_checkpoint
 from yolor_ray.engine.ddp import CPUFriendlyDDP
-from yolor_ray.engine.hooks import RayTrainReportHook, StorageLogHook
+from yolor_ray.engine.hooks import StorageLogHook
 from yolor_ray.engine.optim import BF16OptimWrapper, YOLOROptimWrapperConstructor
 from yolor_ray.engine.transforms import LoadImageOrSkip
 from yolor_ray.implicit import YOLOR_TYPE, build_yolor
@@ -25,7 +25,6 @@ REGISTERED = (
     (OPTIM_WRAPPER_CONSTRUCTORS, "YOLOROptimWrapperConstructor", YOLOROptimWrapperConstructor),
     (OPTIM_WRAPPERS, "BF16OptimWrapper", BF16OptimWrapper),
     (TRANSFORMS, "LoadImageOrSkip", LoadImageOrSkip),
-    (HOOKS, "RayTrainReportHook", RayTrainReportHook),
     (HOOKS, "StorageLogHook", StorageLogHook),
 )
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from yolor_ray.layout import RESULTS_FILE
-from yolor_ray.records import RunResults
+from yolor_ray.layout import CONFIRMATION_FILE, RESULTS_FILE
+from yolor_ray.records import Confirmation, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 
 # mmdet's model types as the seed's table names them, in its row order.
@@ -89,3 +89,23 @@ def seed_table(runs: list[StoredRun]) -> Table:
     if left_out:
         lines.append(f"\n{left_out} trial(s) stopped early by a sweep's scheduler are left out.")
     return Table("\n".join(lines), left_out)
+
+
+def format_confirmation(c: Confirmation, title: str = "Confirmation") -> list[str]:
+    """Markdown lines: one row per variant, the baseline first."""
+    lines = [f"## {title}: {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), `{c.metric}`", "",
+             f"Difference to the baseline with its 95% interval: {c.method}. \"within noise\": the interval holds 0.",
+             "", "| variant | mean ± sd | difference to baseline [95% interval] | |", "| :-- | --: | --: | :-- |",
+             f"| baseline | {c.baseline['mean']:.4f} ± {c.baseline['sd']:.4f} | | |"]
+    for v in c.variants:
+        verdict = "within noise" if v["within_noise"] else "beyond noise"
+        lines.append(f"| {v['label']} | {v['mean']:.4f} ± {v['sd']:.4f} | {v['diff_mean']:+.4f} "
+                     f"[{v['low']:+.4f}, {v['high']:+.4f}] | {verdict} |")
+    return lines
+
+
+def load_confirmations(path: str, s3_endpoint: str | None = None) -> list[tuple[str, Confirmation]]:
+    """Every sweep's confirmation.json under PATH, with where it is."""
+    storage = open_storage(StorageSpec(path, s3_endpoint))
+    return [("/".join(parts) or ".", Confirmation.from_json(storage.read_text(*parts, CONFIRMATION_FILE)))
+            for parts in storage.find(CONFIRMATION_FILE)]

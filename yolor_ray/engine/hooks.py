@@ -1,4 +1,4 @@
-"""MMEngine hooks of a worker: report each epoch to Ray Train, copy the logs to storage."""
+"""MMEngine hooks of a worker: report each epoch (to Ray Train or Tune), copy the logs to storage."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from mmengine.dist import all_reduce, is_distributed
@@ -19,10 +20,18 @@ from yolor_ray.records import RunState
 from yolor_ray.storage import StorageSpec
 
 
-class RayTrainReportHook(Hook):
-    """Reports each epoch's metrics and a checkpoint to Ray Train.
+class Reporter(Protocol):
+    """Where a worker's epochs go: Ray Train's ``report`` in a TorchTrainer's workers
+    (``yolor_ray.train.worker``), Tune's in a sweep's in-process trial (``yolor_ray.tune.trial``).
+    ``checkpoint_dir``: a local folder to persist with the report (then deleted by the caller)."""
 
-    ``ray.train.report`` is a barrier: every rank calls it once per epoch, after
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None: ...
+
+
+class EpochReportHook(Hook):
+    """Reports each epoch's metrics and a checkpoint to a :class:`Reporter`.
+
+    Ray Train's report is a barrier: every rank calls it once per epoch, after
     validation when the epoch validates, else after training. Rank 0 attaches a
     checkpoint directory holding the MMEngine checkpoint and the run state so far
     (metric history, restarts), so the latest checkpoint in storage describes the
@@ -31,19 +40,30 @@ class RayTrainReportHook(Hook):
 
     priority = "LOWEST"  # after every other hook of the epoch has logged and saved
 
-    def __init__(self, checkpoint_interval: int = 1, history: list | None = None, restarts: int = 0,
-                 topology: list | None = None):
+    def __init__(self, reporter: Reporter, checkpoint_interval: int = 1, history: list | None = None,
+                 restarts: int = 0, topology: list | None = None, validate_first: bool = False,
+                 before_training: dict | None = None):
         if not isinstance(checkpoint_interval, int) or checkpoint_interval < 1:
             raise ConfigError(
-                f"RayTrainReportHook(checkpoint_interval) must be an int >= 1, got {checkpoint_interval!r}")
+                f"EpochReportHook(checkpoint_interval) must be an int >= 1, got {checkpoint_interval!r}")
+        self.reporter = reporter
         self.checkpoint_interval = checkpoint_interval
         self.history: list[dict] = list(history or [])
         self.restarts = restarts
         self.topology = list(topology or [])  # every rank's node, as the ranks observed it
+        # A warm start validates once before its first epoch: the metrics it starts from.
+        self.validate_first = validate_first
+        self.before_training = dict(before_training or {})
         self._loss_sums: dict[str, float] = defaultdict(float)
         self._loss_count = 0
         self._train_record: dict | None = None
         self._checkpoint_due = False
+
+    def before_train(self, runner) -> None:
+        if not self.validate_first or self.history or self.before_training or runner.val_loop is None:
+            return  # resumed: its start was measured before the restart
+        metrics = _with_empty_coco_as_zero(runner, dict(runner.val_loop.run() or {}))  # every rank: a collective
+        self.before_training = {k: _plain(v) for k, v in metrics.items()}
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         for key, value in (outputs or {}).items():
@@ -96,8 +116,6 @@ class RayTrainReportHook(Hook):
             self.every_n_epochs(runner, getattr(loop, "val_interval", 1)) or self.is_last_train_epoch(runner))
 
     def _report(self, runner, metrics: dict) -> None:
-        import ray.train  # deferred: registering this hook (mmdet's own tools) must not import Ray Train
-
         record = dict(self._train_record)
         record.update({k: _plain(v) for k, v in metrics.items()})
         self._train_record = None
@@ -105,7 +123,7 @@ class RayTrainReportHook(Hook):
         with_checkpoint = self._checkpoint_due and (bool(metrics) or runner.val_loop is None)
         reported = {**record, RESTARTS: self.restarts}  # for the driver's progress line, not the history
         if runner.rank != 0 or not with_checkpoint:
-            ray.train.report(reported)
+            self.reporter.report(reported)
             return
         staging = tempfile.mkdtemp(prefix="yolor-ray-ckpt-")
         try:
@@ -113,10 +131,11 @@ class RayTrainReportHook(Hook):
             # count one epoch too many when called after validation.
             runner.save_checkpoint(staging, filename=CHECKPOINT_FILE, save_optimizer=True, save_param_scheduler=True,
                                    meta=dict(epoch=record["epoch"], iter=runner.iter))
-            state = RunState(history=self.history, restarts=self.restarts, nodes=self.topology)
+            state = RunState(history=self.history, restarts=self.restarts, nodes=self.topology,
+                             before_training=self.before_training)
             with open(os.path.join(staging, RUN_STATE_FILE), "w") as f:
                 f.write(state.to_json())
-            ray.train.report(reported, checkpoint=ray.train.Checkpoint.from_directory(staging))
+            self.reporter.report(reported, checkpoint_dir=staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -14,10 +14,20 @@ from yolor_ray.implicit import is_implicit_key
 class YOLOROptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """MMEngine's default constructor plus YOLOR's recipe: implicit tensors get no weight
     decay (decay pulls an ImplicitM's z toward 0, not its init 1), unless the model's
-    ``implicit.weight_decay`` is True. Every other rule of ``paramwise_cfg`` applies as usual."""
+    ``implicit.weight_decay`` is True. ``paramwise_cfg.implicit_only=True`` (a warm start's
+    ``--train implicit``) freezes every other parameter. Every other rule of
+    ``paramwise_cfg`` applies as usual."""
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict | None = None):
+        paramwise_cfg = dict(paramwise_cfg or {})
+        self.implicit_only = bool(paramwise_cfg.pop("implicit_only", False))
+        super().__init__(optim_wrapper_cfg, paramwise_cfg or None)
 
     def __call__(self, model):
         inner = model.module if hasattr(model, "module") else model
+        if self.implicit_only:
+            for name, param in inner.named_parameters():
+                param.requires_grad_(is_implicit_key(name))
         spec = getattr(inner, "implicit_spec", None)
         self._no_decay = set() if spec is None or spec.weight_decay else {
             id(p) for name, p in inner.named_parameters() if is_implicit_key(name)}

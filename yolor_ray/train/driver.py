@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import ray
 import torch
@@ -32,25 +33,28 @@ from mmengine.config import Config
 from mmengine.evaluator import Evaluator
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import OPTIM_WRAPPERS
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from yolor_ray import config as cfglib
 from yolor_ray.data import CocoFolder, DatasetError, inspect_coco_folder
 from yolor_ray.engine.checkpoint import (
     CheckpointError,
+    KeyReport,
     check_load_from_uri,
     compare_keys,
     fetch_checkpoint,
     load_checkpoint_file,
 )
+from yolor_ray.engine.hooks import Reporter
 from yolor_ray.errors import RunFailedError, UserError
-from yolor_ray.implicit import split_yolor_cfg
+from yolor_ray.implicit import is_implicit_key, split_yolor_cfg
 from yolor_ray.layout import CHECKPOINT_FILE, RESULTS_FILE, RUN_CONFIG, RUN_FILE, SAMPLES_PNG
 from yolor_ray.metrics import SCORE_METRIC
 from yolor_ray.models import build_model as build_in_scope
 from yolor_ray.records import RunManifest, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.train import warm_start
 from yolor_ray.train.checkpoints import remove_partial_checkpoints
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import render_samples, write_results
@@ -58,7 +62,7 @@ from yolor_ray.train.progress import epoch_progress
 from yolor_ray.train.ray_cluster import ray_session, require_fit, shortfalls
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.train.trackers import prepare_mlflow_experiment, tracker_backends, tracker_params
-from yolor_ray.train.worker import train_worker
+from yolor_ray.train.worker import train_here, train_worker
 
 COLLECT_DEVICES = ("cpu", "gpu")  # where evaluators gather results: 'gpu' for multi-node GPU runs
 
@@ -97,14 +101,16 @@ class PreparedRun:
             config=str(self.spec.config), fingerprint=self.fingerprint, num_workers=self.spec.num_workers,
             use_gpu=self.spec.use_gpu, model=detector_cfg["type"], implicit=implicit,
             data_root=str(self.spec.data_root) if self.spec.data_root else None, classes=list(self.classes),
-            small=self.spec.small, epochs=self.cfg.train_cfg.max_epochs, num_params=self.num_params)
+            small=self.spec.small, epochs=self.cfg.train_cfg.max_epochs, num_params=self.num_params,
+            warm_start=self.spec.from_baseline)
 
 
-def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
+def prepare_run(spec: TrainSpec, data: CocoFolder | None = None, folder_made: bool = False) -> PreparedRun:
     """Every check that can fail before Ray starts, without writing anything.
 
     ``data``: ``spec.data_root`` already inspected (a sweep parses its annotation files
-    once, not once per trial).
+    once, not once per trial); ``folder_made``: the run's folder may exist without run.json
+    (Tune made it: an in-process trial's folder is Tune's trial folder).
     """
     cfg = cfglib.load_config(spec.config)
     checks = {}
@@ -132,6 +138,11 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
     cfglib.skip_unreadable_images(cfg)
     cfglib.use_tensorboard(cfg)
     cfglib.use_classwise_ap(cfg)
+    if spec.from_baseline is not None:
+        cfg.load_from = warm_start.baseline_checkpoint(spec.from_baseline, spec.s3_endpoint)
+        warm_start.use_finetune_schedule(cfg, spec.finetune_lr_factor)
+        if spec.train_params == "implicit":
+            warm_start.train_implicit_only(cfg)
     cfglib.apply_cfg_options(cfg, spec.cfg_options)  # last: the user's own options win
     if spec.load_from is not None:
         cfg.load_from = spec.load_from
@@ -140,17 +151,25 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None) -> PreparedRun:
         _check_config_annotations(cfg)
     model = build_model(cfg)
     num_params = sum(p.numel() for p in model.parameters())
+    if spec.train_params == "implicit" and not any(is_implicit_key(k) for k, _ in model.named_parameters()):
+        raise warm_start.BaselineError("--train implicit: this model has no implicit parameters (a baseline "
+                                       "config; sweep its YOLOR variants, or train a YOLOR config)")
     check_runtime_parts(cfg, model)
     if cfg.get("load_from"):
         if isinstance(cfg.load_from, str) and "://" not in cfg.load_from:
             cfg.load_from = str(Path(cfg.load_from).expanduser().resolve())  # Ray moves workers' cwd
-        checks["load_from"] = f"{cfg.load_from}: {check_load_from(cfg, model, spec.s3_endpoint)}"
+        report = check_load_from(cfg, model, spec.s3_endpoint)
+        if spec.from_baseline is not None:
+            checks["from"] = (f"{spec.from_baseline} ({cfg.load_from}): "
+                              + warm_start.check_baseline_fits(spec.from_baseline, cfg.model.get("type"), report))
+        else:
+            checks["load_from"] = f"{cfg.load_from}: {report.summary()}"
 
     storage = open_storage(StorageSpec(spec.storage, spec.s3_endpoint))
     storage.check()
     name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
     fingerprint = run_fingerprint(cfg, spec)
-    resuming = _check_run_name(storage, name, fingerprint, spec)
+    resuming = _check_run_name(storage, name, fingerprint, spec, folder_made)
     trackers = prepare_trackers(spec, cfg, name)
     return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, checks, data, trackers)
 
@@ -200,9 +219,9 @@ def run_fingerprint(cfg: Config, spec: TrainSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec) -> bool:
+def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec, folder_made: bool = False) -> bool:
     """True when ``name`` is an unfinished run of this config (resume it)."""
-    if not storage.exists(name):
+    if not storage.exists(name) or (folder_made and not storage.exists(name, RUN_FILE)):
         return False
     if storage.read_text(name, RESULTS_FILE) is not None:
         raise RunExistsError(f"run {storage.location(name)!r} is complete (it has {RESULTS_FILE}); pick another --name")
@@ -290,7 +309,7 @@ def _check_signature(key: str, type_name: str, part_cfg: dict) -> None:
         raise cfglib.ConfigError(f"{key} does not build: TypeError: {type_name} {err}") from None
 
 
-def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> str | None:
+def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> KeyReport | None:
     """``load_from`` exists, loads under our allow-list and fits the model; returns what
     its keys cover (also logged): e.g. only the implicit keys missing for baseline -> YOLOR."""
     uri = cfg.get("load_from")
@@ -304,7 +323,7 @@ def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> str | None:
         raise CheckpointError(f"load_from {uri!r} does not fit {cfg.model.get('type')}: none of its keys match the "
                               f"model ({report.summary()})")
     log.info("load_from %s: %s", uri, report.summary())
-    return report.summary()
+    return report
 
 
 def check_run_fits(spec: TrainSpec, total: dict[str, float], fixed: bool, local: bool) -> None:
@@ -319,7 +338,7 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
                  check_nodes: bool = True, progress: bool = True) -> RunResults:
     """Train (or resume), evaluate and write the run's results; returns the results record.
 
-    ``callbacks``: Ray Train callbacks, e.g. Tune's report callback in a sweep's trial;
+    ``callbacks``: Ray Train callbacks;
     ``data``: the dataset folder already inspected (see :func:`prepare_run`);
     ``check_nodes``: compare the data on every node first (a sweep does it once for all trials);
     ``progress``: one line per epoch on stdout (a sweep's trials leave that to Tune).
@@ -330,18 +349,61 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
         data_check = DataCheck.of(run.data) if run.data is not None else None
         if data_check is not None and check_nodes and not local:  # a local Ray is this machine alone
             check_data_on_nodes(data_check, spec.resources_per_worker())
-        if not run.resuming:
-            run.storage.write_bytes(run.cfg.pretty_text.encode(), run.name, RUN_CONFIG)
-            run.storage.write_bytes(run.manifest.to_json().encode(), run.name, RUN_FILE)
+        _write_run_files(run)
         with epoch_progress(run.cfg.train_cfg.max_epochs, enabled=progress) as progress_callbacks:
             result, wall_time_s = _fit(run, (*callbacks, *progress_callbacks), data_check)
+    return _finish(run, Path(result.checkpoint.path).name, wall_time_s,
+                   lambda: result.checkpoint.as_directory())
 
+
+def train_in_process(spec: TrainSpec, reporter: Reporter, checkpoint, latest_checkpoint: Callable[[], str],
+                     data: CocoFolder | None = None) -> RunResults:
+    """A 1-worker run trained in this process, no TorchTrainer (a sweep's cheap trial):
+    the caller's ``reporter`` persists each epoch's checkpoint into the run's folder,
+    ``checkpoint`` is the one to resume from (or None) and ``latest_checkpoint()`` names
+    the run's latest checkpoint folder once training is done. The run's files are those
+    of :func:`run_training`: run.json, config.py, checkpoints, logs, results.json."""
+    if spec.num_workers != 1:
+        raise ValueError(f"train_in_process trains one worker, not {spec.num_workers}")
+    run = prepare_run(spec, data, folder_made=True)
+    _write_run_files(run)
+    log.info("%s %s in this process; results in %s", "resuming" if checkpoint is not None else "training",
+             spec.config.name, run.location)
+    start = time.monotonic()
+    data_check = DataCheck.of(run.data) if run.data is not None else None
+    train_here(_worker_config(run, data_check), reporter, checkpoint)
+    wall_time_s = time.monotonic() - start
+    folder = latest_checkpoint()
+    path, filesystem = run.storage.ray_storage()
+    stored = Checkpoint(f"{path}/{run.name}/{folder}", filesystem)
+    return _finish(run, folder, wall_time_s, stored.as_directory)
+
+
+def _write_run_files(run: PreparedRun) -> None:
+    """run.json and config.py, before training (a resumed run has them)."""
+    if not run.resuming:
+        run.storage.write_bytes(run.cfg.pretty_text.encode(), run.name, RUN_CONFIG)
+        run.storage.write_bytes(run.manifest.to_json().encode(), run.name, RUN_FILE)
+
+
+def _finish(run: PreparedRun, checkpoint_folder: str, wall_time_s: float, checkpoint_directory) -> RunResults:
+    """Samples, curves and results.json from the run's latest checkpoint.
+    ``checkpoint_directory()``: a context manager giving that checkpoint as a local folder."""
     samples = {}
-    if spec.num_samples and spec.data_root is not None:
-        with result.checkpoint.as_directory() as ckpt_dir:
-            samples[SAMPLES_PNG] = render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE, spec.num_samples)
-    return write_results(run.storage, run.name, run.manifest, Path(result.checkpoint.path).name, wall_time_s,
+    if run.spec.num_samples and run.spec.data_root is not None:
+        with checkpoint_directory() as ckpt_dir:
+            samples[SAMPLES_PNG] = render_samples(run.cfg, Path(ckpt_dir) / CHECKPOINT_FILE, run.spec.num_samples)
+    return write_results(run.storage, run.name, run.manifest, checkpoint_folder, wall_time_s,
                          extra_artifacts=samples)
+
+
+def _worker_config(run: PreparedRun, data_check: DataCheck | None) -> dict:
+    """What each worker trains from (train_loop_config of a TorchTrainer)."""
+    spec = run.spec
+    return dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
+                checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
+                run_name=run.name, storage=run.storage.portable_spec(), s3_endpoint=spec.s3_endpoint,
+                validate_first=spec.from_baseline is not None, trackers=list(run.trackers))
 
 
 def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
@@ -350,10 +412,7 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
     storage_path, storage_filesystem = run.storage.ray_storage()
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config=dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
-                               checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
-                               run_name=run.name, storage=run.storage.portable_spec(),
-                               s3_endpoint=spec.s3_endpoint, trackers=list(run.trackers)),
+        train_loop_config=_worker_config(run, data_check),
         torch_config=_torch_config(run.cfg),
         scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
                                      resources_per_worker=spec.resources_per_worker()),

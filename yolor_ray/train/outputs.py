@@ -63,8 +63,8 @@ def results_of(manifest: RunManifest, state: RunState, name: str, location: str,
         # As the workers observed them (rank, node id, ip), from the latest worker group.
         world_size=len(state.nodes) if state.nodes else manifest.num_workers, nodes=state.nodes,
         use_gpu=bool(manifest.use_gpu), wall_time_s=round(wall_time_s, 2), checkpoint=checkpoint,
-        artifacts=artifacts, versions=versions(),
-        per_class_ap=per_class_ap(state.final_metrics, list(manifest.classes)))
+        artifacts=artifacts, versions=versions(), warm_start=manifest.warm_start,
+        before_training=state.before_training, per_class_ap=per_class_ap(state.final_metrics, list(manifest.classes)))
 
 
 def write_results(storage, name: str, manifest: RunManifest, checkpoint_dir: str, wall_time_s: float,

@@ -10,6 +10,7 @@ from yolor_ray.errors import UserError
 
 AMP_MODES = (None, "fp16", "bf16")
 TRACKERS = ("mlflow", "wandb")  # --tracker: MMEngine's MLflowVisBackend, WandbVisBackend
+TRAIN_PARAMS = ("all", "implicit")  # --train: what a warm start fine-tunes
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -55,6 +56,10 @@ class TrainSpec:
     trackers: tuple[str, ...] = ()  # experiment trackers beside TensorBoard: 'mlflow', 'wandb'
     tracker_env: dict[str, str] = field(default_factory=dict)  # their settings (train.trackers.tracker_settings)
     verbose: bool = False  # the workers' raw output on the driver too
+    # A warm start (yolor_ray.train.warm_start): a trained baseline run folder or checkpoint to fine-tune from.
+    from_baseline: str | None = None
+    train_params: str = "all"  # 'implicit': fine-tune the implicit parameters alone
+    finetune_lr_factor: float = 0.1  # the fine-tuning LR: the config's x this
 
     def __post_init__(self):
         object.__setattr__(self, "config", Path(self.config))
@@ -85,6 +90,19 @@ class TrainSpec:
         unknown = [t for t in self.trackers if t not in TRACKERS]
         if unknown:
             raise OptionError(f"TrainSpec(trackers): unknown tracker {unknown[0]!r}; valid are {', '.join(TRACKERS)}")
+        if self.from_baseline is not None:
+            if not isinstance(self.from_baseline, str) or not self.from_baseline:
+                raise OptionError(f"TrainSpec(from_baseline) must be a run folder or checkpoint, got "
+                                  f"{self.from_baseline!r}")
+            if self.load_from is not None:
+                raise OptionError("--from and --load-from both name the weights to start from; pass one")
+        if self.train_params not in TRAIN_PARAMS:
+            raise OptionError(f"--train must be one of {', '.join(TRAIN_PARAMS)}, got {self.train_params!r}")
+        if self.train_params != "all" and self.from_baseline is None:
+            raise OptionError(f"--train {self.train_params} fine-tunes a warm start: pass --from BASELINE")
+        if isinstance(self.finetune_lr_factor, bool) or not isinstance(self.finetune_lr_factor, (int, float)) \
+                or self.finetune_lr_factor <= 0:
+            raise OptionError(f"--finetune-lr-factor must be a number > 0, got {self.finetune_lr_factor!r}")
         if self.name is not None and not RUN_NAME.match(self.name):
             raise OptionError(
                 f"TrainSpec(name) must match {RUN_NAME.pattern} (letters, digits, '.', '_', '-'), "

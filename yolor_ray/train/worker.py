@@ -1,8 +1,12 @@
-"""Ray Train's per-worker function: one MMEngine Runner in each worker process.
+"""One worker's training: an MMEngine Runner in this process, reporting each epoch.
 
+:func:`train_worker` is Ray Train's per-worker function (a ``TorchTrainer``'s workers):
 Ray has already initialised the process group, so the Runner is built with
 ``launcher='pytorch'`` and does not init again; MMEngine wraps DDP and shards the data
-itself (no ``prepare_model``). Checkpoints go to Ray's storage through the report hook.
+itself (no ``prepare_model``). :func:`train_here` is the same training for one rank in
+the caller's process (a sweep's 1-worker trial): the caller hands it a reporter
+(``yolor_ray.engine.hooks.Reporter``) and the checkpoint to resume from, so nothing here
+imports Tune. Checkpoints go to storage through the reporter.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from mmengine.utils import import_modules_from_strings
 import yolor_ray.registrations  # noqa: F401  (registries are per process)
 from yolor_ray import config as cfglib
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, fetch_checkpoint
+from yolor_ray.engine.hooks import EpochReportHook, Reporter
 from yolor_ray.engine.run_logs import upload_logs
 from yolor_ray.engine.runner import WorkerRunner
 from yolor_ray.engine.worker_output import copy_output_to
@@ -43,26 +48,45 @@ def _sync_buffers_hook(cfg: Config) -> list[dict]:
     return [dict(type="SyncBuffersHook")]
 
 
+class RayTrainReporter:
+    """A TorchTrainer worker's epochs, to Ray Train (a barrier over the ranks)."""
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
 def train_worker(config: dict) -> None:
     """Ray Train's per-worker function: one MMEngine Runner in this process. What the worker
     prints (library warnings, evaluation tables) is also copied into its log folder."""
-    rank = ray.train.get_context().get_world_rank()
-    work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{rank}-")
+    ctx = ray.train.get_context()
+    _run_rank(config, RayTrainReporter(), ray.train.get_checkpoint(), ctx.get_world_rank(), ctx.get_local_rank())
+
+
+def train_here(config: dict, reporter: Reporter, checkpoint) -> None:
+    """One rank's training in this process, no process group: a sweep's 1-worker trial.
+    ``checkpoint``: a ``ray.train.Checkpoint`` (or Tune's) to resume from, or None."""
+    _run_rank(config, reporter, checkpoint, world_rank=0, local_rank=0)
+
+
+def _run_rank(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_rank: int) -> None:
+    """One rank in a temporary work_dir; what it prints is also copied into its log folder."""
+    work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{world_rank}-")
     try:
         with copy_output_to(Path(work_dir) / WORKER_OUTPUT) as output_file:
-            _train(config, work_dir, output_file)
+            _train(config, reporter, checkpoint, world_rank, local_rank, work_dir, output_file)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _train(config: dict, work_dir: str, output_file: Path) -> None:
-    ctx = ray.train.get_context()
+def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_rank: int, work_dir: str,
+           output_file: Path) -> None:
     if config["data_check"] is not None:
         # A node that joined after the driver's check (autoscaling) is checked here.
         raise_if_data_differs(config["data_check"])
     if config["use_gpu"]:
         # MMEngine only calls set_device when it initialises the group itself.
-        torch.cuda.set_device(ctx.get_local_rank())
+        torch.cuda.set_device(local_rank)
     else:
         torch.set_num_threads(config["threads"])
     cfg = Config(config["cfg"])
@@ -73,34 +97,36 @@ def _train(config: dict, work_dir: str, output_file: Path) -> None:
     if spans_nodes(topology):
         # Each node has its own disk: results are gathered through the process group.
         changed = cfglib.collect_through_process_group(cfg)
-        if changed and ctx.get_world_rank() == 0:
+        if changed and world_rank == 0:
             log.info("ranks on %d nodes: %s collect results through the process group",
                      len({r["node_id"] for r in topology}), ", ".join(changed))
     cfg.work_dir = work_dir
-    cfg.launcher = "pytorch"
+    # In a TorchTrainer Ray made the process group; one rank in-process needs none.
+    cfg.launcher = "pytorch" if torch.distributed.is_initialized() else "none"
     cfg.model_wrapper_cfg = dict(type="CPUFriendlyDDP", broadcast_buffers=False,
                                  find_unused_parameters=cfg.get("find_unused_parameters", False))
     cfg.default_hooks.checkpoint = None  # checkpoints go to Ray's storage through the report hook
-    report_hook = dict(type="RayTrainReportHook", checkpoint_interval=config["checkpoint_interval"],
-                       topology=topology)
-    checkpoint = ray.train.get_checkpoint()
+    report_hook = dict(reporter=reporter, checkpoint_interval=config["checkpoint_interval"], topology=topology,
+                       validate_first=config.get("validate_first", False))
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             shutil.copy(Path(ckpt_dir) / CHECKPOINT_FILE, work_dir)
             state = RunState.from_json((Path(ckpt_dir) / RUN_STATE_FILE).read_text())
         cfg.load_from = TRUSTED_PREFIX + str(Path(work_dir) / CHECKPOINT_FILE)
         cfg.resume = True
-        report_hook.update(history=state.history, restarts=state.restarts + 1)
+        report_hook.update(history=state.history, restarts=state.restarts + 1, before_training=state.before_training)
     elif cfg.get("load_from"):
         cfg.load_from = _fetch_load_from(cfg.load_from, work_dir, config.get("s3_endpoint"))
     storage = dict(uri=config["storage"].uri, endpoint=config["storage"].endpoint)
-    cfg.custom_hooks = [*cfg.get("custom_hooks", []), *_sync_buffers_hook(cfg), report_hook,
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), *_sync_buffers_hook(cfg),
                         dict(type="StorageLogHook", storage=storage, run_name=config["run_name"])]
-    if ctx.get_world_rank() == 0 and config.get("trackers"):
+    if world_rank == 0 and config.get("trackers"):
         cfg.visualizer.vis_backends = [*cfg.visualizer.get("vis_backends", []), *config["trackers"]]
     runner = None
     try:
         runner = WorkerRunner.from_cfg(cfg)
+        # An instance, not a config entry: the reporter is a live object, not a setting.
+        runner.register_hook(EpochReportHook(**report_hook))
         runner.train()
     except BaseException:
         if runner is not None:
@@ -110,5 +136,4 @@ def _train(config: dict, work_dir: str, output_file: Path) -> None:
     finally:  # upload_logs never raises, so a failure's own traceback stays
         if runner is not None:
             # Every rank, also when training failed (rank 0's are in storage every epoch too).
-            upload_logs(runner.log_dir, config["storage"], config["run_name"], ctx.get_world_rank(),
-                        output_file=output_file)
+            upload_logs(runner.log_dir, config["storage"], config["run_name"], world_rank, output_file=output_file)

@@ -14,8 +14,9 @@ from matplotlib.figure import Figure
 
 from yolor_ray import config as cfglib
 from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RESULTS_FILE, TRIALS_PNG
-from yolor_ray.records import Leaderboard, LeaderboardEntry, RunResults
+from yolor_ray.records import Confirmation, Leaderboard, LeaderboardEntry, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.table import format_confirmation
 from yolor_ray.train.outputs import figure_png
 from yolor_ray.tune.plan import PreparedSweep
 from yolor_ray.tune.space import label_of
@@ -24,15 +25,21 @@ from yolor_ray.tune.trial import LR_KEY, trial_for
 log = logging.getLogger("yolor_ray")
 
 
-def write_sweep_results(plan: PreparedSweep, grid) -> Leaderboard:
+def ranked_entries(plan: PreparedSweep, grid) -> list[LeaderboardEntry]:
+    """Every trial's entry, from its results.json, ranked by the sweep's metric."""
+    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+    return rank([entry_of(runs, result) for result in grid], plan.spec.metric, plan.spec.mode)
+
+
+def write_sweep_results(plan: PreparedSweep, grid, confirmation: Confirmation | None = None) -> Leaderboard:
     """The leaderboard (written last: a sweep with a leaderboard is complete), the
     comparison plot and the best config, from every trial's results.json."""
-    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
-    entries = rank([entry_of(runs, result) for result in grid], plan.spec.metric, plan.spec.mode)
+    entries = ranked_entries(plan, grid)
     board = Leaderboard(sweep=plan.name, location=plan.location, config=str(plan.spec.train.config),
                         metric=plan.spec.metric, mode=plan.spec.mode, search=plan.search,
                         space=plan.space.to_config(), early_stopping=plan.spec.early_stopping, epochs=plan.epochs,
-                        trials=entries)
+                        trials=entries, warm_start=plan.trial_spec.from_baseline,
+                        confirmation=confirmation.to_dict() if confirmation is not None else None)
     best = next((e for e in entries if e.status != "error"), None)
     if best is not None:
         plan.storage.write_bytes(best_config_text(plan, best).encode(), plan.name, BEST_CONFIG)
@@ -59,7 +66,8 @@ def entry_of(runs, result) -> LeaderboardEntry:
         return entry
     record = RunResults.from_json(text)
     return dataclasses.replace(entry, status=record.status, epochs_run=len(record.history), history=record.history,
-                               metrics=record.metrics, restarts=record.restarts, wall_time_s=record.wall_time_s)
+                               metrics=record.metrics, restarts=record.restarts, wall_time_s=record.wall_time_s,
+                               before_training=record.before_training)
 
 
 def rank(entries: list[LeaderboardEntry], metric: str, mode: str) -> list[LeaderboardEntry]:
@@ -85,20 +93,27 @@ def format_leaderboard(board: Leaderboard) -> str:
              f"{board.config}, {board.search} search, "
              f"{'ASHA on' if board.early_stopping else 'no early stopping, ranked by'} "
              f"`{metric}` ({board.mode}), "
-             f"{board.epochs} epochs per completed trial.", "",
-             f"| rank | trial | variant | status | epochs | {metric} | best | AP50 | AP75 |",
-             "| --: | :-- | :-- | :-- | --: | --: | --: | --: | --: |"]
+             f"{board.epochs} epochs per completed trial"
+             + (f", each fine-tuned from `{board.warm_start}` (start: the metric before its first epoch)"
+                if board.warm_start else "") + ".", "",
+             f"| rank | trial | variant | status | epochs | {metric} | best | AP50 | AP75 |"
+             + (" start |" if board.warm_start else ""),
+             "| --: | :-- | :-- | :-- | --: | --: | --: | --: | --: |" + (" --: |" if board.warm_start else "")]
     prefix = metric.rsplit("_", 1)[0] if metric.startswith("coco/") else "coco/bbox"
     for e in board.trials:
         m = e.metrics
         cells = [str(e.rank), e.trial or "-", e.label or "-", e.status, f"{e.epochs_run}/{board.epochs}",
                  _num(m.get(metric)), _num(e.best), _num(m.get(f"{prefix}_mAP_50")), _num(m.get(f"{prefix}_mAP_75"))]
+        if board.warm_start:
+            cells.append(_num(e.before_training.get(metric)))
         lines.append("| " + " | ".join(cells) + " |")
     for e in board.trials:
         if e.status == "error":
             lines.append(f"\n{e.trial or e.label}: {e.error}")
     if board.best_config:
         lines += ["", f"Best variant as a config: `{board.best_config}`"]
+    if board.confirmation:
+        lines += ["", *format_confirmation(Confirmation.from_dict(board.confirmation))]
     return "\n".join(lines) + "\n"
 
 

@@ -29,12 +29,19 @@ class SweepSpec:
     max_concurrent: int | None = None
     early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (an exhaustive sweep)
     fixed_cluster: bool = False  # the cluster cannot grow: run only as many trials as fit now (docs/tune.md)
+    trainer_trials: bool = False  # every trial a TorchTrainer run, 1-worker ones too (else those train in-process)
+    confirm: int = 0  # the top K variants and the baseline trained again with `seeds` seeds each (tune/confirm.py)
+    seeds: int = 2
 
     def __post_init__(self):
         for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise OptionError(f"SweepSpec({key}) must be an int >= {low}, got {value!r}")
+        if not isinstance(self.confirm, int) or isinstance(self.confirm, bool) or self.confirm < 0:
+            raise OptionError(f"--confirm must be an int >= 0, got {self.confirm!r}")
+        if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 2:
+            raise OptionError(f"--seeds must be an int >= 2 (a paired interval needs two seeds), got {self.seeds!r}")
         if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
             raise OptionError(f"SweepSpec(max_concurrent) must be None or an int >= 1, got {self.max_concurrent!r}")
         if self.search not in SEARCHES:
@@ -64,3 +71,8 @@ class PreparedSweep:
     @property
     def location(self) -> str:
         return self.storage.location(self.name)
+
+    @property
+    def in_process(self) -> bool:
+        """Trials train in their Tune actors (1 worker each), not in TorchTrainer runs."""
+        return self.trial_spec.num_workers == 1 and not self.spec.trainer_trials

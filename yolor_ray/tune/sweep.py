@@ -1,17 +1,20 @@
-"""Ray Tune sweeps over implicit variants: each trial is a distributed training run.
+"""Ray Tune sweeps over implicit variants: each trial is a training run.
 
 The driver (``run_sweep``) validates the config, the space and the metric, sizes the
 sweep to the cluster, then runs a ``Tuner`` over a function trainable
-(:func:`yolor_ray.tune.trial.sweep_trial`). Each trial builds its own ``TorchTrainer``
-through :func:`yolor_ray.train.driver.run_training`, with Tune's report callback, so every
-epoch's metrics reach Tune and its ASHA scheduler; a trial holds one CPU, its trainer
-holds the workers. When Tune is done, the driver writes the results of the trials ASHA
-stopped (from their last checkpoint's run state), then the leaderboard.
+(:func:`yolor_ray.tune.trial.sweep_trial`). A 1-worker trial trains in its own actor and
+reports each epoch (and its checkpoint) to Tune; a trial of more workers builds its own
+``TorchTrainer`` through :func:`yolor_ray.train.driver.run_training`, with Tune's report
+callback, holding one CPU itself while its trainer holds the workers. Either way every
+epoch's metrics reach Tune and its ASHA scheduler. When Tune is done, the driver writes
+the results of the trials ASHA stopped (from their last checkpoint's run state), then the
+leaderboard.
 
 Layout in storage, for a sweep ``NAME``::
 
-    STORAGE/NAME/               Tune's experiment (trial folders, its state for resume)
+    STORAGE/NAME/               Tune's experiment of TorchTrainer trials (their Tune folders, state)
     STORAGE/NAME/sweep.json     what the name belongs to: config, space, settings
+    STORAGE/NAME/runs/          Tune's experiment of in-process trials (each Tune folder = its run)
     STORAGE/NAME/runs/TRIAL/    each trial's training run, results.json included
     STORAGE/NAME/leaderboard.{json,md}, trials.png, best_config.py
 
@@ -29,6 +32,7 @@ import logging
 import math
 import time
 from datetime import datetime
+from pathlib import Path, PurePosixPath
 
 import ray
 from ray import tune
@@ -40,7 +44,7 @@ from yolor_ray.data import inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUNS_DIR, SWEEP_FILE
-from yolor_ray.metrics import TRAIN_LOSS, coco_keys
+from yolor_ray.metrics import SCORE_METRIC, TRAIN_LOSS, coco_keys
 from yolor_ray.models import build_model
 from yolor_ray.records import RunManifest, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
@@ -51,9 +55,17 @@ from yolor_ray.train.outputs import write_results
 from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
 from yolor_ray.train.spec import OptionError
 from yolor_ray.tune import space as spacelib
-from yolor_ray.tune.leaderboard import write_sweep_results
+from yolor_ray.tune.confirm import check_confirmable, run_confirmation
+from yolor_ray.tune.leaderboard import ranked_entries, write_sweep_results
 from yolor_ray.tune.plan import PreparedSweep, SweepSpec
-from yolor_ray.tune.trial import TRIAL_ACTOR, sweep_trial, trial_for, trial_resources
+from yolor_ray.tune.trial import (
+    TRIAL_ACTOR,
+    actor_resources,
+    sweep_trial,
+    trial_folder,
+    trial_for,
+    trial_resources,
+)
 
 log = logging.getLogger("yolor_ray")
 
@@ -63,7 +75,7 @@ class SweepExistsError(UserError, FileExistsError):
 
 
 def reported_metrics(cfg) -> list[str]:
-    """The metric keys a run of ``cfg`` reports every epoch (RayTrainReportHook)."""
+    """The metric keys a run of ``cfg`` reports every epoch (EpochReportHook)."""
     return [*(key for task in cfglib.coco_tasks(cfg) for key in coco_keys(task)), TRAIN_LOSS]
 
 
@@ -96,7 +108,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     trial_spec = dataclasses.replace(
         train, config=train.config.resolve(), name=None, num_samples=0,  # sample images: per run, not per trial
         data_root=train.data_root.resolve() if train.data_root else None,
-        storage=storage.location(name, RUNS_DIR))
+        from_baseline=_absolute(train.from_baseline), storage=storage.location(name, RUNS_DIR))
     # The annotation files are parsed here once; trials and the leaderboard reuse them.
     data = inspect_coco_folder(trial_spec.data_root, train.check_all_images) if trial_spec.data_root else None
     # One trial's run, checked in full (config, data, the YOLOR model builds).
@@ -107,11 +119,21 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                                  search=search, trials=spec.trials, metric=spec.metric,
                                                  mode=spec.mode, grace_period=spec.grace_period,
                                                  reduction_factor=spec.reduction_factor,
-                                                 early_stopping=spec.early_stopping),
+                                                 early_stopping=spec.early_stopping,
+                                                 trainer_trials=spec.trainer_trials),
                                             sort_keys=True).encode()).hexdigest()[:16]
     resuming = _check_sweep_name(storage, name, fingerprint)
-    return PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
+    plan = PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
                          storage, fingerprint, resuming, data)
+    check_confirmable(plan)
+    return plan
+
+
+def _absolute(uri: str | None) -> str | None:
+    """A local path made absolute: trials run in Tune's own working folders."""
+    if uri is None or "://" in uri:
+        return uri
+    return str(Path(uri).expanduser().resolve())
 
 
 def _check_against_config(space: spacelib.SearchSpace, base_implicit: dict) -> None:
@@ -175,12 +197,14 @@ def run_sweep(spec: SweepSpec):
     """Run (or resume) a sweep and write its leaderboard; returns the leaderboard."""
     plan = prepare_sweep(spec)
     with ray_session(plan.trial_spec.address, verbose=plan.trial_spec.verbose) as local:
-        need = trial_resources(plan.trial_spec)
+        cheap = plan.in_process
+        need = trial_resources(plan.trial_spec, cheap)
         fixed = local or spec.fixed_cluster
         total, on_head = ray.cluster_resources(), head_cpus()
-        fits = concurrency(total, need, head_cpus=on_head)
-        require_fit(fits >= 1, "a trial", f"one trial needs {_describe(need)} (1 CPU on the head for the trial, the "
-                    f"rest for its {plan.trial_spec.num_workers} worker(s)), but the cluster has "
+        fits = concurrency(total, need, head_cpus=None if cheap else on_head)
+        layout = ("its worker, in the trial's own process" if cheap else
+                  f"1 CPU on the head for the trial, the rest for its {plan.trial_spec.num_workers} worker(s)")
+        require_fit(fits >= 1, "a trial", f"one trial needs {_describe(need)} ({layout}), but the cluster has "
                     f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
         max_concurrent, cut = sweep_concurrency(fits, spec.max_concurrent, fixed)
         if cut:
@@ -190,21 +214,26 @@ def run_sweep(spec: SweepSpec):
         start = time.monotonic()
         grid = _tuner(plan, max_concurrent).fit()
         log.info("sweep finished in %.0f s", time.monotonic() - start)
-    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
-    for result in grid:
-        record_stopped_trial(runs, result)
-    return write_sweep_results(plan, grid)
+        runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+        for result in grid:
+            record_stopped_trial(runs, result)
+        confirmation = run_confirmation(plan, ranked_entries(plan, grid), max_concurrent) if spec.confirm else None
+    return write_sweep_results(plan, grid, confirmation)
 
 
 def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
     """A new Tuner for the sweep (its manifest written first), or the stored one restored."""
     spec = plan.spec
     storage_path, filesystem = plan.storage.ray_storage()
+    # An in-process sweep's Tune experiment is its runs/ folder, each trial's Tune folder its
+    # run folder (runs/TRIAL): the checkpoints Tune persists for a trial land in its run.
+    parent, experiment_name = (f"{storage_path}/{plan.name}", RUNS_DIR) if plan.in_process else (storage_path,
+                                                                                                 plan.name)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
-                             data=plan.data),
-        TRIAL_ACTOR)
-    experiment = f"{storage_path}/{plan.name}"
+                             data=plan.data, cheap=plan.in_process),
+        actor_resources(plan.trial_spec, plan.in_process))
+    experiment = f"{parent}/{experiment_name}"
     if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
         log.info("resuming sweep %s", plan.location)
         return tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True,
@@ -215,7 +244,8 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
     plan.storage.write_bytes(manifest.to_json().encode(), plan.name, SWEEP_FILE)
     log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
              plan.location, plan.search, plan.space.num_variants() if plan.search == "grid" else spec.trials,
-             max_concurrent, _describe(trial_resources(plan.trial_spec)),
+             max_concurrent, _describe(trial_resources(plan.trial_spec, plan.in_process))
+             + (", in the trial's own process" if plan.in_process else ", a TorchTrainer run"),
              "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode, plan.space.describe())
     return tune.Tuner(
         trainable,
@@ -225,9 +255,28 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
             search_alg=_searcher(plan.search, spec.train.seed, max_concurrent),
             num_samples=1 if plan.search == "grid" else spec.trials,
             # Tune limits a Searcher through this; a variant generator limits itself.
-            max_concurrent_trials=max_concurrent if plan.search == "optuna" else None),
-        run_config=tune.RunConfig(name=plan.name, storage_path=storage_path, storage_filesystem=filesystem,
-                                  verbose=1))
+            max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
+            **_in_process_folders(plan)),
+        run_config=tune.RunConfig(name=experiment_name, storage_path=parent, storage_filesystem=filesystem,
+                                  verbose=1, **_in_process_checkpoints(plan)))
+
+
+def _in_process_folders(plan: PreparedSweep) -> dict:
+    """In-process trials: Tune's trial folder is the trial's run folder (runs/TRIAL, named by
+    the trial id alone)."""
+    return dict(trial_dirname_creator=trial_folder) if plan.in_process else {}
+
+
+def _in_process_checkpoints(plan: PreparedSweep) -> dict:
+    """In-process trials: Tune keeps their checkpoints as a TorchTrainer run keeps its own
+    (the best by bbox mAP, plus the latest), and restarts a failed trial from its latest."""
+    if not plan.in_process:
+        return {}
+    spec = plan.trial_spec
+    return dict(checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
+                                                        checkpoint_score_attribute=SCORE_METRIC,
+                                                        checkpoint_score_order="max"),
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures))
 
 
 def record_stopped_trial(runs, result) -> None:
@@ -236,7 +285,8 @@ def record_stopped_trial(runs, result) -> None:
     trial_id = (result.metrics or {}).get("trial_id")
     if result.error is not None or trial_id is None or runs.read_text(trial_id, RESULTS_FILE) is not None:
         return
-    checkpoint = latest_checkpoint(runs, trial_id)
+    # An in-process trial's checkpoints are Tune's (in its run folder), a TorchTrainer's Ray Train's.
+    checkpoint = PurePosixPath(result.checkpoint.path).name if result.checkpoint else latest_checkpoint(runs, trial_id)
     manifest = runs.read_text(trial_id, RUN_FILE)
     if checkpoint is None or manifest is None:
         return  # stopped before its first checkpoint: the leaderboard says so

@@ -1,4 +1,10 @@
-"""One trial of a sweep: its run settings, what it asks of the cluster, and Tune's trainable."""
+"""One trial of a sweep: its run settings, what it asks of the cluster, and Tune's trainable.
+
+A 1-worker trial trains in its own Tune actor (:func:`yolor_ray.train.driver.train_in_process`,
+reporting to Tune through :class:`TuneReporter`); a trial of more workers is a
+``TorchTrainer`` run started from that actor, its reports passed on by Tune's report
+callback. Both leave the same run folder, ``runs/TRIAL`` (docs/tune.md).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,14 +13,23 @@ from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from yolor_ray.data import CocoFolder
-from yolor_ray.train.driver import run_training
+from yolor_ray.layout import CHECKPOINT_DIR_PREFIX, RUN_STATE_FILE
+from yolor_ray.records import RunState
+from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.train.driver import run_training, train_in_process
 from yolor_ray.train.ray_cluster import HEAD_RESOURCE
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune.space import implicit_of
 
 LR_KEY = "optim_wrapper.optimizer.lr"
-# A trial's own actor: one CPU, on the head (see HEAD_RESOURCE).
+# The actor of a trial that drives a TorchTrainer: one CPU, on the head (see HEAD_RESOURCE).
 TRIAL_ACTOR = {"CPU": 1, HEAD_RESOURCE: 0.001}
+
+
+def in_process(trial_spec: TrainSpec, trainer_trials: bool = False) -> bool:
+    """A trial of one worker trains in its Tune actor: no TorchTrainer, no helper actors
+    (``trainer_trials``: every trial a TorchTrainer run all the same)."""
+    return trial_spec.num_workers == 1 and not trainer_trials
 
 
 def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: str) -> TrainSpec:
@@ -27,16 +42,82 @@ def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: s
                                implicit=implicit_of(implicit_variant, base_implicit))
 
 
-def trial_resources(trial_spec: TrainSpec) -> dict[str, float]:
-    """What one trial needs from the cluster: its own CPU plus its trainer's workers."""
+def trial_resources(trial_spec: TrainSpec, cheap: bool) -> dict[str, float]:
+    """What one trial needs from the cluster: its worker alone when it trains in its own
+    actor (``cheap``), else its own CPU on the head plus its trainer's workers."""
     need = trial_spec.workers_reservation()
-    need["CPU"] += TRIAL_ACTOR["CPU"]
+    if not cheap:
+        need["CPU"] += TRIAL_ACTOR["CPU"]
     return need
 
 
-def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data: CocoFolder | None = None) -> None:
-    """Tune's function trainable: one trial = one Ray Train run named by the trial id."""
+def actor_resources(trial_spec: TrainSpec, cheap: bool) -> dict[str, float]:
+    """What Tune reserves for the trial's own actor: the worker itself when it trains there."""
+    return trial_spec.workers_reservation() if cheap else dict(TRIAL_ACTOR)
+
+
+def trial_folder(trial) -> str:
+    """Tune's folder of an in-process trial, in the sweep's runs/ (its Tune experiment there):
+    the trial's run folder, so Tune's checkpoints land where a TorchTrainer run's do, beside
+    run.json and results.json."""
+    return trial.trial_id
+
+
+class TuneReporter:
+    """An in-process trial's epochs, to Tune: its scheduler sees every epoch, and each
+    checkpoint is persisted into the trial's folder (= its run folder) as Tune's own."""
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+        checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+
+def latest_stored_checkpoint(storage_spec: StorageSpec, name: str) -> str | None:
+    """The checkpoint folder of run ``name`` that got furthest (by its run state's epochs),
+    among those Tune persisted (checkpoint_000000, ...); None when there is none. By the
+    run state, not the name: a trial resumed from storage numbers its folders from 0 again."""
+    storage = open_storage(storage_spec)
+    furthest = None
+    for folder in storage.list_dirs(name):
+        text = storage.read_text(name, folder, RUN_STATE_FILE) if folder.startswith(CHECKPOINT_DIR_PREFIX) else None
+        if text is not None:
+            epochs = RunState.from_json(text).epochs_run
+            if furthest is None or epochs >= furthest[0]:
+                furthest = (epochs, folder)
+    return furthest[1] if furthest else None
+
+
+def resume_point(storage_spec: StorageSpec, name: str):
+    """What an in-process trial continues from: Tune's latest checkpoint of it, else (a sweep
+    whose driver died before Tune saved its state) the furthest one in its run folder."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        return checkpoint
+    folder = latest_stored_checkpoint(storage_spec, name)
+    if folder is None:
+        return None
+    path, filesystem = open_storage(storage_spec).ray_storage()
+    return tune.Checkpoint(f"{path}/{name}/{folder}", filesystem)
+
+
+def latest_checkpoint_of(storage_spec: StorageSpec, name: str) -> str:
+    folder = latest_stored_checkpoint(storage_spec, name)
+    if folder is None:
+        raise RuntimeError(f"trial {name} trained but no checkpoint of it is in storage")
+    return folder
+
+
+def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data: CocoFolder | None = None,
+                cheap: bool = True) -> None:
+    """Tune's function trainable: one trial = one training run named by the trial id;
+    ``cheap``: trained here (1 worker), else a TorchTrainer run."""
     name = tune.get_context().get_trial_id()
-    run_training(trial_for(trial_spec, variant, base_implicit, name), callbacks=(TuneReportCallback(),), data=data,
+    spec = trial_for(trial_spec, variant, base_implicit, name)
+    if cheap:
+        storage_spec = StorageSpec(spec.storage, spec.s3_endpoint)
+        train_in_process(spec, TuneReporter(), resume_point(storage_spec, name),
+                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, name), data=data)
+        return
+    run_training(spec, callbacks=(TuneReportCallback(),), data=data,
                  check_nodes=False,  # the sweep's driver checked them for every trial
                  progress=False)  # Tune's own status table is the sweep's progress

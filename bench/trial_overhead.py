@@ -1,0 +1,106 @@
+"""The fixed cost of one sweep trial: what a 1-worker trial pays besides its epochs, for a
+trial that trains in its own Tune actor (the default) and for one that is a TorchTrainer
+run (``--trainer-trials``, what every trial was before).
+
+Per kind of trial, two sweeps on one local Ray, one trial at a time, the same variant
+(ATSS + YOLOR on fpn, shapes): 1 trial of 2 epochs, and 2 trials of 1 epoch each. Both
+train two epochs and pay the sweep's own start once, so their difference is one trial's
+fixed cost: its actor, imports, model and data, Ray Train's helpers where there are
+any, its results. Measured as wall time and as CPU-seconds of every process on the
+machine (/proc, grouped by what the process is), the same difference per group.
+
+    python -m bench.trial_overhead            -> bench/results/trial_overhead.json
+
+Goal: a 1-worker trial's fixed cost <= 10 s wall and <= 15 CPU-s (in-process trials).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+
+from bench.asha_vs_exhaustive import grouped, startup_profile, tune_records
+from bench.common import REPO, fresh_scratch, log, positive_int, shapes, write_result
+from bench.cpu_profile import CpuSampler
+
+CONFIG = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
+SPACE = dict(placements=[["fpn"]])  # one variant: every trial trains the same
+KINDS = ("in_process", "trainer")
+GOAL_WALL_S, GOAL_CPU_S = 10.0, 15.0
+
+
+def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
+    from yolor_ray.tune.sweep import SweepSpec, run_sweep
+
+    name = f"{kind}-{trials}x{epochs}"
+    spec = SweepSpec(train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name, trials=trials,
+                     search="random", early_stopping=False, max_concurrent=1, trainer_trials=kind == "trainer")
+    with CpuSampler(own_label="bench driver") as cpu:
+        board = run_sweep(spec)
+    statuses = [t.status for t in board.trials]
+    if statuses != ["completed"] * trials:
+        raise RuntimeError(f"sweep {name}: trials ended {statuses}")
+    records = tune_records(scratch / "storage" / name)
+    log(f"{name}: {cpu.result['wall_s']:.1f} s, {cpu.result['total_cpu_s']:.1f} CPU-s")
+    return dict(trials=trials, epochs=epochs, wall_s=cpu.result["wall_s"], cpu_s=cpu.result["total_cpu_s"],
+                groups=grouped(cpu.result["cpu_s"]), processes=cpu.result["cpu_s"],
+                profile=startup_profile(records) if epochs > 1 else None)
+
+
+def fixed_cost(two_trials: dict, one_trial: dict) -> dict:
+    """2 trials x 1 epoch less 1 trial x 2 epochs: one trial's cost besides its epochs."""
+    groups = {g: round(two_trials["groups"].get(g, 0.0) - one_trial["groups"].get(g, 0.0), 1)
+              for g in {*two_trials["groups"], *one_trial["groups"]}}
+    return dict(wall_s=two_trials["wall_s"] - one_trial["wall_s"], cpu_s=two_trials["cpu_s"] - one_trial["cpu_s"],
+                groups=dict(sorted(groups.items(), key=lambda kv: -kv[1])))
+
+
+def main(argv: list[str] | None = None) -> int:
+    script_start = time.perf_counter()
+    import ray
+
+    from yolor_ray.train.spec import TrainSpec
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=positive_int, default=16)
+    parser.add_argument("--val-images", type=positive_int, default=8)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=4)
+    args = parser.parse_args(argv)
+
+    data = shapes("trial-overhead", args.images, args.val_images, args.image_size)
+    scratch = fresh_scratch("trial_overhead")
+    train = TrainSpec(config=CONFIG, data_root=data, small=True, image_size=args.image_size,
+                      batch_size=args.batch_size, num_workers=1, storage=str(scratch / "storage"), num_samples=0,
+                      keep_checkpoints=1)
+    # 2 logical CPUs: a TorchTrainer trial's actor and its worker, or an in-process trial alone.
+    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
+             logging_level=logging.WARNING)
+    sweeps: dict[str, dict] = {kind: {} for kind in KINDS}
+    try:
+        # Interleaved: in-process, trainer, trainer, in-process (drift and going first cancel).
+        for kind, trials, epochs in (("in_process", 1, 2), ("trainer", 1, 2), ("trainer", 2, 1),
+                                     ("in_process", 2, 1)):
+            sweeps[kind][f"{trials}x{epochs}"] = one_sweep(train, kind, trials, epochs, scratch)
+    finally:
+        ray.shutdown()
+
+    fixed = {kind: fixed_cost(sweeps[kind]["2x1"], sweeps[kind]["1x2"]) for kind in KINDS}
+    cheap, trainer = fixed["in_process"], fixed["trainer"]
+    for kind in KINDS:
+        log(f"{kind}: fixed cost per trial {fixed[kind]['wall_s']:.1f} s wall, {fixed[kind]['cpu_s']:.1f} CPU-s "
+            f"({', '.join(f'{g} {s:g}' for g, s in fixed[kind]['groups'].items())})")
+    write_result("trial_overhead", dict(
+        question="the fixed cost of one 1-worker sweep trial: trained in its Tune actor vs a TorchTrainer run",
+        inputs=dict(config=str(CONFIG.relative_to(REPO)), small=True, space=SPACE, **vars(args)),
+        sweeps=sweeps, fixed=fixed, script_s=time.perf_counter() - script_start,
+        wall_ratio=cheap["wall_s"] / trainer["wall_s"], cpu_ratio=cheap["cpu_s"] / trainer["cpu_s"],
+        goal=f"in-process trial: <= {GOAL_WALL_S:g} s wall and <= {GOAL_CPU_S:g} CPU-s fixed cost",
+        met=dict(wall=cheap["wall_s"] <= GOAL_WALL_S, cpu=cheap["cpu_s"] <= GOAL_CPU_S)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
