@@ -38,7 +38,7 @@ def finished_sweep(sweep_data, tmp_path_factory):
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{storage}/mlflow.db", MLFLOW_EXPERIMENT_NAME="grid4")
     proc = yolor_ray(*_sweep_args(sweep_data, storage, "grid4", "--search", "grid", "--placements", "fpn",
                                   "fpn+pred", "--lr", "0.02", "0.000001", "--num-workers", 1, "--tracker", "mlflow"),
-                     env=env)
+                     env=env, cwd=storage)  # MLflow's default artifact root, ./mlruns, lands there, not in the repo
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     print(f"4-trial sweep: {elapsed:.0f} s")
