@@ -7,12 +7,15 @@ metrics on a Ray queue, and a thread of the driver prints them as they come.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from typing import Iterator
 
+import ray
 from ray.train import UserCallback
 from ray.util.queue import Empty, Queue
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from yolor_ray.metrics import RESTARTS, SCORE_METRIC, TRAIN_LOSS
 
@@ -24,8 +27,12 @@ class EpochProgressCallback(UserCallback):
         self.queue = queue
 
     def after_report(self, run_context, metrics, checkpoint):
-        if metrics:
+        if not metrics:
+            return
+        try:
             self.queue.put(dict(metrics[0]))
+        except Exception as err:  # noqa: BLE001 - a progress line must never fail the training
+            logging.getLogger("yolor_ray").warning("epoch progress line lost: %s", err)
 
 
 def format_duration(seconds: float) -> str:
@@ -60,7 +67,10 @@ def epoch_progress(epochs: int, enabled: bool = True) -> Iterator[tuple]:
     if not enabled:
         yield ()
         return
-    queue = Queue(actor_options=dict(num_cpus=0))  # takes no CPU from the workers
+    # No CPU from the workers, and on the driver's node: on a worker node it would die with
+    # that node (failing the controller's callback) and keep the node from idling down.
+    queue = Queue(actor_options=dict(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(
+        ray.get_runtime_context().get_node_id(), soft=False)))
     done = threading.Event()
     start = time.monotonic()
 
