@@ -16,7 +16,6 @@ import logging
 import re
 
 from ray import tune
-from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import FIFOScheduler
 
 from yolor_ray.data import CocoFolder
@@ -25,10 +24,9 @@ from yolor_ray.layout import CONFIRM_DIR, CONFIRMATION_FILE, RESULTS_FILE
 from yolor_ray.noise import METHOD, mean_sd, paired_difference
 from yolor_ray.records import Confirmation, LeaderboardEntry, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
-from yolor_ray.train.driver import run_training, train_in_process
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune.plan import PreparedSweep
-from yolor_ray.tune.trial import TuneReporter, actor_resources, latest_checkpoint_of, resume_point, trial_for
+from yolor_ray.tune.trial import actor_resources, train_trial, trial_for
 
 log = logging.getLogger("yolor_ray")
 BASELINE = "baseline"
@@ -50,13 +48,7 @@ def confirm_trial(config: dict, trial_spec: TrainSpec, base_implicit: dict, data
                   cheap: bool = True) -> None:
     """Tune's function trainable of one confirmation run (named by its arm and seed)."""
     arm = config["arm"]
-    spec = arm_spec(trial_spec, arm["variant"], base_implicit, arm["run"], arm["seed"])
-    if cheap:
-        storage_spec = StorageSpec(spec.storage, spec.s3_endpoint)
-        train_in_process(spec, TuneReporter(), resume_point(storage_spec, arm["run"]),
-                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, arm["run"]), data=data)
-        return
-    run_training(spec, callbacks=(TuneReportCallback(),), data=data, check_nodes=False)
+    train_trial(arm_spec(trial_spec, arm["variant"], base_implicit, arm["run"], arm["seed"]), data, cheap)
 
 
 def _run_folder(trial) -> str:

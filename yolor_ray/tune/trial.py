@@ -112,11 +112,16 @@ def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data:
     """Tune's function trainable: one trial = one training run named by the trial id;
     ``cheap``: trained here (1 worker), else a TorchTrainer run."""
     name = tune.get_context().get_trial_id()
-    spec = trial_for(trial_spec, variant, base_implicit, name)
+    train_trial(trial_for(trial_spec, variant, base_implicit, name), data, cheap)
+
+
+def train_trial(spec: TrainSpec, data: CocoFolder | None, cheap: bool) -> None:
+    """One training run from inside a Tune trial (a sweep's or a confirmation's), reporting
+    each epoch to Tune: in this process (``cheap``, 1 worker), else as a TorchTrainer run."""
     if cheap:
         storage_spec = StorageSpec(spec.storage, spec.s3_endpoint)
-        train_in_process(spec, TuneReporter(), resume_point(storage_spec, name),
-                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, name), data=data)
+        train_in_process(spec, TuneReporter(), resume_point(storage_spec, spec.name),
+                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, spec.name), data=data)
         return
     run_training(spec, callbacks=(TuneReportCallback(),), data=data,
                  check_nodes=False,  # the sweep's driver checked them for every trial
