@@ -75,6 +75,28 @@ def test_sweep_stops_weak_trials_and_leaderboard_agrees_with_trials(finished_swe
     print(markdown)
 
 
+def test_trials_reuse_their_actors_and_a_stopped_trial_stops(finished_sweep):
+    """4 trials, 2 at a time: the 3rd and 4th train in the actors of the first two (Tune's
+    reuse_actors), which it can only do once the trial before has stopped training."""
+    sweep, _, _ = finished_sweep
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    reports = {}
+    for trial in board["trials"]:
+        lines = (sweep / "runs" / trial["trial"] / "result.json").read_text().splitlines()
+        reports[trial["trial"]] = [json.loads(line) for line in lines if line.strip()]
+    pids = {lines[0]["pid"] for lines in reports.values()}
+    assert len(pids) == 2, {t: lines[0]["pid"] for t, lines in reports.items()}
+    starts = sorted(reports, key=lambda t: reports[t][0]["timestamp"] - reports[t][0]["time_total_s"])
+    for trial in board["trials"]:
+        # Every epoch it trained reached Tune, and none after it was stopped; no attempt failed.
+        assert [r["epoch"] for r in reports[trial["trial"]]] == list(range(1, trial["epochs_run"] + 1))
+        assert trial["restarts"] == 0 and not (sweep / "runs" / trial["trial"] / "error.txt").exists()
+    for later in starts[2:]:  # started in an actor whose previous trial had ended: no overlap
+        pid = reports[later][0]["pid"]
+        earlier = [t for t in starts[:starts.index(later)] if reports[t][0]["pid"] == pid]
+        assert earlier and reports[earlier[-1]][-1]["timestamp"] <= reports[later][0]["timestamp"]
+
+
 def test_every_trial_is_an_mlflow_run_with_its_variant(finished_sweep):
     import mlflow
 
@@ -237,12 +259,24 @@ def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline,
     storage = tmp_path / "sweeps"
     space = tmp_path / "space.yaml"
     space.write_text("placements: [[pred]]\ninit: {multiply_mean: [1.0, 0.0]}\n")
-    proc = yolor_ray("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
-                     "--epochs", 1, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
-                     "--from", trained_baseline["run"], "--space", space, "--search", "grid", "--no-early-stopping",
-                     "--confirm", 2, "--seeds", 2, "--num-workers", 1)
+    sweep = ("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
+             "--epochs", 1, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
+             "--from", trained_baseline["run"], "--space", space, "--search", "grid", "--no-early-stopping",
+             "--num-workers", 1)
+    proc = yolor_ray(*sweep)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    trials = {t["trial"] for t in json.loads((storage / "confirmed" / "leaderboard.json").read_text())["trials"]}
+    again = yolor_ray(*sweep)  # complete: only a confirmation can be added
+    assert again.returncode == 2 and "or confirm its winners: the same command with --confirm K" in again.stderr
+    # The complete sweep confirmed afterwards: its trials are not trained again.
+    proc = yolor_ray(*sweep, "--confirm", 2, "--seeds", 2)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "is complete: confirming its top 2 variant(s)" in proc.stderr
     assert "6 run(s) to train, 0 reused" in proc.stderr
+    leaderboard = json.loads((storage / "confirmed" / "leaderboard.json").read_text())
+    assert {t["trial"] for t in leaderboard["trials"]} == trials and leaderboard["confirmation"]["seeds"] == [0, 1]
+    runs = storage / "confirmed" / "runs"
+    assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == sorted(trials)
     confirmation = json.loads((storage / "confirmed" / "confirmation.json").read_text())
     assert confirmation["seeds"] == [0, 1] and "paired t" in confirmation["method"]
     assert "S-1 degrees of freedom" in confirmation["method"]

@@ -88,6 +88,7 @@ class PreparedRun:
     checks: dict = field(default_factory=dict)  # what the driver found: data counts, load_from's keys
     data: CocoFolder | None = None  # the checked --data folder (None: the config's own dataset)
     trackers: tuple = ()  # MMEngine vis backend configs of --tracker, for rank 0
+    config_text: str = ""  # cfg.pretty_text, formatted once
 
     @property
     def location(self) -> str:
@@ -168,10 +169,12 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None, folder_made: bo
     storage = open_storage(StorageSpec(spec.storage, spec.s3_endpoint))
     storage.check()
     name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
-    fingerprint = run_fingerprint(cfg, spec)
+    config_text = cfg.pretty_text  # formatted once (yapf): the fingerprint's and config.py's
+    fingerprint = run_fingerprint(config_text, spec)
     resuming = _check_run_name(storage, name, fingerprint, spec, folder_made)
     trackers = prepare_trackers(spec, cfg, name)
-    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, checks, data, trackers)
+    return PreparedRun(spec, cfg, name, storage, classes, num_params, fingerprint, resuming, checks, data, trackers,
+                       config_text)
 
 
 def prepare_trackers(spec: TrainSpec, cfg: Config, name: str) -> tuple:
@@ -208,14 +211,14 @@ def describe_run(run: PreparedRun) -> tuple[str, str]:
         f"storage:  {run.location} ({'resuming the unfinished run' if run.resuming else 'a new run'})",
         f"trackers: {', '.join(['tensorboard (logs/ in storage)', *spec.trackers])}",
     ]
-    return "\n".join(lines), cfg.pretty_text
+    return "\n".join(lines), run.config_text
 
 
-def run_fingerprint(cfg: Config, spec: TrainSpec) -> str:
-    """The config text plus what the config does not hold but training depends on:
+def run_fingerprint(config_text: str, spec: TrainSpec) -> str:
+    """The config's text plus what the config does not hold but training depends on:
     the world size (the LR scales with the total batch) and the device."""
     scale = dict(num_workers=spec.num_workers, use_gpu=spec.use_gpu)
-    text = cfg.pretty_text + json.dumps(scale, sort_keys=True)
+    text = config_text + json.dumps(scale, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -382,7 +385,7 @@ def train_in_process(spec: TrainSpec, reporter: Reporter, checkpoint, latest_che
 def _write_run_files(run: PreparedRun) -> None:
     """run.json and config.py, before training (a resumed run has them)."""
     if not run.resuming:
-        run.storage.write_bytes(run.cfg.pretty_text.encode(), run.name, RUN_CONFIG)
+        run.storage.write_bytes(run.config_text.encode(), run.name, RUN_CONFIG)
         run.storage.write_bytes(run.manifest.to_json().encode(), run.name, RUN_FILE)
 
 

@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 import traceback
+import uuid
 from pathlib import Path
 
 import ray.train
@@ -26,7 +27,7 @@ from yolor_ray import config as cfglib
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, fetch_checkpoint
 from yolor_ray.engine.hooks import EpochReportHook, Reporter
 from yolor_ray.engine.run_logs import upload_logs
-from yolor_ray.engine.runner import WorkerRunner
+from yolor_ray.engine.runner import TextOnceConfig, WorkerRunner
 from yolor_ray.engine.worker_output import copy_output_to
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.records import RunState
@@ -89,7 +90,7 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_
         torch.cuda.set_device(local_rank)
     else:
         torch.set_num_threads(config["threads"])
-    cfg = Config(config["cfg"])
+    cfg = TextOnceConfig(config["cfg"])
     if cfg.get("custom_imports"):
         # Config.fromfile imported them on the driver; a config rebuilt from a dict does not.
         import_modules_from_strings(**cfg.custom_imports)
@@ -101,6 +102,12 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_
             log.info("ranks on %d nodes: %s collect results through the process group",
                      len({r["node_id"] for r in topology}), ", ".join(changed))
     cfg.work_dir = work_dir
+    # MMEngine keeps its logger, message hub and visualizer per process, by name, and hands
+    # an existing one back: a run after another in the same process (a reused trial actor)
+    # would get the last run's visualizer, writing into that run's deleted work_dir.
+    cfg.experiment_name = f"{config['run_name']}-{uuid.uuid4().hex[:8]}"
+    if cfg.get("visualizer") is not None:
+        cfg.visualizer.name = cfg.experiment_name
     # In a TorchTrainer Ray made the process group; one rank in-process needs none.
     cfg.launcher = "pytorch" if torch.distributed.is_initialized() else "none"
     cfg.model_wrapper_cfg = dict(type="CPUFriendlyDDP", broadcast_buffers=False,
@@ -128,9 +135,10 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_
         # An instance, not a config entry: the reporter is a live object, not a setting.
         runner.register_hook(EpochReportHook(**report_hook))
         runner.train()
-    except BaseException:
+    except BaseException as err:
         if runner is not None:
-            traceback.print_exc()  # into output.log too, on every rank
+            if not isinstance(err, SystemExit):  # SystemExit: Tune stopped this trial at its report
+                traceback.print_exc()  # into output.log too, on every rank
             runner.visualizer.close()  # after_run never came: flush TensorBoard, end tracker runs
         raise
     finally:  # upload_logs never raises, so a failure's own traceback stays

@@ -102,6 +102,7 @@ def _train(plan: PreparedSweep, confirm_spec: TrainSpec, pending: list[dict], ma
     tuner = tune.Tuner(
         trainable, param_space={"arm": tune.grid_search(pending)},
         tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=max_concurrent,
+                                    reuse_actors=plan.in_process,
                                     **({"trial_dirname_creator": _run_folder} if plan.in_process else {})),
         run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=f"{storage_path}/{plan.name}",
                                   storage_filesystem=filesystem, verbose=1,

@@ -31,10 +31,10 @@ def ranked_entries(plan: PreparedSweep, grid) -> list[LeaderboardEntry]:
     return rank([entry_of(runs, result) for result in grid], plan.spec.metric, plan.spec.mode)
 
 
-def write_sweep_results(plan: PreparedSweep, grid, confirmation: Confirmation | None = None) -> Leaderboard:
+def write_sweep_results(plan: PreparedSweep, entries: list[LeaderboardEntry],
+                        confirmation: Confirmation | None = None) -> Leaderboard:
     """The leaderboard (written last: a sweep with a leaderboard is complete), the
-    comparison plot and the best config, from every trial's results.json."""
-    entries = ranked_entries(plan, grid)
+    comparison plot and the best config, from the ranked entries (:func:`ranked_entries`)."""
     board = Leaderboard(sweep=plan.name, location=plan.location, config=str(plan.spec.train.config),
                         metric=plan.spec.metric, mode=plan.spec.mode, search=plan.search,
                         space=plan.space.to_config(), early_stopping=plan.spec.early_stopping, epochs=plan.epochs,

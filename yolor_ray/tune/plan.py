@@ -67,6 +67,7 @@ class PreparedSweep:
     fingerprint: str
     resuming: bool
     data: CocoFolder | None = None  # --data, inspected once for the whole sweep
+    finished: bool = False  # complete already: only its confirmation to run (--confirm)
 
     @property
     def location(self) -> str:

@@ -20,7 +20,8 @@ Layout in storage, for a sweep ``NAME``::
 
 Resume: the same command with the same ``--name`` restores the Tune experiment;
 unfinished trials restart and their training runs continue from their last
-checkpoint (a trial's run name is its trial id, which a restored sweep keeps).
+checkpoint (a trial's run name is its trial id, which a restored sweep keeps). A
+complete sweep run again with ``--confirm K`` trains only its confirmation.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.metrics import SCORE_METRIC, TRAIN_LOSS, coco_keys
 from yolor_ray.models import build_model
-from yolor_ray.records import RunManifest, SweepManifest
+from yolor_ray.records import Leaderboard, RunManifest, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.checkpoints import latest_checkpoint
 from yolor_ray.train.driver import describe_run, prepare_run
@@ -114,7 +115,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     # One trial's run, checked in full (config, data, the YOLOR model builds).
     first = {d.key: d.values()[0] for d in space.dimensions}
     prepared = prepare_run(trial_for(trial_spec, first, base_implicit, "check"), data)
-    fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.cfg.pretty_text, run=prepared.fingerprint,
+    fingerprint = hashlib.sha256(json.dumps(dict(cfg=prepared.config_text, run=prepared.fingerprint,
                                                  space=space.to_config(),
                                                  search=search, trials=spec.trials, metric=spec.metric,
                                                  mode=spec.mode, grace_period=spec.grace_period,
@@ -122,9 +123,9 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                                  early_stopping=spec.early_stopping,
                                                  trainer_trials=spec.trainer_trials),
                                             sort_keys=True).encode()).hexdigest()[:16]
-    resuming = _check_sweep_name(storage, name, fingerprint)
+    state = _check_sweep_name(storage, name, fingerprint, confirm=spec.confirm > 0)
     plan = PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
-                         storage, fingerprint, resuming, data)
+                         storage, fingerprint, resuming=state == "unfinished", data=data, finished=state == "finished")
     check_confirmable(plan)
     return plan
 
@@ -158,20 +159,25 @@ def _has_optuna() -> bool:
     return importlib.util.find_spec("optuna") is not None
 
 
-def _check_sweep_name(storage, name: str, fingerprint: str) -> bool:
-    """True when ``name`` is an unfinished sweep with these settings (resume it)."""
+def _check_sweep_name(storage, name: str, fingerprint: str, confirm: bool = False) -> str:
+    """'new'; 'unfinished': a sweep with these settings to resume; 'finished': a complete one
+    with these settings whose winners ``confirm`` (--confirm) is to train again."""
     if not storage.exists(name):
-        return False
-    if storage.read_text(name, LEADERBOARD_FILE) is not None:
-        raise SweepExistsError(f"sweep {storage.location(name)!r} is complete (it has {LEADERBOARD_FILE}); "
-                               "pick another --name")
+        return "new"
     text = storage.read_text(name, SWEEP_FILE)
     if text is None:
         raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep; pick another --name")
-    if SweepManifest.from_json(text).fingerprint != fingerprint:
+    same = SweepManifest.from_json(text).fingerprint == fingerprint
+    if storage.read_text(name, LEADERBOARD_FILE) is not None:
+        if confirm and same:
+            return "finished"
+        raise SweepExistsError(f"sweep {storage.location(name)!r} is complete (it has {LEADERBOARD_FILE}); pick "
+                               "another --name" + (", or confirm its winners: the same command with --confirm K"
+                                                   if same else ""))
+    if not same:
         raise SweepExistsError(f"sweep {storage.location(name)!r} was started with another config, space or "
                                "settings; resume it with the same command, or pick another --name")
-    return True
+    return "unfinished"
 
 
 def concurrency(total: dict[str, float], need: dict[str, float], head_cpus: float | None = None) -> int:
@@ -194,31 +200,48 @@ def sweep_concurrency(fits: int, requested: int | None, fixed: bool) -> tuple[in
 
 
 def run_sweep(spec: SweepSpec):
-    """Run (or resume) a sweep and write its leaderboard; returns the leaderboard."""
+    """Run (or resume) a sweep and write its leaderboard; returns the leaderboard. A
+    complete sweep run again with --confirm only trains its confirmation."""
     plan = prepare_sweep(spec)
     with ray_session(plan.trial_spec.address, verbose=plan.trial_spec.verbose) as local:
-        cheap = plan.in_process
-        need = trial_resources(plan.trial_spec, cheap)
-        fixed = local or spec.fixed_cluster
-        total, on_head = ray.cluster_resources(), head_cpus()
-        fits = concurrency(total, need, head_cpus=None if cheap else on_head)
-        layout = ("its worker, in the trial's own process" if cheap else
-                  f"1 CPU on the head for the trial, the rest for its {plan.trial_spec.num_workers} worker(s)")
-        require_fit(fits >= 1, "a trial", f"one trial needs {_describe(need)} ({layout}), but the cluster has "
-                    f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
-        max_concurrent, cut = sweep_concurrency(fits, spec.max_concurrent, fixed)
-        if cut:
-            log.warning(cut)
-        if plan.data is not None and not local:
-            check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.resources_per_worker())
-        start = time.monotonic()
-        grid = _tuner(plan, max_concurrent).fit()
-        log.info("sweep finished in %.0f s", time.monotonic() - start)
-        runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
-        for result in grid:
-            record_stopped_trial(runs, result)
-        confirmation = run_confirmation(plan, ranked_entries(plan, grid), max_concurrent) if spec.confirm else None
-    return write_sweep_results(plan, grid, confirmation)
+        max_concurrent = _trials_at_a_time(plan, local)
+        if plan.finished:
+            entries = Leaderboard.from_json(plan.storage.read_text(plan.name, LEADERBOARD_FILE)).trials
+            log.info("sweep %s is complete: confirming its top %d variant(s)", plan.location, spec.confirm)
+        else:
+            entries = _run_trials(plan, max_concurrent, local)
+        confirmation = run_confirmation(plan, entries, max_concurrent) if spec.confirm else None
+    return write_sweep_results(plan, entries, confirmation)
+
+
+def _trials_at_a_time(plan: PreparedSweep, local: bool) -> int:
+    """How many trials run side by side on this cluster (a one-line error when not one fits)."""
+    cheap, spec = plan.in_process, plan.spec
+    need = trial_resources(plan.trial_spec, cheap)
+    fixed = local or spec.fixed_cluster
+    total, on_head = ray.cluster_resources(), head_cpus()
+    fits = concurrency(total, need, head_cpus=None if cheap else on_head)
+    layout = ("its worker, in the trial's own process" if cheap else
+              f"1 CPU on the head for the trial, the rest for its {plan.trial_spec.num_workers} worker(s)")
+    require_fit(fits >= 1, "a trial", f"one trial needs {_describe(need)} ({layout}), but the cluster has "
+                f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
+    max_concurrent, cut = sweep_concurrency(fits, spec.max_concurrent, fixed)
+    if cut:
+        log.warning(cut)
+    return max_concurrent
+
+
+def _run_trials(plan: PreparedSweep, max_concurrent: int, local: bool) -> list:
+    """The sweep's trials through Tune; their leaderboard entries, ranked."""
+    if plan.data is not None and not local:
+        check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.resources_per_worker())
+    start = time.monotonic()
+    grid = _tuner(plan, max_concurrent).fit()
+    log.info("sweep finished in %.0f s", time.monotonic() - start)
+    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+    for result in grid:
+        record_stopped_trial(runs, result)
+    return ranked_entries(plan, grid)
 
 
 def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
@@ -256,7 +279,7 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
             num_samples=1 if plan.search == "grid" else spec.trials,
             # Tune limits a Searcher through this; a variant generator limits itself.
             max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
-            **_in_process_folders(plan)),
+            reuse_actors=plan.in_process, **_in_process_folders(plan)),
         run_config=tune.RunConfig(name=experiment_name, storage_path=parent, storage_filesystem=filesystem,
                                   verbose=1, **_in_process_checkpoints(plan)))
 
@@ -316,6 +339,12 @@ def _describe(resources: dict, keys: dict | None = None) -> str:
     return ", ".join(f"{resources.get(k, 0):g} {k}" for k in (keys or resources))
 
 
+def _state_of(plan: PreparedSweep) -> str:
+    if plan.finished:
+        return "complete: only its confirmation is trained"
+    return "resuming the unfinished sweep" if plan.resuming else "a new sweep"
+
+
 def describe_sweep(plan: PreparedSweep) -> tuple[str, str]:
     """``--dry-run`` of a sweep: its settings, then the first trial as a run would print it."""
     first = {d.key: d.values()[0] for d in plan.space.dimensions}
@@ -323,7 +352,7 @@ def describe_sweep(plan: PreparedSweep) -> tuple[str, str]:
                                                   plan.data))
     spec = plan.spec
     lines = [
-        f"sweep:    {plan.location} ({'resuming the unfinished sweep' if plan.resuming else 'a new sweep'})",
+        f"sweep:    {plan.location} ({_state_of(plan)})",
         f"trials:   {spec.trials} by {plan.search} search, {plan.epochs} epochs each, ranked by {spec.metric} "
         f"({spec.mode}), " + ("ASHA early stopping" if spec.early_stopping else "no early stopping"),
         f"space:    {json.dumps(plan.space.to_config())}",

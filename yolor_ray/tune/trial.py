@@ -8,6 +8,7 @@ callback. Both leave the same run folder, ``runs/TRIAL`` (docs/tune.md).
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
@@ -24,6 +25,12 @@ from yolor_ray.tune.space import implicit_of
 LR_KEY = "optim_wrapper.optimizer.lr"
 # The actor of a trial that drives a TorchTrainer: one CPU, on the head (see HEAD_RESOURCE).
 TRIAL_ACTOR = {"CPU": 1, HEAD_RESOURCE: 0.001}
+# In-process trials reuse their actors (Tune's reuse_actors): torch and mmdet are imported
+# once per actor, not once per trial. Before the next trial starts in an actor, Tune waits
+# this long for the previous one's training thread to end: a stopped trial leaves through
+# its report (SystemExit) and uploads its logs on the way out. Ray's default, 2 s, can cut
+# an upload short, and a wait that runs out fails the next trial.
+STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S = "TUNE_FUNCTION_THREAD_TIMEOUT_S", "120"
 
 
 def in_process(trial_spec: TrainSpec, trainer_trials: bool = False) -> bool:
@@ -119,6 +126,7 @@ def train_trial(spec: TrainSpec, data: CocoFolder | None, cheap: bool) -> None:
     """One training run from inside a Tune trial (a sweep's or a confirmation's), reporting
     each epoch to Tune: in this process (``cheap``, 1 worker), else as a TorchTrainer run."""
     if cheap:
+        os.environ.setdefault(STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S)
         storage_spec = StorageSpec(spec.storage, spec.s3_endpoint)
         train_in_process(spec, TuneReporter(), resume_point(storage_spec, spec.name),
                          latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, spec.name), data=data)
