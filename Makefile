@@ -33,6 +33,7 @@ bench: setup
 	$(PY) -m bench.implicit_cost
 	$(PY) -m bench.scaling
 	$(PY) -m bench.asha_vs_exhaustive
+	$(PY) -m bench.warm_start
 	$(PY) -m bench.trial_overhead
 	$(PY) -m bench.coco_scale
 	$(PY) -m bench.report

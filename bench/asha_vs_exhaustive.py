@@ -6,11 +6,12 @@ Both sweeps are ``run_sweep`` with ``--search grid`` over placements {fpn, pred,
 fpn+pred, head_in} x modeling {vector, mf}; the exhaustive one with
 ``early_stopping=False`` and seed 0, the ASHA one with seed 1, as two independent
 sweeps would run. The noise is measured on the variants both ran to the end: the same
-variant at seeds 0 and 1. One local Ray holds two trials at a time (each trial's actor
-takes a logical CPU but mostly waits; its one worker trains with one thread), the same
-for both sweeps. The cost is counted twice: worker-seconds (Tune's time per trial x
-workers) and the CPU-seconds of every process on the machine while the sweep ran, from
-/proc, grouped by what the process is: the profile of where the cost goes.
+variant at seeds 0 and 1. One local Ray of 2 CPUs holds two trials at a time (each
+1-worker trial trains in its own Tune actor with one thread), the same for both sweeps.
+ASHA's rungs follow from ``--epochs`` and ``--reduction-factor`` (8 and 4: it compares
+trials after epochs 1 and 4). The cost is counted twice: worker-seconds (Tune's time per
+trial x workers) and the CPU-seconds of every process on the machine while the sweep
+ran, from /proc, grouped by what the process is: the profile of where the cost goes.
 
     python -m bench.asha_vs_exhaustive            -> bench/results/asha_vs_exhaustive.json
 
@@ -84,11 +85,11 @@ def grouped(cpu_s: dict[str, float]) -> dict[str, float]:
     return {name: round(seconds, 1) for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1])}
 
 
-def run_one_sweep(train, mode: str, concurrent: int, scratch: Path) -> dict:
+def run_one_sweep(train, mode: str, concurrent: int, reduction_factor: int, scratch: Path) -> dict:
     from yolor_ray.tune.sweep import SweepSpec, run_sweep
 
     spec = SweepSpec(train=train, space=SPACE, name=mode, search="grid", metric=METRIC,
-                     early_stopping=mode == "asha", max_concurrent=concurrent)
+                     early_stopping=mode == "asha", max_concurrent=concurrent, reduction_factor=reduction_factor)
     with CpuSampler(own_label="bench driver") as cpu:
         board = run_sweep(spec)
     records = tune_records(scratch / "storage" / mode)
@@ -131,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=positive_int, default=48)
     parser.add_argument("--val-images", type=positive_int, default=16)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--epochs", type=positive_int, default=8)
+    parser.add_argument("--reduction-factor", type=int, default=4, help="ASHA's (default 4: rungs at epochs 1 and 4 "
+                        "of 8)")
     parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--lr", type=float, default=0.02, help="the config's LR before auto_scale_lr (default "
                         "0.02: from scratch in 3 epochs, mmdet's 0.01 leaves most trials at AP 0)")
-    parser.add_argument("--concurrent", type=positive_int, default=2, help="trials at a time (default 2, one per core; "
-                        "3 stretch every trial by contention: measured 0.96 instead of 0.93)")
+    parser.add_argument("--concurrent", type=positive_int, default=2, help="trials at a time (default 2, one per core)")
     parser.add_argument("--asha-seed", type=int, default=1, help="the ASHA sweep's seed (the exhaustive one uses 0)")
     args = parser.parse_args(argv)
     if args.asha_seed == 0:
@@ -147,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     train = TrainSpec(config=CONFIG, data_root=data, small=True, image_size=args.image_size, epochs=args.epochs,
                       batch_size=args.batch_size, num_workers=1, storage=str(scratch / "storage"), num_samples=0,
                       keep_checkpoints=1, cfg_options={"optim_wrapper.optimizer.lr": args.lr})
-    # One trial = its actor (1 CPU, idle) + one worker (1 CPU): logical CPUs for `concurrent` trials.
-    ray.init(address="local", num_cpus=2 * args.concurrent, include_dashboard=True, dashboard_host="127.0.0.1",
+    # One trial = its actor, which is its one worker (1 CPU): logical CPUs for `concurrent` trials.
+    ray.init(address="local", num_cpus=args.concurrent, include_dashboard=True, dashboard_host="127.0.0.1",
              logging_level=logging.WARNING)
     start = time.perf_counter()
     try:
-        sweeps = {mode: run_one_sweep(dataclasses.replace(train, seed=seed), mode, args.concurrent, scratch)
+        sweeps = {mode: run_one_sweep(dataclasses.replace(train, seed=seed), mode, args.concurrent,
+                                      args.reduction_factor, scratch)
                   for mode, seed in (("exhaustive", 0), ("asha", args.asha_seed))}
     finally:
         ray.shutdown()

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / "bench" / ".work"  # datasets and scratch runs; .gitignore'd
 ITER_TIMES_ENV = "YOLOR_BENCH_ITER_TIMES"  # where bench.iter_times writes (see that module)
+TRAIN_CPUS_ENV = "YOLOR_BENCH_TRAIN_CPUS"  # cores bench.iter_times pins the training thread to ("1", "2,3")
 
 
 def log(message: str) -> None:
@@ -123,11 +124,13 @@ def alternate(index: int, variants: tuple) -> tuple:
     return variants if index % 2 == 0 else variants[::-1]
 
 
-def run_child(args: list[str], env: dict, log_file: Path) -> float:
-    """Run a measured command, output to ``log_file``; returns its wall time. Fails loudly."""
+def run_child(args: list[str], env: dict, log_file: Path, cpus: set[int] | None = None) -> float:
+    """Run a measured command, output to ``log_file``; returns its wall time. Fails loudly.
+    ``cpus``: the cores the child and everything it starts may run on (unless they move)."""
     start = time.perf_counter()
     with open(log_file, "w") as out:
-        proc = subprocess.run(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.run(args, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                              preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         tail = log_file.read_text()[-3000:]
@@ -148,11 +151,16 @@ class TimedRun:
         return self.stamps["epochs"][0][0] - self.launched
 
 
-def timed_run(command: list[str], threads: int, scratch: Path, name: str) -> TimedRun:
-    """Run a training child with bench.iter_times' hook recording to ``scratch/NAME.times.json``."""
+def timed_run(command: list[str], threads: int, scratch: Path, name: str,
+              pin: tuple[set[int], set[int]] | None = None) -> TimedRun:
+    """Run a training child with bench.iter_times' hook recording to ``scratch/NAME.times.json``.
+    ``pin``: (the cores of every process of the run, the cores its training thread moves to)."""
     times = scratch / f"{name}.times.json"
+    env = child_env(threads, times)
+    if pin is not None:
+        env[TRAIN_CPUS_ENV] = ",".join(map(str, sorted(pin[1])))
     launched = time.perf_counter()
-    wall = run_child(command, child_env(threads, times), scratch / f"{name}.log")
+    wall = run_child(command, env, scratch / f"{name}.log", cpus=pin[0] if pin else None)
     return TimedRun(launched, wall, json.loads(times.read_text()))
 
 

@@ -6,7 +6,8 @@ Configs under bench/configs load it (``custom_imports``); it writes rank 0's sta
 grouped by epoch, and the CPU profile to the file named by ``$YOLOR_BENCH_ITER_TIMES``
 when training ends. The same hook runs in a plain MMEngine Runner and inside a Ray Train
 worker, so both are timed by the same code (Ray's local workers inherit the variable
-from the driver).
+from the driver). With ``$YOLOR_BENCH_TRAIN_CPUS`` it first moves the training thread
+onto those cores (``bench.ray_overhead``: a core of its own, Ray's processes on the other).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from bench.common import ITER_TIMES_ENV
+from bench.common import ITER_TIMES_ENV, TRAIN_CPUS_ENV
 from bench.cpu_profile import by_name, cpu_seconds
 
 
@@ -30,6 +31,11 @@ class BenchIterTimes(Hook):
         self.epochs: list[list[float]] = []
         self._cpu_start: tuple[float, dict] | None = None
         self.cpu: dict | None = None
+
+    def before_train(self, runner):
+        cpus = os.environ.get(TRAIN_CPUS_ENV)
+        if cpus:  # this thread (the one that trains) to its own cores; the process's other threads stay
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
 
     def before_train_epoch(self, runner):
         self.epochs.append([time.perf_counter()])

@@ -3,6 +3,13 @@ worker against a plain MMEngine Runner in one process, same config, data, batch,
 and threads. Repetitions interleave (Ray first, then plain first, ...); each run is a
 fresh process; the first iterations of every run are warm-up and left out.
 
+Ray's own processes (driver, raylet, GCS, dashboard, Ray Train's actors) get their share
+of the machine the way a real node gives it, not out of the training's: every process of
+a run starts on core 0, and the thread that trains (one torch thread) moves to core 1
+(``bench.iter_times``, ``$YOLOR_BENCH_TRAIN_CPUS``), under Ray and in the plain Runner
+alike. So both train on a core of their own, and what is measured is what Ray adds to
+the training thread itself; what Ray's processes take of the other core is reported.
+
     python -m bench.ray_overhead [--pairs 3]       -> bench/results/ray_overhead.json
 
 Goal: Ray / plain <= 1.03 per iteration. Start-up (process launch to the first
@@ -11,6 +18,7 @@ iteration) is reported beside it: Ray pays it once per run, not per iteration.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 
@@ -54,9 +62,14 @@ def top_other_processes(runs: list[dict], variant: str, top: int = 6) -> dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_timed_training_options(parser, pairs=3, pairs_of="Ray/plain", images=96, warmup=8)
-    parser.add_argument("--threads", type=positive_int, default=2,
-                        help="torch threads (and Ray CPUs) of the one worker")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="torch threads (and Ray CPUs) of the one worker (default 1: the core it is pinned to)")
     args = parser.parse_args(argv)
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < args.threads + 1:
+        parser.error(f"pinning needs {args.threads + 1} cores (the training's {args.threads} and one for the rest), "
+                     f"this process may use {len(cores)}")
+    pin = ({cores[0]}, set(cores[1:1 + args.threads]))  # (every process of a run, its training thread)
 
     data = shapes("overhead", args.images, 8, args.image_size)
     scratch = fresh_scratch("ray_overhead")
@@ -68,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                                  num_workers=1, threads=args.threads, storage=scratch / "storage", name=name)
             if variant == "plain":
                 command = [sys.executable, "-m", "bench.plain_runner", *command[3:]]  # the same train arguments
-            run = timed_run(command, args.threads, scratch, name)
+            run = timed_run(command, args.threads, scratch, name, pin=pin)
             seconds = iteration_seconds(run.stamps, args.warmup)
             others = others_cores(run.stamps["cpu"])
             runs.append(dict(variant=variant, pair=pair, wall_s=round(run.wall_s, 2),
@@ -88,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"Ray / plain per iteration: {ratio['mean']:.3f} (pairs {ratio['pairs']}); goal <= {GOAL}")
     write_result("ray_overhead", dict(
         question="seconds per training iteration: yolor-ray train with 1 Ray worker vs a plain MMEngine Runner",
-        inputs=dict(config=str(CONFIG.relative_to(REPO)), small=True, **vars(args), epochs=1, val_images=8),
+        inputs=dict(config=str(CONFIG.relative_to(REPO)), small=True, **vars(args), epochs=1, val_images=8,
+                    pinned=dict(processes=sorted(pin[0]), training_thread=sorted(pin[1]))),
         runs=runs, ratio=ratio, goal=f"ray / plain <= {GOAL}", met=ratio["mean"] <= GOAL,
         startup_s=startup,
         # The profile: what else ran on the cores while the iterations were timed.

@@ -143,14 +143,52 @@ def trial_overhead(r: dict) -> list[str]:
             row("in_process", "in its Tune actor (default)"), row("trainer", "a TorchTrainer run (`--trainer-trials`)"),
             "", f"In-process / TorchTrainer: wall {r['wall_ratio']:.2f}, CPU-s {r['cpu_ratio']:.2f}. Goal for the "
             f"in-process trial: <= 10 s wall ({_met(r['met']['wall'])}) and <= 15 CPU-s ({_met(r['met']['cpu'])}). "
-            "Each is 2 trials x 1 epoch less 1 trial x 2 epochs (sweeps of "
+            f"Each is {r['inputs']['trials']} trials x 1 epoch less 1 trial x {r['inputs']['trials']} epochs, over "
+            f"{r['inputs']['trials'] - 1} (sweeps of "
             + ", ".join(f"{kind} {name}: {s['wall_s']:.0f} s / {s['cpu_s']:.0f} CPU-s"
                         for kind in ("in_process", "trainer") for name, s in sweeps[kind].items())
             + f"); the script: {r['script_s'] / 60:.1f} min."]
 
 
+def warm_start(r: dict) -> list[str]:
+    p, ratios, i = r["phases"], r["ratios"], r["inputs"]
+
+    def sweep_row(key: str, label: str) -> str:
+        s = p[key]
+        best = s["best"]
+        return (f"| {label} | {s['worker_seconds']:.0f} | {s['cpu_s']:.0f} | {s['wall_s']:.0f} s | "
+                f"{s['epochs_trained']} | {s['completed']}/{len(s['trials'])} | {best['ap']:.4f} ({best['variant']}) |")
+
+    def confirmation(key: str) -> str:
+        c = p[key]
+        values = ", ".join(f"{v:.4f}" for v in c["values"])
+        baseline = ", ".join(f"{v:.4f}" for v in c["baseline"]["values"])
+        return (f"{c['variant']} {c['diff']:+.4f} [{c['low']:+.4f}, {c['high']:+.4f}], "
+                f"{'within' if c['within_noise'] else 'beyond'} noise (values {values} vs baseline {baseline}; "
+                f"{c['worker_seconds']:.0f} worker-s, {c['cpu_s']:.0f} CPU-s)")
+
+    base = p["baseline"]
+    return ["### Warm-started ASHA vs every variant from scratch (8 variants, shapes)", "", _stamp(r), "",
+            "| sweep | worker-seconds | CPU-seconds, all processes | wall | epochs trained | completed | "
+            "best bbox AP (variant) |", "| :-- | ---: | ---: | ---: | ---: | ---: | :-- |",
+            sweep_row("scratch", f"from scratch, {i['epochs']} epochs, no early stopping"),
+            sweep_row("warm", f"from the baseline, {i['finetune_epochs']} epochs, ASHA (reduction factor "
+                              f"{i['reduction_factor']})"),
+            "", f"Warm / scratch, the baseline's training not counted: worker-seconds "
+            f"**{ratios['worker_seconds']['without_baseline']:.3f}**, CPU-seconds "
+            f"**{ratios['cpu_s']['without_baseline']:.3f}** (goal <= 0.15: {_met(r['met']['worker_seconds'])} / "
+            f"{_met(r['met']['cpu_s'])}); counted: {ratios['worker_seconds']['with_baseline']:.3f} / "
+            f"{ratios['cpu_s']['with_baseline']:.3f}; epochs trained: {ratios['epochs']:.3f}. The baseline "
+            f"({i['epochs']} epochs, `yolor-ray train`, 1 worker): {base['worker_seconds']:.0f} s, "
+            f"{base['cpu_s']:.0f} CPU-s, bbox AP {base['ap']:.4f}.",
+            "", f"Confirmed with 2 seeds ({p['scratch_confirmation']['method']}), the winner's difference to the "
+            f"baseline: from scratch {confirmation('scratch_confirmation')}; warm-started "
+            f"{confirmation('warm_confirmation')}. The script: {r['script_s'] / 60:.1f} min (budget 10)."]
+
+
 SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
-            ("asha_vs_exhaustive", asha), ("trial_overhead", trial_overhead), ("coco_scale", coco_scale))
+            ("asha_vs_exhaustive", asha), ("warm_start", warm_start), ("trial_overhead", trial_overhead),
+            ("coco_scale", coco_scale))
 
 
 def render() -> str:

@@ -3,11 +3,13 @@ trial that trains in its own Tune actor (the default) and for one that is a Torc
 run (``--trainer-trials``, what every trial was before).
 
 Per kind of trial, two sweeps on one local Ray, one trial at a time, the same variant
-(ATSS + YOLOR on fpn, shapes): 1 trial of 2 epochs, and 2 trials of 1 epoch each. Both
-train two epochs and pay the sweep's own start once, so their difference is one trial's
-fixed cost: its actor, imports, model and data, Ray Train's helpers where there are
-any, its results. Measured as wall time and as CPU-seconds of every process on the
-machine (/proc, grouped by what the process is), the same difference per group.
+(ATSS + YOLOR on fpn, shapes): 1 trial of K epochs, and K trials of 1 epoch each (K = 4).
+Both train K epochs and pay the sweep's own start once, so their difference over K - 1 is
+one more trial's fixed cost: its model and data, its results, Ray Train's helpers where
+there are any, and its actor and imports where the actor is not reused (an in-process
+trial reuses the actor the trial before it leaves; a TorchTrainer trial's actor is fresh).
+Measured as wall time and as CPU-seconds of every process on the machine (/proc,
+grouped by what the process is), the same difference per group.
 
     python -m bench.trial_overhead            -> bench/results/trial_overhead.json
 
@@ -46,14 +48,18 @@ def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
     log(f"{name}: {cpu.result['wall_s']:.1f} s, {cpu.result['total_cpu_s']:.1f} CPU-s")
     return dict(trials=trials, epochs=epochs, wall_s=cpu.result["wall_s"], cpu_s=cpu.result["total_cpu_s"],
                 groups=grouped(cpu.result["cpu_s"]), processes=cpu.result["cpu_s"],
-                profile=startup_profile(records) if epochs > 1 else None)
+                profile=startup_profile(records) if epochs > 1 else None,
+                # trial start to its first report (its start-up and first epoch), in trial order
+                first_report_s=[round(records[t][0]["time_this_iter_s"], 2) for t in sorted(records)])
 
 
-def fixed_cost(two_trials: dict, one_trial: dict) -> dict:
-    """2 trials x 1 epoch less 1 trial x 2 epochs: one trial's cost besides its epochs."""
-    groups = {g: round(two_trials["groups"].get(g, 0.0) - one_trial["groups"].get(g, 0.0), 1)
-              for g in {*two_trials["groups"], *one_trial["groups"]}}
-    return dict(wall_s=two_trials["wall_s"] - one_trial["wall_s"], cpu_s=two_trials["cpu_s"] - one_trial["cpu_s"],
+def fixed_cost(many_trials: dict, one_trial: dict) -> dict:
+    """K trials x 1 epoch less 1 trial x K epochs, over K - 1: one more trial's cost besides its epochs."""
+    extra = many_trials["trials"] - 1
+    groups = {g: round((many_trials["groups"].get(g, 0.0) - one_trial["groups"].get(g, 0.0)) / extra, 1)
+              for g in {*many_trials["groups"], *one_trial["groups"]}}
+    return dict(wall_s=(many_trials["wall_s"] - one_trial["wall_s"]) / extra,
+                cpu_s=(many_trials["cpu_s"] - one_trial["cpu_s"]) / extra,
                 groups=dict(sorted(groups.items(), key=lambda kv: -kv[1])))
 
 
@@ -68,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=positive_int, default=8)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--trials", type=int, default=4, help="K: the sweeps are 1 x K and K x 1 (default 4)")
     args = parser.parse_args(argv)
+    if args.trials < 2:
+        parser.error(f"--trials must be >= 2 (the difference of 1 x K and K x 1), got {args.trials}")
+    k = args.trials
 
     data = shapes("trial-overhead", args.images, args.val_images, args.image_size)
     scratch = fresh_scratch("trial_overhead")
@@ -81,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     sweeps: dict[str, dict] = {kind: {} for kind in KINDS}
     try:
         # Interleaved: in-process, trainer, trainer, in-process (drift and going first cancel).
-        for kind, trials, epochs in (("in_process", 1, 2), ("trainer", 1, 2), ("trainer", 2, 1),
-                                     ("in_process", 2, 1)):
+        for kind, trials, epochs in (("in_process", 1, k), ("trainer", 1, k), ("trainer", k, 1),
+                                     ("in_process", k, 1)):
             sweeps[kind][f"{trials}x{epochs}"] = one_sweep(train, kind, trials, epochs, scratch)
     finally:
         ray.shutdown()
 
-    fixed = {kind: fixed_cost(sweeps[kind]["2x1"], sweeps[kind]["1x2"]) for kind in KINDS}
+    fixed = {kind: fixed_cost(sweeps[kind][f"{k}x1"], sweeps[kind][f"1x{k}"]) for kind in KINDS}
     cheap, trainer = fixed["in_process"], fixed["trainer"]
     for kind in KINDS:
         log(f"{kind}: fixed cost per trial {fixed[kind]['wall_s']:.1f} s wall, {fixed[kind]['cpu_s']:.1f} CPU-s "
