@@ -3,10 +3,10 @@
 :func:`train_worker` is Ray Train's per-worker function (a ``TorchTrainer``'s workers):
 Ray has already initialised the process group, so the Runner is built with
 ``launcher='pytorch'`` and does not init again; MMEngine wraps DDP and shards the data
-itself (no ``prepare_model``). :func:`train_here` is the same training for one rank in
-the caller's process (a sweep's 1-worker trial): the caller hands it a reporter
-(``yolor_ray.engine.hooks.Reporter``) and the checkpoint to resume from, so nothing here
-imports Tune. Checkpoints go to storage through the reporter.
+itself (no ``prepare_model``); a single worker trains unwrapped (``launcher='none'``).
+:func:`train_here` is the same training for one rank in the caller's process (a sweep's
+1-worker trial): the caller hands it a reporter (``yolor_ray.engine.hooks.Reporter``) and
+the checkpoint to resume from, so nothing here imports Tune. Checkpoints go to storage through the reporter.
 """
 from __future__ import annotations
 
@@ -108,8 +108,11 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_
     cfg.experiment_name = f"{config['run_name']}-{uuid.uuid4().hex[:8]}"
     if cfg.get("visualizer") is not None:
         cfg.visualizer.name = cfg.experiment_name
-    # In a TorchTrainer Ray made the process group; one rank in-process needs none.
-    cfg.launcher = "pytorch" if torch.distributed.is_initialized() else "none"
+    # In a TorchTrainer Ray made the process group. One rank (in-process, or a 1-worker
+    # TorchTrainer) trains unwrapped: DDP's per-iteration gradient copies into its buckets
+    # buy nothing there (bench/ray_overhead).
+    distributed = torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+    cfg.launcher = "pytorch" if distributed else "none"
     cfg.model_wrapper_cfg = dict(type="CPUFriendlyDDP", broadcast_buffers=False,
                                  find_unused_parameters=cfg.get("find_unused_parameters", False))
     cfg.default_hooks.checkpoint = None  # checkpoints go to Ray's storage through the report hook
