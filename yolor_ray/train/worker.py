@@ -6,7 +6,8 @@ Ray has already initialised the process group, so the Runner is built with
 itself (no ``prepare_model``); a single worker trains unwrapped (``launcher='none'``).
 :func:`train_here` is the same training for one rank in the caller's process (a sweep's
 1-worker trial): the caller hands it a reporter (``yolor_ray.engine.hooks.Reporter``) and
-the checkpoint to resume from, so nothing here imports Tune. Checkpoints go to storage through the reporter.
+the checkpoint to resume from, so nothing here imports Tune. Checkpoints go to storage
+through the reporter.
 """
 from __future__ import annotations
 
