@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=positive_int, default=8, help="from scratch: every scratch trial's epochs")
     parser.add_argument("--finetune-epochs", type=positive_int, default=2, help="warm: each trial's epochs")
     parser.add_argument("--batch-size", type=positive_int, default=4)
-    parser.add_argument("--lr", type=float, default=0.02, help="the config's LR from scratch (fine-tuning: x 0.1)")
+    parser.add_argument("--lr", type=float, default=0.02, help="the config's LR from scratch (default 0.02)")
+    parser.add_argument("--finetune-lr-factor", type=float, default=0.1, help="fine-tuning LR = --lr x this "
+                        "(default 0.1, yolor-ray's own default factor)")
     parser.add_argument("--reduction-factor", type=int, default=4, help="the warm sweep's ASHA (default 4: of 2 "
                         "fine-tuning epochs, a quarter of the trials go on to the second)")
     args = parser.parse_args(argv)
@@ -117,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                                lambda: run_sweep(dataclasses.replace(from_scratch, confirm=1, seeds=2)))
         phases["scratch_confirmation"] = confirmed(board, cost, worker_seconds(storage / "scratch" / "confirm"))
 
-        warm_train = dataclasses.replace(train, epochs=args.finetune_epochs, from_baseline=str(baseline_run))
+        # --cfg-options set the fine-tuning LR itself (docs/tune.md): the default factor, by hand.
+        finetune_lr = args.lr * args.finetune_lr_factor
+        warm_train = dataclasses.replace(train, epochs=args.finetune_epochs, from_baseline=str(baseline_run),
+                                         cfg_options={"optim_wrapper.optimizer.lr": finetune_lr})
         warm = SweepSpec(train=warm_train, space=SPACE, name="warm", search="grid", metric=METRIC,
                          early_stopping=True, reduction_factor=args.reduction_factor, max_concurrent=2)
         board, cost = measured("warm sweep", lambda: run_sweep(warm))
