@@ -52,12 +52,14 @@ class BF16OptimWrapper(OptimWrapper):
     @contextmanager
     def optim_context(self, model):
         device = next(model.parameters()).device.type
+        if device == "cpu":
+            pad_strided_convs_on_width_1_inputs(model)
         with super().optim_context(model), torch.autocast(device_type=device, dtype=torch.bfloat16):
             yield
 
     def step(self, **kwargs) -> None:
         # As AMP's grad scaler does for fp16: a step whose gradients are not finite is
-        # skipped (seen with CPU bf16 convs on 1x1 feature maps), not applied as NaN weights.
+        # skipped, not applied as NaN weights.
         grads = [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads and not torch.isfinite(torch.stack([g.detach().float().abs().max() for g in grads])).all():
             self.skipped_steps += 1
@@ -66,3 +68,32 @@ class BF16OptimWrapper(OptimWrapper):
             self.optimizer.zero_grad()
             return
         super().step(**kwargs)
+
+
+_PADDED = "_yolor_pads_width_1_inputs"
+
+
+def pad_strided_convs_on_width_1_inputs(model: torch.nn.Module) -> None:
+    """Works around a oneDNN bug (torch 2.14 on CPU): under bf16 autocast, a conv strided
+    along the width of a feature map 1 pixel wide (FPN's P7 on small images) gets a wrong
+    weight gradient: garbage in the taps that see only padding, NaN in about half the steps.
+    Such an input gets one more column of zeros, which leaves the output as it was (the
+    kernel reads only zeros there, the conv's own padding) and takes oneDNN's correct path."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d) and module.stride[1] > 1 and isinstance(module.padding, tuple) \
+                and not getattr(module, _PADDED, False):
+            module.register_forward_pre_hook(_pad_width_1_input)
+            setattr(module, _PADDED, True)
+
+
+def _pad_width_1_input(conv: torch.nn.Conv2d, args: tuple):
+    x = args[0]
+    if x.shape[-1] != 1 or not torch.is_autocast_enabled("cpu") or torch.get_autocast_dtype("cpu") != torch.bfloat16:
+        return None
+    if _output_width(2, conv) != _output_width(1, conv):  # the kernel would reach the new column
+        return None
+    return (torch.nn.functional.pad(x, (0, 1)), *args[1:])
+
+
+def _output_width(width: int, conv: torch.nn.Conv2d) -> int:
+    return (width + 2 * conv.padding[1] - conv.dilation[1] * (conv.kernel_size[1] - 1) - 1) // conv.stride[1] + 1
