@@ -53,3 +53,26 @@ def test_cli_refuses_mlflow_without_its_uri_before_ray(shapes_dir, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("yolor-ray: error: --tracker mlflow needs MLFLOW_TRACKING_URI"), last
     assert not (tmp_path / "results").exists()
+
+
+def test_a_run_that_fails_ends_its_mlflow_run_as_failed(tmp_path, monkeypatch):
+    """A real MLflow backend in a real Visualizer (SQLite store): closed after a failure, the
+    run is FAILED, with what it logged, not MMEngine's FINISHED."""
+    import mlflow
+    from mmengine.config import Config
+    from mmengine.visualization import Visualizer
+
+    from yolor_ray.train.trackers import close_unfinished
+
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root, ./mlruns
+    (backend,) = tracker_backends(("mlflow",), "failing-run", PARAMS, {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"})
+    visualizer = Visualizer(name="failing-run", vis_backends=[backend], save_dir=str(tmp_path / "vis"))
+    (tmp_path / "work").mkdir()
+    visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
+                                      randomness={})))  # as the Runner does
+    visualizer.add_scalars({"loss": 1.5}, step=1)
+    close_unfinished(visualizer, stopped=False)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("yolor-ray").experiment_id])
+    assert run.info.run_name == "failing-run" and run.info.status == "FAILED"
+    assert run.data.metrics["loss"] == 1.5

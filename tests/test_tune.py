@@ -115,6 +115,8 @@ def test_every_trial_is_an_mlflow_run_with_its_variant(finished_sweep):
         assert steps[:trial["epochs_run"]] == list(range(1, trial["epochs_run"] + 1)), (trial, steps)
         if trial["status"] == "completed":
             assert run.info.status == "FINISHED" and len(steps) == SWEEP_EPOCHS
+        else:  # stopped by ASHA: not FINISHED, not left RUNNING
+            assert run.info.status == "KILLED", (trial, run.info.status)
 
 
 def test_table_pairs_rows_from_the_stored_results(finished_sweep, sweep_data, tmp_path):

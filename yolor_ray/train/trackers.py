@@ -115,3 +115,22 @@ def prepare_mlflow_experiment(uri: str, experiment: str) -> None:
     except Exception as err:
         raise TrackerError(f"MLflow at {uri!r} cannot be used: {type(err).__name__}: "
                            f"{str(err).splitlines()[0] if str(err) else ''}") from None
+
+
+# MLflow's status of a run that ended before its last epoch.
+STOPPED_STATUS, FAILED_STATUS = "KILLED", "FAILED"
+
+
+def close_unfinished(visualizer, stopped: bool) -> None:
+    """Closes the visualizer of a run that ends early (MMEngine's after_run never comes):
+    TensorBoard flushed, tracker runs ended, an MLflow run marked KILLED (``stopped``: the
+    sweep's scheduler stopped the trial) or FAILED instead of MMEngine's FINISHED."""
+    mlflow_run = None
+    if visualizer.get_backend("MLflowVisBackend") is not None:
+        import mlflow  # deferred: optional, and imported by the backend already
+
+        mlflow_run = mlflow.active_run()  # None when the backend never started its run
+    visualizer.close()
+    if mlflow_run is not None:
+        mlflow.MlflowClient(mlflow.get_tracking_uri()).set_terminated(
+            mlflow_run.info.run_id, STOPPED_STATUS if stopped else FAILED_STATUS)

@@ -33,6 +33,7 @@ from yolor_ray.engine.worker_output import copy_output_to
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.records import RunState
 from yolor_ray.train.nodes import gather_topology, raise_if_data_differs, spans_nodes
+from yolor_ray.train.trackers import close_unfinished
 
 log = logging.getLogger("yolor_ray")
 
@@ -141,9 +142,10 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_
         runner.train()
     except BaseException as err:
         if runner is not None:
-            if not isinstance(err, SystemExit):  # SystemExit: Tune stopped this trial at its report
+            stopped = isinstance(err, SystemExit)  # Tune stopped this trial at its report
+            if not stopped:
                 traceback.print_exc()  # into output.log too, on every rank
-            runner.visualizer.close()  # after_run never came: flush TensorBoard, end tracker runs
+            close_unfinished(runner.visualizer, stopped)
         raise
     finally:  # upload_logs never raises, so a failure's own traceback stays
         if runner is not None:
