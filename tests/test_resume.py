@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import ATSS, REPO, logs_text, yolor_ray
 
 EPOCHS = 4
@@ -124,3 +125,30 @@ def test_sweep_removes_checkpoints_ray_never_registered(tmp_path):
         failed_validation_checkpoint_dir_names=[])))
     assert remove_partial_checkpoints(open_storage(StorageSpec(str(tmp_path))), "run") == ["checkpoint_b"]
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint_a", "checkpoint_manager_snapshot.json"]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_in_process_trial_resumes_from_its_furthest_whole_checkpoint(where, tmp_path, request):
+    """Tune's checkpoint folders of a killed 1-worker trial: epoch 2's upload was cut short
+    (its checkpoint file shorter than its run state says), epoch 3's has no checkpoint file
+    yet (S3 shows objects one by one). The trial resumes from epoch 1; both are removed."""
+    from yolor_ray.records import RunState
+    from yolor_ray.storage import StorageSpec, open_storage
+    from yolor_ray.tune.trial import latest_stored_checkpoint
+
+    if where == "s3":
+        name, _ = request.getfixturevalue("bucket")
+        spec = StorageSpec(f"s3://{name}/sweeps", request.getfixturevalue("s3_endpoint"))
+    else:
+        spec = StorageSpec(str(tmp_path / "sweeps"))
+    storage = open_storage(spec)
+    weights = b"w" * 1000
+    for folder, epochs, stored in [("checkpoint_000000", 1, weights), ("checkpoint_000001", 2, weights[:600]),
+                                   ("checkpoint_000002", 3, None)]:
+        state = RunState(history=[dict(epoch=e) for e in range(1, epochs + 1)], checkpoint_bytes=len(weights))
+        storage.write_bytes(state.to_json().encode(), "trial_1", folder, "run_state.json")
+        if stored is not None:
+            storage.write_bytes(stored, "trial_1", folder, "checkpoint.pth")
+    assert latest_stored_checkpoint(spec, "trial_1") == "checkpoint_000000"
+    assert storage.list_dirs("trial_1") == ["checkpoint_000000"]
+    assert storage.read_bytes("trial_1", "checkpoint_000000", "checkpoint.pth") == weights

@@ -257,12 +257,13 @@ def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline,
 
 def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline, tmp_path):
     """A warm-started sweep of pred at its usual init and a planted dead variant (multiply at
-    0: no predictions), then --confirm 2 --seeds 2: both and the baseline at seeds 0 and 1."""
+    0: no predictions), then --confirm 2 --seeds 2: both and the baseline at seeds 0 and 1.
+    The confirmation's driver is killed after its first checkpoint and run again."""
     storage = tmp_path / "sweeps"
     space = tmp_path / "space.yaml"
     space.write_text("placements: [[pred]]\ninit: {multiply_mean: [1.0, 0.0]}\n")
     sweep = ("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
-             "--epochs", 1, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
+             "--epochs", 2, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
              "--from", trained_baseline["run"], "--space", space, "--search", "grid", "--no-early-stopping",
              "--num-workers", 1)
     proc = yolor_ray(*sweep)
@@ -271,10 +272,33 @@ def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline,
     again = yolor_ray(*sweep)  # complete: only a confirmation can be added
     assert again.returncode == 2 and "or confirm its winners: the same command with --confirm K" in again.stderr
     # The complete sweep confirmed afterwards: its trials are not trained again.
-    proc = yolor_ray(*sweep, "--confirm", 2, "--seeds", 2)
+    confirm = [*sweep, "--confirm", 2, "--seeds", 2]
+    killed = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, confirm)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    confirm_runs = storage / "confirmed" / "confirm"
+    try:
+        deadline = time.monotonic() + 400
+        while not list(confirm_runs.glob("*/checkpoint_*/run_state.json")):
+            assert killed.poll() is None, killed.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "no confirmation checkpoint appeared"
+            time.sleep(0.2)
+        os.killpg(killed.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        killed.wait(timeout=30)
+    finally:
+        if killed.poll() is None:
+            os.killpg(killed.pid, signal.SIGKILL)
+    output = killed.stdout.read()
+    assert "is complete: confirming its top 2 variant(s)" in output and "6 run(s) to train, 0 reused" in output
+    finished = {p.parent.name for p in confirm_runs.glob("*/results.json")}
+    interrupted = {p.parent.parent.name for p in confirm_runs.glob("*/checkpoint_*/run_state.json")} - finished
+    assert interrupted and len(finished) < 6, (finished, interrupted)
+    time.sleep(2)
+    proc = yolor_ray(*confirm)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "is complete: confirming its top 2 variant(s)" in proc.stderr
-    assert "6 run(s) to train, 0 reused" in proc.stderr
+    assert f"{6 - len(finished)} run(s) to train, {len(finished)} reused" in proc.stderr
+    for run in interrupted:  # continued from its checkpoint: one restart, every epoch once
+        record = json.loads((confirm_runs / run / "results.json").read_text())
+        assert record["restarts"] == 1 and [h["epoch"] for h in record["history"]] == [1, 2], record["history"]
     leaderboard = json.loads((storage / "confirmed" / "leaderboard.json").read_text())
     assert {t["trial"] for t in leaderboard["trials"]} == trials and leaderboard["confirmation"]["seeds"] == [0, 1]
     runs = storage / "confirmed" / "runs"

@@ -51,6 +51,7 @@ class RunState(Record):
     restarts: int = 0
     nodes: list[dict] = field(default_factory=list)
     before_training: dict = field(default_factory=dict)  # a warm start's validation before its first epoch
+    checkpoint_bytes: int | None = None  # the size of checkpoint.pth beside it: a whole upload has it
 
     @property
     def epochs_run(self) -> int:

@@ -134,6 +134,11 @@ class LocalStorage:
     def read_bytes(self, *parts: str) -> bytes:
         return self.root.joinpath(*parts).read_bytes()
 
+    def size(self, *parts: str) -> int | None:
+        """A file's size in bytes; None when there is no such file."""
+        path = self.root.joinpath(*parts)
+        return path.stat().st_size if path.is_file() else None
+
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """Whole or not at all: a temporary file beside the target, then a rename."""
         path = self.root.joinpath(*parts)
@@ -265,6 +270,12 @@ class S3Storage:
 
     def read_bytes(self, *parts: str) -> bytes:
         return self.client.get_object(Bucket=self.spec.bucket, Key=self._key(*parts))["Body"].read()
+
+    def size(self, *parts: str) -> int | None:
+        """An object's size in bytes; None when there is no such object."""
+        response = self.client.list_objects_v2(Bucket=self.spec.bucket, Prefix=self._key(*parts), MaxKeys=1)
+        found = response.get("Contents", [])
+        return found[0]["Size"] if found and found[0]["Key"] == self._key(*parts) else None
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """One PUT: S3 makes an object visible whole or not at all."""

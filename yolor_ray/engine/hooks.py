@@ -132,7 +132,8 @@ class EpochReportHook(Hook):
             runner.save_checkpoint(staging, filename=CHECKPOINT_FILE, save_optimizer=True, save_param_scheduler=True,
                                    meta=dict(epoch=record["epoch"], iter=runner.iter))
             state = RunState(history=self.history, restarts=self.restarts, nodes=self.topology,
-                             before_training=self.before_training)
+                             before_training=self.before_training,
+                             checkpoint_bytes=os.path.getsize(os.path.join(staging, CHECKPOINT_FILE)))
             with open(os.path.join(staging, RUN_STATE_FILE), "w") as f:
                 f.write(state.to_json())
             self.reporter.report(reported, checkpoint_dir=staging)

@@ -8,13 +8,14 @@ callback. Both leave the same run folder, ``runs/TRIAL`` (docs/tune.md).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from yolor_ray.data import CocoFolder
-from yolor_ray.layout import CHECKPOINT_DIR_PREFIX, RUN_STATE_FILE
+from yolor_ray.layout import CHECKPOINT_DIR_PREFIX, CHECKPOINT_FILE, RUN_STATE_FILE
 from yolor_ray.records import RunState
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.driver import run_training, train_in_process
@@ -22,6 +23,7 @@ from yolor_ray.train.ray_cluster import HEAD_RESOURCE
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune.space import implicit_of
 
+log = logging.getLogger("yolor_ray")
 LR_KEY = "optim_wrapper.optimizer.lr"
 # The actor of a trial that drives a TorchTrainer: one CPU, on the head (see HEAD_RESOURCE).
 TRIAL_ACTOR = {"CPU": 1, HEAD_RESOURCE: 0.001}
@@ -80,17 +82,24 @@ class TuneReporter:
 
 
 def latest_stored_checkpoint(storage_spec: StorageSpec, name: str) -> str | None:
-    """The checkpoint folder of run ``name`` that got furthest (by its run state's epochs),
-    among those Tune persisted (checkpoint_000000, ...); None when there is none. By the
-    run state, not the name: a trial resumed from storage numbers its folders from 0 again."""
+    """The whole checkpoint folder of run ``name`` that got furthest (by its run state's
+    epochs), among those Tune persisted (checkpoint_000000, ...); None when there is none.
+    By the run state, not the name: a trial resumed from storage numbers its folders from 0
+    again. A folder whose upload was cut short (a killed trial: its checkpoint file missing
+    or shorter than its run state says) is removed, so what stays is whole or absent."""
     storage = open_storage(storage_spec)
     furthest = None
     for folder in storage.list_dirs(name):
-        text = storage.read_text(name, folder, RUN_STATE_FILE) if folder.startswith(CHECKPOINT_DIR_PREFIX) else None
-        if text is not None:
-            epochs = RunState.from_json(text).epochs_run
-            if furthest is None or epochs >= furthest[0]:
-                furthest = (epochs, folder)
+        if not folder.startswith(CHECKPOINT_DIR_PREFIX):
+            continue
+        text = storage.read_text(name, folder, RUN_STATE_FILE)
+        state = RunState.from_json(text) if text is not None else None
+        size = storage.size(name, folder, CHECKPOINT_FILE)
+        if state is None or size is None or state.checkpoint_bytes not in (None, size):
+            log.warning("removing partial checkpoint %s (its upload did not finish)", storage.location(name, folder))
+            storage.delete_tree(name, folder)
+        elif furthest is None or state.epochs_run >= furthest[0]:
+            furthest = (state.epochs_run, folder)
     return furthest[1] if furthest else None
 
 
