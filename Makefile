@@ -27,7 +27,7 @@ lint: setup
 test: lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-## bench: every benchmark under bench/ (about 41 min on 2 cores), then the tables in bench/README.md
+## bench: every benchmark under bench/ (about 38 min on 2 cores), then the tables in bench/README.md
 bench: setup
 	$(PY) -m bench.ray_overhead
 	$(PY) -m bench.implicit_cost

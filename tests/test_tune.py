@@ -151,28 +151,45 @@ def test_best_config_trains(finished_sweep, sweep_data, tmp_path):
     assert record["model"] == "ATSS"
 
 
-def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
-    storage, name = tmp_path / "sweeps", "resumed"
-    args = _sweep_args(sweep_data, storage, name, "--search", "random", "--trials", 2, "--placements", "fpn",
-                       "fpn+pred", "--num-workers", 1, "--epochs", 2)  # last --epochs wins
+def _kill_once_checkpointed(args, runs: Path, grace_s: float = 0) -> str:
+    """Runs the CLI until a run under ``runs`` has a checkpoint, then kills it (the driver
+    and the local Ray it started) ``grace_s`` later; returns what it printed."""
     proc = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 400
-        while not list((storage / name / "runs").glob("*/checkpoint_*/run_state.json")):
+        while not list(runs.glob("*/checkpoint_*/run_state.json")):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "no trial checkpoint appeared"
-            time.sleep(0.5)
-        time.sleep(3)  # let Tune save its experiment state
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.2)
+        time.sleep(grace_s)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    return proc.stdout.read()
+
+
+def _checkpointed(runs: Path) -> set[str]:
+    """The runs under ``runs`` with a whole checkpoint (not one whose upload the kill cut short)."""
+    whole = set()
+    for state in runs.glob("*/checkpoint_*/run_state.json"):
+        weights = state.parent / "checkpoint.pth"
+        if weights.is_file() and weights.stat().st_size == json.loads(state.read_text())["checkpoint_bytes"]:
+            whole.add(state.parent.parent.name)
+    return whole
+
+
+def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
+    storage, name = tmp_path / "sweeps", "resumed"
+    args = _sweep_args(sweep_data, storage, name, "--search", "random", "--trials", 2, "--placements", "fpn",
+                       "fpn+pred", "--num-workers", 1, "--epochs", 2)  # last --epochs wins
+    _kill_once_checkpointed(args, storage / name / "runs", grace_s=3)  # grace: Tune saves its experiment state
     assert not (storage / name / "leaderboard.json").exists()
     # 1-worker trials train in their Tune actors: their checkpoints are Tune's, in runs/TRIAL.
-    interrupted = sorted({p.parent.parent.name
-                          for p in (storage / name / "runs").glob("*/checkpoint_*/run_state.json")})
+    interrupted = _checkpointed(storage / name / "runs")
+    assert interrupted
     time.sleep(2)
     again = yolor_ray(*args)
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
@@ -273,24 +290,11 @@ def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline,
     assert again.returncode == 2 and "or confirm its winners: the same command with --confirm K" in again.stderr
     # The complete sweep confirmed afterwards: its trials are not trained again.
     confirm = [*sweep, "--confirm", 2, "--seeds", 2]
-    killed = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, confirm)], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     confirm_runs = storage / "confirmed" / "confirm"
-    try:
-        deadline = time.monotonic() + 400
-        while not list(confirm_runs.glob("*/checkpoint_*/run_state.json")):
-            assert killed.poll() is None, killed.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "no confirmation checkpoint appeared"
-            time.sleep(0.2)
-        os.killpg(killed.pid, signal.SIGKILL)  # the driver and the local Ray it started
-        killed.wait(timeout=30)
-    finally:
-        if killed.poll() is None:
-            os.killpg(killed.pid, signal.SIGKILL)
-    output = killed.stdout.read()
+    output = _kill_once_checkpointed(confirm, confirm_runs)
     assert "is complete: confirming its top 2 variant(s)" in output and "6 run(s) to train, 0 reused" in output
     finished = {p.parent.name for p in confirm_runs.glob("*/results.json")}
-    interrupted = {p.parent.parent.name for p in confirm_runs.glob("*/checkpoint_*/run_state.json")} - finished
+    interrupted = _checkpointed(confirm_runs) - finished
     assert interrupted and len(finished) < 6, (finished, interrupted)
     time.sleep(2)
     proc = yolor_ray(*confirm)
