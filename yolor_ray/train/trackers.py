@@ -13,11 +13,14 @@ as parameters (:func:`tracker_params`).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Mapping
 
 from yolor_ray.errors import UserError
+
+log = logging.getLogger("yolor_ray")
 
 PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}
 DEFAULT_PROJECT = "yolor-ray"
@@ -132,5 +135,9 @@ def close_unfinished(visualizer, stopped: bool) -> None:
         mlflow_run = mlflow.active_run()  # None when the backend never started its run
     visualizer.close()
     if mlflow_run is not None:
-        mlflow.MlflowClient(mlflow.get_tracking_uri()).set_terminated(
-            mlflow_run.info.run_id, STOPPED_STATUS if stopped else FAILED_STATUS)
+        status = STOPPED_STATUS if stopped else FAILED_STATUS
+        try:
+            mlflow.MlflowClient(mlflow.get_tracking_uri()).set_terminated(mlflow_run.info.run_id, status)
+        except Exception as err:  # the store gone: the run's own end matters more than its status
+            log.warning("could not mark MLflow run %s %s: %s: %s", mlflow_run.info.run_id, status,
+                        type(err).__name__, err)
