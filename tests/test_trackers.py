@@ -55,18 +55,22 @@ def test_cli_refuses_mlflow_without_its_uri_before_ray(shapes_dir, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_a_run_that_fails_ends_its_mlflow_run_as_failed(tmp_path, monkeypatch):
-    """A real MLflow backend in a real Visualizer (SQLite store): closed after a failure, the
-    run is FAILED, with what it logged, not MMEngine's FINISHED."""
+def test_a_run_that_fails_ends_its_tracker_runs_as_failed(tmp_path, monkeypatch):
+    """Real MLflow (SQLite store) and W&B (offline) backends in a real Visualizer: closed
+    after a failure, the MLflow run is FAILED and the W&B run exits with 1, with what they
+    logged, not MMEngine's FINISHED and exit code 0."""
     import mlflow
     from mmengine.config import Config
     from mmengine.visualization import Visualizer
+    from wandb_records import offline_run
 
     from yolor_ray.train.trackers import close_unfinished
 
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root, ./mlruns
-    (backend,) = tracker_backends(("mlflow",), "failing-run", PARAMS, {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"})
-    visualizer = Visualizer(name="failing-run", vis_backends=[backend], save_dir=str(tmp_path / "vis"))
+    settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db", WANDB_MODE="offline",
+                                     WANDB_DIR=str(tmp_path / "wandb")))
+    backends = tracker_backends(("mlflow", "wandb"), "failing-run", PARAMS, settings)
+    visualizer = Visualizer(name="failing-run", vis_backends=backends, save_dir=str(tmp_path / "vis"))
     (tmp_path / "work").mkdir()
     visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
                                       randomness={})))  # as the Runner does
@@ -76,3 +80,7 @@ def test_a_run_that_fails_ends_its_mlflow_run_as_failed(tmp_path, monkeypatch):
     (run,) = client.search_runs([client.get_experiment_by_name("yolor-ray").experiment_id])
     assert run.info.run_name == "failing-run" and run.info.status == "FAILED"
     assert run.data.metrics["loss"] == 1.5
+    (run_file,) = (tmp_path / "wandb").glob("wandb/offline-run-*/run-*.wandb")
+    wandb_run = offline_run(run_file)
+    assert wandb_run["name"] == "failing-run" and wandb_run["exit_code"] == 1
+    assert [row["loss"] for row in wandb_run["history"] if "loss" in row] == [1.5]

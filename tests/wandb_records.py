@@ -38,7 +38,7 @@ def read_records(path: Path):
 
 
 def offline_run(path: Path) -> dict:
-    """The run's name, project, initial config, and each logged history row."""
+    """The run's name, project, initial config, each logged history row and its exit code."""
     run, history = {}, []
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
@@ -48,4 +48,6 @@ def offline_run(path: Path) -> dict:
         elif kind == "history":
             history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                             for item in record.history.item})
+        elif kind == "exit":
+            run["exit_code"] = record.exit.exit_code
     return dict(run, history=history)

@@ -127,12 +127,18 @@ STOPPED_STATUS, FAILED_STATUS = "KILLED", "FAILED"
 def close_unfinished(visualizer, stopped: bool) -> None:
     """Closes the visualizer of a run that ends early (MMEngine's after_run never comes):
     TensorBoard flushed, tracker runs ended, an MLflow run marked KILLED (``stopped``: the
-    sweep's scheduler stopped the trial) or FAILED instead of MMEngine's FINISHED."""
+    sweep's scheduler stopped the trial) or FAILED instead of MMEngine's FINISHED, and a
+    failed run's W&B run ended with exit code 1 (W&B's "failed"; a stopped one "finished")."""
     mlflow_run = None
     if visualizer.get_backend("MLflowVisBackend") is not None:
         import mlflow  # deferred: optional, and imported by the backend already
 
         mlflow_run = mlflow.active_run()  # None when the backend never started its run
+    if not stopped and visualizer.get_backend("WandbVisBackend") is not None:
+        import wandb  # deferred as mlflow
+
+        if wandb.run is not None:
+            wandb.run.finish(exit_code=1)  # the backend's close() then finds no run to end
     visualizer.close()
     if mlflow_run is not None:
         status = STOPPED_STATUS if stopped else FAILED_STATUS
