@@ -151,14 +151,28 @@ def test_best_config_trains(finished_sweep, sweep_data, tmp_path):
     assert record["model"] == "ATSS"
 
 
+def _checkpointed(runs: Path) -> set[str]:
+    """The runs under ``runs`` with a whole checkpoint (not one whose upload the kill cut short)."""
+    whole = set()
+    for state in runs.glob("*/checkpoint_*/run_state.json"):
+        weights = state.parent / "checkpoint.pth"
+        try:
+            size = json.loads(state.read_text())["checkpoint_bytes"]
+        except ValueError:  # still being written
+            continue
+        if weights.is_file() and weights.stat().st_size == size:
+            whole.add(state.parent.parent.name)
+    return whole
+
+
 def _kill_once_checkpointed(args, runs: Path, grace_s: float = 0) -> str:
-    """Runs the CLI until a run under ``runs`` has a checkpoint, then kills it (the driver
-    and the local Ray it started) ``grace_s`` later; returns what it printed."""
+    """Runs the CLI until a run under ``runs`` has a whole checkpoint, then kills it (the
+    driver and the local Ray it started) ``grace_s`` later; returns what it printed."""
     proc = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 400
-        while not list(runs.glob("*/checkpoint_*/run_state.json")):
+        while not _checkpointed(runs):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint appeared"
             time.sleep(0.2)
@@ -169,16 +183,6 @@ def _kill_once_checkpointed(args, runs: Path, grace_s: float = 0) -> str:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     return proc.stdout.read()
-
-
-def _checkpointed(runs: Path) -> set[str]:
-    """The runs under ``runs`` with a whole checkpoint (not one whose upload the kill cut short)."""
-    whole = set()
-    for state in runs.glob("*/checkpoint_*/run_state.json"):
-        weights = state.parent / "checkpoint.pth"
-        if weights.is_file() and weights.stat().st_size == json.loads(state.read_text())["checkpoint_bytes"]:
-            whole.add(state.parent.parent.name)
-    return whole
 
 
 def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
