@@ -79,11 +79,12 @@ def pad_strided_convs_on_width_1_inputs(model: torch.nn.Module) -> None:
     weight gradient: garbage in the taps that see only padding, NaN in about half the steps.
     Such an input gets one more column of zeros, which leaves the output as it was (the
     kernel reads only zeros there, the conv's own padding) and takes oneDNN's correct path."""
+    if getattr(model, _PADDED, False):  # once per model, not at every step's optim_context
+        return
     for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d) and module.stride[1] > 1 and isinstance(module.padding, tuple) \
-                and not getattr(module, _PADDED, False):
+        if isinstance(module, torch.nn.Conv2d) and module.stride[1] > 1 and isinstance(module.padding, tuple):
             module.register_forward_pre_hook(_pad_width_1_input)
-            setattr(module, _PADDED, True)
+    setattr(model, _PADDED, True)
 
 
 def _pad_width_1_input(conv: torch.nn.Conv2d, args: tuple):
