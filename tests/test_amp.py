@@ -1,18 +1,23 @@
-"""--amp bf16 on a CPU: our BF16OptimWrapper runs the forward pass under bf16 autocast; an ATSS
---small run trains and validates with MMEngine's Runner, as a Ray worker would."""
+"""--amp bf16 on a CPU: our BF16OptimWrapper runs the forward pass under bf16 autocast, and
+mmcv's ops without a bf16 kernel run in float32 (engine.low_precision); every seed row's YOLOR
+config trains and validates (--small) with MMEngine's Runner, as a Ray worker would."""
 from __future__ import annotations
 
+import pytest
 import torch
-from conftest import ATSS
+
+from yolor_ray.seed import SEED_ROWS, yolor_config
 
 
-def test_atss_small_bf16_trains_and_validates_on_cpu(shapes_dir, tmp_path):
+@pytest.mark.parametrize("row", SEED_ROWS)
+def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp_path):
     from mmengine.runner import Runner
 
+    from yolor_ray.implicit import is_implicit_key
     from yolor_ray.train.driver import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
-    run = prepare_run(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64, epochs=1,
+    run = prepare_run(TrainSpec(config=yolor_config(row), data_root=shapes_dir, small=True, image_size=64, epochs=1,
                                 batch_size=4, amp="bf16", storage=str(tmp_path / "results")))
     cfg = run.cfg
     assert cfg.optim_wrapper.type == "BF16OptimWrapper"
@@ -34,8 +39,10 @@ def test_atss_small_bf16_trains_and_validates_on_cpu(shapes_dir, tmp_path):
     losses = runner.message_hub.get_scalar("train/loss").data[0]
     assert len(losses) > 0 and all(0 < v < 1e3 for v in losses)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in runner.model.parameters())  # fp32
-    assert runner.optim_wrapper.skipped_steps == 0  # P7's conv on a 1x1 map has a right gradient
-    assert not torch.equal(start["bbox_head.atss_cls.weight"], runner.model.bbox_head.atss_cls.weight.detach())
+    assert runner.optim_wrapper.skipped_steps == 0  # e.g. P7's conv on a 1x1 map has a right gradient
+    after = dict(runner.model.named_parameters())
+    learned = [n for n, p in start.items() if not torch.equal(p, after[n].detach())]
+    assert any(is_implicit_key(n) for n in learned) and any(not is_implicit_key(n) for n in learned)
 
 
 def test_strided_conv_on_a_width_1_map_gets_the_fp32_gradient_under_bf16():
@@ -63,3 +70,64 @@ def test_strided_conv_on_a_width_1_map_gets_the_fp32_gradient_under_bf16():
         reference, bf16 = grads
         assert torch.isfinite(bf16).all()
         assert (bf16 - reference).abs().max() <= 0.02 * reference.abs().max()
+
+
+def test_an_mmcv_op_without_a_low_precision_kernel_runs_in_fp32_and_one_with_it_stays_low(monkeypatch):
+    """engine.low_precision's wrapper, on stand-in ops: the first call that the kernel rejects
+    for its dtype is redone in float32, with the written buffer cast back; later calls in that
+    dtype go straight to float32; an op that takes bf16 keeps it; other errors are not hidden."""
+    from yolor_ray.engine import low_precision
+
+    monkeypatch.setattr(low_precision, "fp32_only", set())
+    calls = []
+
+    def fp32_kernel(x, out, scale=1.0):  # writes its result into out, as mmcv's ops do
+        calls.append(x.dtype)
+        if x.dtype != torch.float32:
+            raise NotImplementedError(f'"op_cpu" not implemented for \'{low_precision.LOW_DTYPE_NAMES[x.dtype]}\'')
+        out.copy_(x * scale)
+
+    def any_kernel(x, out):
+        calls.append(x.dtype)
+        out.copy_(x + 1)
+
+    def broken(x, out):
+        raise RuntimeError("index out of range")
+
+    fp32_only = low_precision._with_fp32_fallback("fp32_only_op", fp32_kernel, written=(1,))
+    x = torch.linspace(0, 1, 8, dtype=torch.bfloat16)
+    for _ in range(2):
+        out = torch.zeros(8, dtype=torch.bfloat16)
+        fp32_only(x, out, scale=2.0)
+        assert out.dtype == torch.bfloat16 and torch.equal(out, (x.float() * 2).bfloat16())
+    assert calls == [torch.bfloat16, torch.float32, torch.float32]  # the bf16 try happens once
+    assert ("fp32_only_op", "cpu", torch.bfloat16) in low_precision.fp32_only
+
+    calls.clear()
+    out = torch.zeros(8, dtype=torch.bfloat16)
+    low_precision._with_fp32_fallback("any_op", any_kernel, written=(1,))(x, out)
+    assert calls == [torch.bfloat16] and torch.equal(out, x + 1)
+
+    with pytest.raises(RuntimeError, match="index out of range"):
+        low_precision._with_fp32_fallback("broken_op", broken, written=(1,))(x, torch.zeros(8, dtype=torch.bfloat16))
+
+
+def test_mmcv_roi_align_and_nms_take_bf16_inputs_on_cpu():
+    """The real ops of the seed's R-CNN rows: in bf16 they match their float32 results."""
+    from mmcv.ops import nms, roi_align
+
+    import yolor_ray.registrations  # noqa: F401  (installs the fallback)
+
+    torch.manual_seed(0)
+    feats = torch.randn(2, 8, 16, 16)
+    rois = torch.tensor([[0, 1.0, 1.0, 9.0, 9.0], [1, 4.0, 2.0, 15.0, 12.0]])
+    reference = roi_align(feats, rois, (7, 7), 1.0, 2, "avg", True)
+    low = roi_align(feats.bfloat16(), rois.bfloat16(), (7, 7), 1.0, 2, "avg", True)
+    assert low.dtype == torch.bfloat16
+    assert torch.allclose(low.float(), reference, atol=0.05, rtol=0.02)
+
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    _, keep = nms(boxes, scores, 0.5)
+    _, keep_low = nms(boxes.bfloat16(), scores.bfloat16(), 0.5)
+    assert keep.tolist() == keep_low.tolist() == [0, 2]

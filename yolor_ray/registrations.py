@@ -1,7 +1,8 @@
 """Everything yolor-ray registers into MMEngine's and mmdet's registries, in one place.
 
 Configs name this module so that MMEngine's Runner, mmdet's own tools and our workers
-can build the types below::
+can build the types below (and mmcv's ops without a bf16 kernel fall back to float32,
+``engine.low_precision``)::
 
     custom_imports = dict(imports=['yolor_ray.registrations'], allow_failed_imports=False)
 
@@ -15,6 +16,7 @@ from mmengine.runner import CheckpointLoader
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, load_trusted_checkpoint
 from yolor_ray.engine.ddp import CPUFriendlyDDP
 from yolor_ray.engine.hooks import StorageLogHook
+from yolor_ray.engine.low_precision import install_fp32_fallback
 from yolor_ray.engine.optim import BF16OptimWrapper, YOLOROptimWrapperConstructor
 from yolor_ray.engine.transforms import LoadImageOrSkip
 from yolor_ray.implicit import YOLOR_TYPE, build_yolor
@@ -31,3 +33,4 @@ REGISTERED = (
 for registry, name, module in REGISTERED:
     registry.register_module(name=name, module=module)
 CheckpointLoader.register_scheme(prefixes=TRUSTED_PREFIX, loader=load_trusted_checkpoint)
+install_fp32_fallback()
