@@ -36,6 +36,7 @@ bench: setup
 	$(PY) -m bench.warm_start
 	$(PY) -m bench.trial_overhead
 	$(PY) -m bench.coco_scale
+	$(PY) -m bench.gpu
 	$(PY) -m bench.report
 
 ## coverage: placements, train step and fusion of the default variant on every mmdet config family

@@ -53,12 +53,12 @@ def machine() -> dict:
     return info
 
 
-def write_result(name: str, payload: dict) -> Path:
-    """``bench/results/NAME.json``, whole or not at all."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, payload: dict, folder: Path = RESULTS) -> Path:
+    """``bench/results/NAME.json`` (or in ``folder``), whole or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
     record = dict(benchmark=name, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   machine=machine(), **payload)
-    path = RESULTS / f"{name}.json"
+    path = folder / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     tmp.replace(path)

@@ -57,38 +57,51 @@ def build_pair(file_name: str):
     return baseline, yolor, cfg
 
 
-def batch(cfg, size: int, images: int, seed: int):
+def batch(cfg, size: int | tuple[int, int], images: int, seed: int):
+    """mmdet's ``demo_mm_inputs``: ``images`` random images of ``size`` (square, or (height, width)),
+    4 boxes each (and masks where the config has a mask head)."""
     import torch
     from mmdet.testing import demo_mm_inputs
 
     from yolor_ray.config import has_mask_head
 
+    height, width = (size, size) if isinstance(size, int) else size
     torch.manual_seed(seed)
-    return demo_mm_inputs(batch_size=images, image_shapes=[(3, size, size)] * images, num_items=[4] * images,
+    return demo_mm_inputs(batch_size=images, image_shapes=[(3, height, width)] * images, num_items=[4] * images,
                           num_classes=80, with_mask=has_mask_head(cfg))
 
 
-def time_train_steps(models: dict, data, steps: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per ``train_step`` (forward, backward, SGD step) of each model, interleaved."""
+def no_sync() -> None:
+    """On a CPU a step's work is done when it returns; a GPU's is when ``torch.cuda.synchronize`` returns."""
+
+
+def time_train_steps(models: dict, data, steps: int, warmup: int, wrappers: dict | None = None,
+                     sync=no_sync) -> dict[str, list[float]]:
+    """Seconds per ``train_step`` (forward, backward, optimizer step) of each model, interleaved;
+    ``wrappers``: each model's MMEngine optim wrapper (default: plain SGD). The batch is copied
+    before the clock starts (a data loader hands each step a batch of its own)."""
     import torch
     from mmengine.optim import OptimWrapper
 
-    wrappers = {}
-    for name, model in models.items():
+    for model in models.values():
         model.train()
-        wrappers[name] = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9))
+    wrappers = wrappers or {name: OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9))
+                            for name, model in models.items()}
     seconds = {name: [] for name in models}
     names = tuple(models)
     for step in range(warmup + steps):
         for name in alternate(step, names):
+            step_data = copy.deepcopy(data)
+            sync()
             start = time.perf_counter()
-            models[name].train_step(copy.deepcopy(data), wrappers[name])
+            models[name].train_step(step_data, wrappers[name])
+            sync()
             if step >= warmup:
                 seconds[name].append(time.perf_counter() - start)
     return seconds
 
 
-def time_inference(models: dict, data, repeats: int, warmup: int) -> dict[str, list[float]]:
+def time_inference(models: dict, data, repeats: int, warmup: int, sync=no_sync) -> dict[str, list[float]]:
     """Seconds per ``test_step`` (preprocess, predict, post-process) of each model, interleaved."""
     import torch
 
@@ -99,8 +112,11 @@ def time_inference(models: dict, data, repeats: int, warmup: int) -> dict[str, l
     with torch.no_grad():
         for rep in range(warmup + repeats):
             for name in alternate(rep, names):
+                step_data = copy.deepcopy(data)
+                sync()
                 start = time.perf_counter()
-                models[name].test_step(copy.deepcopy(data))
+                models[name].test_step(step_data)
+                sync()
                 if rep >= warmup:
                     seconds[name].append(time.perf_counter() - start)
     return seconds

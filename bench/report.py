@@ -186,9 +186,63 @@ def warm_start(r: dict) -> list[str]:
             f"{confirmation('warm_confirmation')}. The script: {r['script_s'] / 60:.1f} min (budget 10)."]
 
 
+
+def gpu(r: dict) -> list[str]:
+    d = r["device"]
+    lines = ["### One GPU: the seed rows' train steps, memory and throughput", "",
+             f"_{r['finished']}, {d['name']} ({d['memory_gb']:.0f} GB), torch {r['machine']['torch']}, "
+             f"Python {r['machine']['python']}_", "",
+             "Measured matmul rates (TFLOP/s), the 'peak' below: "
+             + ", ".join(f"{k} {v:.0f}" for k, v in d["matmul_tflops"].items()) + ".", "",
+             "| row | precision @ images | step, baseline | images/s | share of peak | peak memory | "
+             "YOLOR / baseline | implicit learned | 1x on COCO |",
+             "| :-- | :-- | ---: | ---: | ---: | ---: | ---: | :-: | ---: |"]
+    for row, result in r["rows"].items():
+        for key, c in result["cells"].items():
+            if "error" in c:
+                lines.append(f"| {row} | {key} | {c['error']} | | | | | | |")
+                continue
+            lines.append(f"| {row} | {key} | {c['step_s']['baseline']['mean'] * 1e3:.0f} ms | "
+                         f"{c['images_per_s']['baseline']:.1f} | {c['share_of_peak']:.1%} | "
+                         f"{c['peak_gb']['baseline']:.1f} GB | {_ratio(c['ratio'])} | {c['implicit_learned']} | "
+                         f"{c['gpu_hours_1x']:.1f} GPU-h |")
+    lines += ["", "| row | inference, baseline (batch 1, fp32) | unfused / baseline | fused / baseline | "
+              "folded / kept |", "| :-- | ---: | ---: | ---: | :-: |"]
+    for row, result in r["rows"].items():
+        if "inference" in result:
+            i = result["inference"]
+            lines.append(f"| {row} | {i['step_s']['baseline']['mean'] * 1e3:.1f} ms | {_ratio(i['unfused_ratio'])} | "
+                         f"{_ratio(i['fused_ratio'])} | {i['folded']} / {i['kept']} |")
+    extras = r["rows"].get("atss", {}).get("extras")
+    if extras:
+        lines += ["", "ATSS at 16 images, what else might pay (step time against the default, channels-first with "
+                  "cuDNN's autotuner): " + "; ".join(
+                      f"{k}: channels-last x{v['channels_last_ratio']:.3f}, autotuner off x"
+                      f"{v['no_cudnn_benchmark_ratio']:.3f}" for k, v in extras.items() if isinstance(v, dict))
+                  + f"; the data preprocessor (host-to-device copy, normalisation, padding) takes "
+                  f"{extras['preprocess_s'] * 1e3:.1f} ms, {extras['preprocess_share_of_bf16_step']:.1%} of a bf16 "
+                  "step."]
+    ray = r.get("ray_vs_plain")
+    if ray:
+        runs, inputs = ray["runs"], ray["inputs"]
+        lines += ["", f"`yolor-ray train --gpu` (1 worker) vs a plain MMEngine Runner ({inputs['config']}, --small "
+                  f"{inputs['image_size']} px, batch {inputs['batch_size']}, {inputs['images']} images): "
+                  f"{runs['ray']['iteration_s']['mean'] * 1e3:.1f} vs {runs['plain']['iteration_s']['mean'] * 1e3:.1f}"
+                  f" ms per iteration (x{ray['iteration_ratio']:.3f}); {runs['ray']['startup_s']:.1f} vs "
+                  f"{runs['plain']['startup_s']:.1f} s to the first iteration."]
+    step_met = r.get("met", {}).get("step", {})
+    atss_met = r.get("met", {}).get("atss", {})
+    lines += ["", f"Goals: YOLOR / baseline <= 1.02 per step (met by {sum(step_met.values())} of {len(step_met)} "
+              f"cells); ATSS at 16 images >= 130 images/s (met: "
+              f"{', '.join(f'{k} {_met(v)}' for k, v in atss_met.items()) or 'not measured'}). "
+              f"1x on COCO: {r['inputs']['coco_1x_images']:,} images at the baseline's images/s. Whole run: "
+              f"{r['elapsed_s']:.0f} s."]
+    return lines
+
+
 SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
             ("asha_vs_exhaustive", asha), ("warm_start", warm_start), ("trial_overhead", trial_overhead),
-            ("coco_scale", coco_scale))
+            ("coco_scale", coco_scale), ("gpu", gpu))
 
 
 def render() -> str:

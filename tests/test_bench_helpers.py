@@ -40,3 +40,37 @@ def test_seed_noise_pairs_only_variants_both_sweeps_finished():
     assert math.isclose(noise["max_abs_diff"], 0.010)
     assert math.isclose(noise["sd"], math.sqrt((0.010 ** 2 + 0.004 ** 2) / 2 / 2))
     assert math.isnan(seed_noise(exhaustive, dict(seed=1, trials=[]))["sd"])
+
+
+def test_gpu_bench_skips_in_one_line_without_cuda(tmp_path):
+    """CI has no GPU: bench.gpu says so in one line, exits 0 and writes no result file."""
+    from bench.common import RESULTS
+
+    before = (RESULTS / "gpu.json").read_bytes() if (RESULTS / "gpu.json").is_file() else None
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == [proc.stdout.strip()] and "skipped: no CUDA device" in proc.stdout
+    after = (RESULTS / "gpu.json").read_bytes() if (RESULTS / "gpu.json").is_file() else None
+    assert after == before
+
+
+def test_gpu_bench_runs_its_every_step_on_a_cpu_in_rehearsal(tmp_path):
+    """--cpu-rehearsal: the GPU bench's code path (train cells in fp32 and bf16, peak memory,
+    learned implicit tensors, extras, fused inference) on one row, tiny, on a CPU."""
+    import json
+
+    from bench.common import WORK
+
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu", "--cpu-rehearsal", "--rows", "atss", "--no-ray",
+                           "--steps", "1", "--repeats", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((WORK / "gpu_rehearsal.json").read_text())
+    atss = result["rows"]["atss"]
+    assert set(atss["cells"]) == {"fp32@4", "bf16@4", "fp32@2", "bf16@2"}
+    for key, cell in atss["cells"].items():
+        assert "error" not in cell, (key, cell)
+        learned, total = map(int, cell["implicit_learned"].split("/"))
+        assert total > 0 and learned == total, key
+        assert cell["skipped_steps"]["yolor"] in (None, 0)
+    assert atss["train_flop_per_image"] > 0 and atss["inference"]["folded"] > 0
+    assert {"bf16", "preprocess_s"} <= set(atss["extras"])
