@@ -6,9 +6,10 @@ Launch on a cluster (8 GPU workers, the seed's 8 x 2 images = batch 16)::
         python jobs/train.py configs/baseline/atss_r50_fpn_1x_coco.py --num-workers 8 --gpu \
         --storage /shared/results
 
-Learning rate: MMDetection's configs are tuned for a total batch of 16 (8 GPUs x 2).
-With another total batch (workers x --batch-size), scale the LR linearly,
-lr = base_lr * total_batch / 16, or set ``auto_scale_lr.enable=True`` (``--small`` does).
+Learning rate: MMDetection's configs are tuned for a total batch of 16 (8 GPUs x 2). With
+another total batch (workers x --batch-size) the LR is scaled linearly, lr = base_lr *
+total_batch / 16 (MMEngine's ``auto_scale_lr``, on for every run; ``--dry-run`` prints the LR
+it trains with). The seed's batch on 1, 2 or 4 GPUs: docs/cluster.md.
 
 Same arguments as ``yolor-ray train`` (``python jobs/train.py --help``).
 """

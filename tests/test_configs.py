@@ -93,3 +93,33 @@ def test_ranks_on_several_nodes_collect_through_the_process_group_unless_the_con
     cfg.test_evaluator = dict(type="CocoMetric", metric="bbox")
     assert cfglib.collect_through_process_group(cfg) == ["CocoMetric", "CocoMetric"]
     assert [e["collect_device"] for e in cfglib.evaluators(cfg)] == ["gpu", "cpu", "gpu"]  # the user's 'cpu' wins
+
+
+@pytest.mark.parametrize("batch_size, cpus, loaders", [(2, 1, 2), (2, 9, 2), (8, 5, 4), (16, 9, 8), (16, 4, 3)])
+def test_the_batch_recipe_scales_loader_processes_with_the_batch_and_the_lr_with_the_total(batch_size, cpus, loaders):
+    """docs/cluster.md's table: a loader process per 2 images, within the worker's CPUs, never
+    fewer than the config's 2; the LR follows the total batch against the seed's 16."""
+    from yolor_ray.seed import baseline_config
+
+    cfg = cfglib.load_config(baseline_config("atss"))
+    cfglib.set_batch_size(cfg, batch_size)
+    cfglib.use_batch_recipe(cfg, cpus)
+    assert cfg.train_dataloader.num_workers == loaders
+    assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
+
+
+def test_the_dry_run_prints_the_lr_the_total_batch_scales_to():
+    from yolor_ray.train.driver import _effective_lr
+
+    cfg = Config(dict(optim_wrapper=dict(optimizer=dict(lr=0.02)), auto_scale_lr=dict(enable=True, base_batch_size=16)))
+    assert _effective_lr(cfg, 16) == "0.02"
+    assert _effective_lr(cfg, 2).startswith("0.0025 (the config's 0.02 for a total batch of 16, scaled to 2)")
+
+
+def test_cudnn_autotuner_only_where_every_batch_has_one_shape():
+    from yolor_ray.seed import baseline_config
+
+    cfg = cfglib.load_config(baseline_config("atss"))  # keep_ratio=True: shapes change with each image
+    assert not cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg)
+    cfg.train_dataloader.dataset.pipeline[2] = dict(type="Resize", scale=(640, 640), keep_ratio=False)
+    assert cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg) and cfg.env_cfg.cudnn_benchmark

@@ -316,6 +316,46 @@ def set_batch_size(cfg: Config, batch_size: int) -> None:
     cfg.train_dataloader.batch_size = batch_size
 
 
+SEED_TOTAL_BATCH = 16  # the seed's 8 GPUs x 2 images, the batch mmdet's learning rates are set for
+IMAGES_PER_LOADER_WORKER = 2  # mmdet's own ratio: 2 images, 2 loader workers per GPU
+
+
+def use_batch_recipe(cfg: Config, cpus_per_worker: int) -> None:
+    """The seed's batch on any number of workers (docs/cluster.md, "The seed's batch on fewer
+    GPUs"): the learning rate follows the total batch (MMEngine's ``auto_scale_lr``, linear
+    in workers x images per worker, against the config's ``base_batch_size``, the seed's 16
+    where it names none), and each worker gets a data-loader process per 2 images of its
+    batch, as many as its CPUs allow beside the training process (never fewer than the
+    config asks for; ``--small`` loads in the training process)."""
+    base = (cfg.get("auto_scale_lr") or {}).get("base_batch_size", SEED_TOTAL_BATCH)
+    cfg.auto_scale_lr = dict(enable=True, base_batch_size=base)
+    loader = cfg.train_dataloader
+    if loader.get("num_workers", 0) > 0:
+        wanted = -(-loader.batch_size // IMAGES_PER_LOADER_WORKER)
+        loader.num_workers = max(loader.num_workers, min(wanted, cpus_per_worker - 1))
+
+
+def use_cudnn_autotuner_where_shapes_are_fixed(cfg: Config) -> bool:
+    """cuDNN's autotuner (``env_cfg.cudnn_benchmark``) pays when every batch has one shape and
+    costs a search at every new shape otherwise: on when the training pipeline ends in a fixed
+    size (a ``Resize`` with ``keep_ratio=False`` and one scale, or a ``Pad`` to a ``size``), or
+    the data preprocessor pads every batch to one size; left as the config has it otherwise.
+    Returns whether it is on."""
+    pipeline = innermost_dataset(cfg.train_dataloader).get("pipeline") or []
+    fixed = any(
+        (step.get("type") == "Resize" and not step.get("keep_ratio", False) and _one_size(step.get("scale")))
+        or (step.get("type") == "Pad" and step.get("size") is not None) for step in pipeline)
+    fixed = fixed or any(aug.get("type") == "BatchFixedSizePad"
+                         for aug in (cfg.model.get("data_preprocessor") or {}).get("batch_augments") or [])
+    if fixed:
+        cfg.setdefault("env_cfg", {})["cudnn_benchmark"] = True
+    return bool(cfg.get("env_cfg", {}).get("cudnn_benchmark", False))
+
+
+def _one_size(scale: Any) -> bool:
+    return isinstance(scale, (tuple, list)) and len(scale) == 2 and all(isinstance(v, int) for v in scale)
+
+
 AMP_WRAPPERS = {"fp16": "AmpOptimWrapper", "bf16": "BF16OptimWrapper"}
 
 

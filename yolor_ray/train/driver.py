@@ -139,6 +139,9 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None, folder_made: bo
     cfglib.skip_unreadable_images(cfg)
     cfglib.use_tensorboard(cfg)
     cfglib.use_classwise_ap(cfg)
+    cfglib.use_batch_recipe(cfg, spec.cpus_per_worker)
+    if spec.use_gpu:
+        cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg)
     if spec.from_baseline is not None:
         cfg.load_from = warm_start.baseline_checkpoint(spec.from_baseline, spec.s3_endpoint)
         warm_start.use_finetune_schedule(cfg, spec.finetune_lr_factor)
@@ -192,6 +195,17 @@ def prepare_trackers(spec: TrainSpec, cfg: Config, name: str) -> tuple:
     return backends
 
 
+def _effective_lr(cfg: Config, total_batch: int) -> str:
+    """The learning rate MMEngine will train with: the config's, scaled by the total batch
+    when ``auto_scale_lr`` is on (``config.use_batch_recipe``)."""
+    lr = cfg.optim_wrapper.optimizer.get("lr")
+    scale = cfg.get("auto_scale_lr") or {}
+    if lr is None or not scale.get("enable") or total_batch == scale["base_batch_size"]:
+        return str(lr)
+    return f"{lr * total_batch / scale['base_batch_size']:.6g} (the config's {lr} for a total batch of " \
+           f"{scale['base_batch_size']}, scaled to {total_batch})"
+
+
 def describe_run(run: PreparedRun) -> tuple[str, str]:
     """``--dry-run``: what would run (one line a fact) and the merged config."""
     spec, cfg = run.spec, run.cfg
@@ -205,7 +219,7 @@ def describe_run(run: PreparedRun) -> tuple[str, str]:
         f"workers:  {spec.num_workers} x {'GPU' if spec.use_gpu else 'CPU'} ({spec.cpus_per_worker} CPU each), "
         f"batch {batch} per worker = {batch * spec.num_workers} in total",
         f"schedule: {cfg.train_cfg.get('max_epochs')} epochs, optimizer {cfg.optim_wrapper.optimizer.get('type')} "
-        f"lr {cfg.optim_wrapper.optimizer.get('lr')} ({cfg.optim_wrapper.get('type', 'OptimWrapper')})",
+        f"lr {_effective_lr(cfg, batch * spec.num_workers)} ({cfg.optim_wrapper.get('type', 'OptimWrapper')})",
         *(f"{key + ':':<9} {value}" for key, value in run.checks.items()),
         f"classes:  {', '.join(run.classes) or '(from the config)'}",
         f"storage:  {run.location} ({'resuming the unfinished run' if run.resuming else 'a new run'})",
