@@ -11,7 +11,8 @@ from yolor_ray.tune.space import SpaceError, implicit_of, label_of, load_space_f
 def test_default_space_parses_and_every_grid_variant_is_a_valid_implicit_spec():
     space = parse_space(spacelib.DEFAULT_SPACE)
     grid = space.to_tune(grid=True)
-    assert space.num_variants() == 3 * 2 * 3 * 3
+    # fpn applies add, pred multiply: the other's init std does not act there
+    assert space.num_variants() == 2 * 3 + 2 * 3 + 2 * 3 * 3
     import itertools
 
     keys = [d.key for d in space.dimensions]
@@ -160,3 +161,116 @@ def test_paired_interval_within_and_beyond_noise():
     assert worse.high < 0 and not worse.within_noise
     with pytest.raises(ValueError):
         paired_difference([0.1], [0.1])
+
+
+SIX = dict(placements=[["fpn"], ["pred"], ["fpn", "pred"]], modeling=["vector", "mf"])
+
+
+def _labels(settings):
+    return [label_of(s) for s in settings]
+
+
+def test_random_search_over_a_finite_space_never_picks_a_variant_twice():
+    space = parse_space(SIX)
+    assert space.num_variants() == 6
+    keys = [d.key for d in space.dimensions]
+    for seed in range(50):
+        picked = space.pick(5, seed)
+        assert len(picked) == 5 and len(set(_labels(picked))) == 5, (seed, picked)
+        for setting in picked:  # the variant dicts trials see: every searched key, values from the lists
+            assert list(setting) == keys and all(setting[d.key] in d.choices for d in space.dimensions)
+    assert space.pick(4, 7) == space.pick(4, 7)  # seeded
+    assert len({tuple(_labels(space.pick(4, seed))) for seed in range(10)}) > 1  # and the seed matters
+
+
+def test_trials_covering_a_finite_space_run_its_grid(caplog):
+    from yolor_ray.tune.sweep import _trials_of
+
+    # The issue's case: 2 trials of random search over 2 variants ran one of them twice.
+    space = parse_space(dict(placements=[["fpn"], ["fpn", "pred"]]))
+    with caplog.at_level("INFO", logger="yolor_ray"):
+        search, points = _trials_of(space, "random", 2, seed=0)
+    assert search == "grid" and points == ({"placements": "fpn"}, {"placements": "fpn+pred"})
+    assert "--trials 2 covers the whole space of 2 variant(s): running the grid (2 trial(s))" in caplog.text
+
+    six = parse_space(SIX)
+    grid = six.pick(6, seed=0, grid=True)
+    assert len(set(_labels(grid))) == 6
+    for search in ("random", "optuna"):  # Optuna too: with every variant to train, nothing is left to pick
+        assert _trials_of(six, search, 8, seed=3) == ("grid", tuple(grid))
+    assert _trials_of(six, "grid", 1, seed=3) == ("grid", tuple(grid))  # a grid ignores --trials
+    search, points = _trials_of(six, "random", 5, seed=3)
+    assert search == "random" and points == tuple(six.pick(5, 3)) and len(set(_labels(points))) == 5
+    assert _trials_of(six, "optuna", 5, seed=3) == ("optuna", ())  # Optuna samples the space itself
+
+
+def test_variants_equal_but_for_keys_that_do_not_act_count_once():
+    # atoms acts only with mf, operators.pred only where pred is placed
+    space = parse_space(dict(placements=[["fpn"], ["pred"]], operators=dict(pred=[["multiply"], ["multiply", "add"]]),
+                             modeling=["vector", "mf"], atoms=[2, 4]))
+    assert space.num_variants() == 3 * 3  # (fpn, pred:multiply, pred:multiply+add) x (vector, mf 2, mf 4)
+    grid = space.pick(100, seed=0)
+    assert len(grid) == 9 and len(set(_labels(grid))) == 9
+    assert len({json.dumps(implicit_of(v), sort_keys=True) for v in grid}) == 9
+    assert grid[0] == {"placements": "fpn", "operators.pred": "multiply", "modeling": "vector", "atoms": 2}
+    for seed in range(20):
+        assert len(set(_labels(space.pick(8, seed)))) == 8
+
+    # the init of an operator that none of the variant's placements applies
+    default = parse_space(spacelib.DEFAULT_SPACE)
+    grid = default.pick(100, seed=0)
+    assert len(grid) == 30 and len({json.dumps(spacelib.effective(v), sort_keys=True) for v in grid}) == 30
+    made = {json.dumps(implicit_of({k: v for k, v in setting.items() if k != f"init.{unused}_std"}), sort_keys=True)
+            for setting in grid for unused in [{"fpn": "multiply", "pred": "add"}.get(setting["placements"])]}
+    assert len(made) == 30  # without the init that does not act, still 30 different models
+    assert sum(v["placements"] == "pred" and v["init.add_std"] != 0.01 for v in grid) == 0
+    searched_ops = parse_space(dict(placements=[["pred"]], operators=dict(pred=[["multiply"], ["multiply", "add"]]),
+                                    init=dict(add_std=[0.01, 0.02])))
+    assert [(v["operators.pred"], v["init.add_std"]) for v in searched_ops.pick(5, seed=0)] == [
+        ("multiply", 0.01), ("multiply+add", 0.01), ("multiply+add", 0.02)]
+
+
+def test_with_a_range_the_lists_of_choices_are_still_dealt_without_replacement():
+    space = parse_space(dict(placements=[["fpn"], ["pred"], ["fpn", "pred"]], lr={"loguniform": [0.001, 0.1]}))
+    assert space.num_variants() is None and space.num_choice_settings() == 3
+    picked = space.pick(2, seed=1)
+    assert len(set(_labels(picked))) == 2 and all(list(p) == ["placements"] for p in picked)  # lr: sampled by Tune
+    dealt = [p["placements"] for p in space.pick(7, seed=1)]
+    assert sorted(dealt[:3]) == sorted(dealt[3:6]) == ["fpn", "fpn+pred", "pred"]  # every setting once per round
+    assert space.pick(7, seed=1) == space.pick(7, seed=1)
+
+
+def test_the_sweeps_searcher_gives_each_trial_its_point(tmp_path):
+    """Tune's variant generator (no Ray started) makes one trial per point, with the point's
+    settings and the ranges sampled: the configs trials get have the space's keys, as before."""
+    from ray.tune.search.sample import Float
+
+    from yolor_ray.tune.sweep import PointsGenerator, _searcher
+
+    space = parse_space(dict(placements=[["fpn"], ["pred"], ["fpn", "pred"]], modeling=["vector", "mf"],
+                             lr={"loguniform": [0.001, 0.1]}))
+    points = tuple(space.pick(4, seed=0))
+    generator = _searcher("random", 0, 2, space, points)
+    generator.add_configurations({"sweep": dict(run=lambda config: None, config=space.to_tune(), num_samples=4)})
+    trials = []
+    while (trial := generator.next_trial()) is not None:
+        trials.append(trial)
+        generator.on_trial_complete(trial.trial_id)
+    configs = [t.config for t in trials]
+    assert [{k: c[k] for k in ("placements", "modeling")} for c in configs] == list(points)
+    assert all(set(c) == {"placements", "modeling", "lr"} and 0.001 <= c["lr"] <= 0.1 for c in configs)
+    assert len({c["lr"] for c in configs}) == 4
+    assert all(t.evaluated_params == t.config for t in trials)  # what Tune shows as the trial's parameters
+    assert isinstance(space.to_tune()["lr"], Float)
+
+    # A resumed sweep's generator (Tune's saved state) goes on with the points not yet started.
+    generator = _searcher("random", 0, 0, space, points)
+    generator.add_configurations({"sweep": dict(run=lambda config: None, config=space.to_tune(), num_samples=4)})
+    first = generator.next_trial().config
+    generator.save_to_dir(str(tmp_path), "session")
+    restored = PointsGenerator((), (), 0, 0)
+    restored.restore_from_dir(str(tmp_path))
+    rest = []
+    while (trial := restored.next_trial()) is not None:
+        rest.append({k: trial.config[k] for k in ("placements", "modeling")})
+    assert [{k: first[k] for k in ("placements", "modeling")}, *rest] == list(points)

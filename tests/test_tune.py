@@ -60,6 +60,7 @@ def test_sweep_stops_weak_trials_and_leaderboard_agrees_with_trials(finished_swe
     values = [t["metrics"]["coco/bbox_mAP"] for t in trials]
     assert values == sorted(values, reverse=True)
     assert {t["variant"]["lr"] for t in trials} == {0.02, 0.000001}
+    assert len({(t["variant"]["placements"], t["variant"]["lr"]) for t in trials}) == 4  # each variant once
     for trial in trials:
         record = json.loads((sweep / "runs" / trial["trial"] / "results.json").read_text())
         assert record["status"] == trial["status"]
@@ -201,6 +202,9 @@ def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
     board = json.loads((storage / name / "leaderboard.json").read_text())
     trials = {t["trial"]: t for t in board["trials"]}
     assert len(trials) == 2 and set(interrupted) <= set(trials)
+    # 2 random trials over 2 variants: the grid, each variant once
+    assert "--trials 2 covers the whole space of 2 variant(s): running the grid" in again.stderr
+    assert sorted(t["variant"]["placements"] for t in trials.values()) == ["fpn", "fpn+pred"]
     for trial_id in interrupted:
         # Continued from its checkpoint, not from zero: one restart, every epoch once.
         record = json.loads((storage / name / "runs" / trial_id / "results.json").read_text())

@@ -203,8 +203,8 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--modeling", nargs="+", help="modelings to search: vector nn mf (overrides the file's)")
     group.add_argument("--lr", nargs="+", type=float, help="learning rates to search (the config's LR before "
                        "auto_scale_lr; overrides the file's)")
-    group.add_argument("--trials", type=int, default=8, help="trials to sample (default 8; a grid runs each "
-                       "combination once)")
+    group.add_argument("--trials", type=int, default=8, help="trials to sample, distinct variants (default 8; a "
+                       "grid runs each variant once, and so does a --trials at or above their number)")
     group.add_argument("--search", default="auto", choices=("auto", "random", "grid", "optuna"),
                        help="how variants are picked (default auto: Optuna when installed, else random)")
     group.add_argument("--metric", default="coco/bbox_mAP", help="what ASHA and the leaderboard rank by "

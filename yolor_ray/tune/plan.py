@@ -68,6 +68,14 @@ class PreparedSweep:
     resuming: bool
     data: CocoFolder | None = None  # --data, inspected once for the whole sweep
     finished: bool = False  # complete already: only its confirmation to run (--confirm)
+    # The settings of the space's lists of choices its trials take, one per trial, distinct
+    # (SearchSpace.pick): random and grid search; empty for Optuna, which picks its own.
+    points: tuple[dict, ...] = ()
+
+    @property
+    def trials(self) -> int:
+        """How many trials the sweep runs."""
+        return len(self.points) if self.points else self.spec.trials
 
     @property
     def location(self) -> str:

@@ -21,7 +21,9 @@ handles; :func:`implicit_of` turns a sampled variant back into ``implicit=dict(.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -95,10 +97,71 @@ class SearchSpace:
         return any(d.is_range for d in self.dimensions)
 
     def num_variants(self) -> int | None:
-        """How many distinct variants the space holds; None with a range (infinitely many)."""
+        """How many distinct variants the space holds; None with a range (infinitely many).
+        Variants that differ only in keys that do not act in them (operators of a placement
+        left out, atoms without mf, dim without nn, the init of an operator no placement
+        applies) count once."""
         if self.has_ranges:
             return None
-        return math.prod(len(d.choices) for d in self.dimensions)
+        return self.num_choice_settings()
+
+    def num_choice_settings(self) -> int:
+        """How many distinct settings its lists of choices take (ranges aside), counted as
+        :meth:`num_variants` counts them."""
+        return sum(math.prod(len(d.choices) for d in acting) for _, acting in self._blocks())
+
+    def choice_setting(self, index: int) -> dict:
+        """The ``index``-th distinct setting of the lists of choices, in grid order: every
+        choice key, those that do not act in it at their first choice (ranges left out)."""
+        return self._setting(self._blocks(), index)
+
+    def pick(self, trials: int, seed: int, grid: bool = False) -> list[dict]:
+        """The settings of the lists of choices a sweep of ``trials`` trials trains, distinct
+        (:meth:`choice_setting`). Every one in grid order with ``grid``, or when ``trials``
+        covers a space without ranges; else ``trials`` of them drawn without replacement,
+        seeded by ``seed``. With a range, more trials than settings take every setting once
+        per round (each round in its own seeded order), the ranges told apart by sampling."""
+        blocks = self._blocks()
+        total = sum(math.prod(len(d.choices) for d in acting) for _, acting in blocks)
+        if grid or (not self.has_ranges and trials >= total):
+            return [self._setting(blocks, i) for i in range(total)]
+        rng = random.Random(seed)
+        picked: list[int] = []
+        while len(picked) < trials:
+            picked += rng.sample(range(total), min(total, trials - len(picked)))
+        return [self._setting(blocks, i) for i in picked]
+
+    def _setting(self, blocks: list[tuple[dict, tuple[Dimension, ...]]], index: int) -> dict:
+        start = index
+        for fixed, acting in blocks:
+            size = math.prod(len(d.choices) for d in acting)
+            if index >= size:
+                index -= size
+                continue
+            setting = dict(fixed)
+            for d in reversed(acting):  # the last key changes fastest, as in itertools.product
+                index, i = divmod(index, len(d.choices))
+                setting[d.key] = d.choices[i]
+            return {d.key: setting[d.key] for d in self.dimensions if not d.is_range}
+        raise IndexError(f"choice setting {start}: the space holds {start - index}")
+
+    def _blocks(self) -> list[tuple[dict, tuple[Dimension, ...]]]:
+        """The lists of choices as blocks of distinct settings: one per distinct setting of the
+        keys that decide which others act (placements, modeling, operators), with the
+        dimensions that act under it (the rest held at their first choice)."""
+        lists = [d for d in self.dimensions if not d.is_range]
+        deciders = [d for d in lists if _decides(d.key)]
+        blocks, seen = [], set()
+        for values in itertools.product(*(d.choices for d in deciders)):
+            fixed = {d.key: d.choices[0] for d in lists} | dict(zip((d.key for d in deciders), values))
+            acts = _acting(fixed)
+            block = tuple((d.key, fixed[d.key]) for d in deciders if d.key in acts)
+            if block in seen:  # a decider that does not act here (operators of a placement left out)
+                continue
+            seen.add(block)
+            fixed = {d.key: fixed[d.key] if d.key in acts else d.choices[0] for d in lists}
+            blocks.append((fixed, tuple(d for d in lists if d.key in acts and not _decides(d.key))))
+        return blocks
 
     def to_tune(self, grid: bool = False) -> dict:
         if grid and self.has_ranges:
@@ -322,6 +385,27 @@ def implicit_of(variant: Mapping, base: Mapping | None = None) -> dict:
     if init:
         implicit["init"] = init
     return implicit
+
+
+def _decides(key: str) -> bool:
+    """Whether a key's value decides which other keys act in a variant (:func:`_acting`)."""
+    return key in ("placements", "modeling") or key.startswith("operators.")
+
+
+def _acting(variant: Mapping) -> set[str]:
+    """The keys of a variant that change the model it trains: those :func:`effective` keeps,
+    less the init of an operator that none of its placements applies (known when the variant
+    sets placements; else the config's placements decide, and every init key counts)."""
+    keys = set(effective(variant))
+    if "placements" not in variant:
+        return keys
+    used = set()
+    for name in variant["placements"].split(JOIN):
+        ops = variant.get(f"operators.{name}")
+        if not ops and name not in PLACEMENTS:
+            return keys
+        used.update(ops.split(JOIN) if ops else PLACEMENTS[name])
+    return {k for k in keys if not (k.startswith("init.") and k[len("init."):].rsplit("_", 1)[0] not in used)}
 
 
 def effective(variant: Mapping) -> dict:

@@ -124,8 +124,10 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                                  trainer_trials=spec.trainer_trials),
                                             sort_keys=True).encode()).hexdigest()[:16]
     state = _check_sweep_name(storage, name, fingerprint, confirm=spec.confirm > 0)
+    search, points = _trials_of(space, search, spec.trials, train.seed)
     plan = PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
-                         storage, fingerprint, resuming=state == "unfinished", data=data, finished=state == "finished")
+                         storage, fingerprint, resuming=state == "unfinished", data=data, finished=state == "finished",
+                         points=points)
     check_confirmable(plan)
     return plan
 
@@ -145,6 +147,20 @@ def _check_against_config(space: spacelib.SearchSpace, base_implicit: dict) -> N
             if space[key] is not None and modeling != needs:
                 raise spacelib.SpaceError(f"{key}: searched, but only matters with modeling {needs!r}, and the "
                                           f"config's modeling is {modeling!r}; add modeling to the space")
+
+
+def _trials_of(space: spacelib.SearchSpace, search: str, trials: int, seed: int) -> tuple[str, tuple[dict, ...]]:
+    """The search that runs and the settings of the space's lists of choices its trials take,
+    distinct (one per trial; none for Optuna, which picks its own). A ``trials`` that covers a
+    space without ranges runs its grid, whatever the search: every variant once."""
+    size = space.num_variants()
+    if search != "grid" and size is not None and trials >= size:
+        log.info("--trials %d covers the whole space of %d variant(s): running the grid (%d trial(s))",
+                 trials, size, size)
+        search = "grid"
+    if search == "optuna":
+        return search, ()
+    return search, tuple(space.pick(trials, seed, grid=search == "grid"))
 
 
 def _pick_search(search: str) -> str:
@@ -266,17 +282,19 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
                              early_stopping=spec.early_stopping)
     plan.storage.write_bytes(manifest.to_json().encode(), plan.name, SWEEP_FILE)
     log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
-             plan.location, plan.search, plan.space.num_variants() if plan.search == "grid" else spec.trials,
+             plan.location, plan.search, plan.trials,
              max_concurrent, _describe(trial_resources(plan.trial_spec, plan.in_process))
              + (", in the trial's own process" if plan.in_process else ", a TorchTrainer run"),
              "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode, plan.space.describe())
     return tune.Tuner(
         trainable,
-        param_space=plan.space.to_tune(grid=plan.search == "grid"),
+        # Random and grid search: the trials' settings of the lists of choices are the
+        # generator's points, one per trial (ranges sampled); Optuna samples the space itself.
+        param_space=plan.space.to_tune(),
         tune_config=tune.TuneConfig(
             metric=spec.metric, mode=spec.mode, scheduler=_scheduler(spec, plan.epochs),
-            search_alg=_searcher(plan.search, spec.train.seed, max_concurrent),
-            num_samples=1 if plan.search == "grid" else spec.trials,
+            search_alg=_searcher(plan.search, spec.train.seed, max_concurrent, plan.space, plan.points),
+            num_samples=plan.trials,
             # Tune limits a Searcher through this; a variant generator limits itself.
             max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
             reuse_actors=plan.in_process, **_in_process_folders(plan)),
@@ -326,13 +344,34 @@ def _scheduler(spec: SweepSpec, epochs: int):
                          reduction_factor=spec.reduction_factor)
 
 
-def _searcher(search: str, seed: int, max_concurrent: int):
+class PointsGenerator(BasicVariantGenerator):
+    """Tune's variant generator over the sweep's points, one trial each: a point sets every
+    list of choices, the generator samples only the ranges (seeded). The points are distinct
+    (SearchSpace.pick), but with a range, where a trial's sampled values tell it apart from
+    one with its choices. A preset value is not one Tune counts as searched, so each trial's
+    ``searched`` keys are added to its parameters (Tune's status table, TensorBoard's hparams)."""
+
+    def __init__(self, points: tuple[dict, ...], searched: tuple[str, ...], seed: int, max_concurrent: int):
+        super().__init__(points_to_evaluate=[dict(p) for p in points], random_state=seed,
+                         max_concurrent=max_concurrent)
+        self._searched = searched
+
+    def next_trial(self):
+        trial = super().next_trial()
+        if trial is not None:
+            trial.evaluated_params.update({k: trial.config[k] for k in self._searched if k in trial.config})
+        return trial
+
+
+def _searcher(search: str, seed: int, max_concurrent: int, space: spacelib.SearchSpace,
+              points: tuple[dict, ...] = ()):
     if search == "optuna":
         from optuna.samplers import TPESampler  # deferred: Optuna is optional (_has_optuna)
         from ray.tune.search.optuna import OptunaSearch
 
         return OptunaSearch(sampler=TPESampler(seed=seed))
-    return BasicVariantGenerator(random_state=seed, max_concurrent=max_concurrent)
+    searched = tuple(d.key for d in space.dimensions if d.choices is not None and len(d.choices) > 1)
+    return PointsGenerator(points, searched, seed, max_concurrent)
 
 
 def _describe(resources: dict, keys: dict | None = None) -> str:
@@ -353,7 +392,7 @@ def describe_sweep(plan: PreparedSweep) -> tuple[str, str]:
     spec = plan.spec
     lines = [
         f"sweep:    {plan.location} ({_state_of(plan)})",
-        f"trials:   {spec.trials} by {plan.search} search, {plan.epochs} epochs each, ranked by {spec.metric} "
+        f"trials:   {plan.trials} by {plan.search} search, {plan.epochs} epochs each, ranked by {spec.metric} "
         f"({spec.mode}), " + ("ASHA early stopping" if spec.early_stopping else "no early stopping"),
         f"space:    {json.dumps(plan.space.to_config())}",
         "first trial:",
