@@ -3,12 +3,13 @@ from pathlib import Path
 
 import mmdet
 import pytest
+import torch
 from conftest import BASELINES
 from mmengine.config import Config
 
 from yolor_ray import config as cfglib
 from yolor_ray.data import inspect_coco_split
-from yolor_ray.train.driver import count_parameters
+from yolor_ray.train.driver import build_model
 
 MMDET_CONFIGS = Path(mmdet.__file__).parent / ".mim" / "configs"
 # Parameter counts measured with mmdet 3.3.0 (pinned in setup.py), in millions.
@@ -34,7 +35,7 @@ def test_baseline_has_mmdet_parameter_count(path):
     assert ours.custom_imports.imports == ["yolor_ray.registrations"]
     reference = next(MMDET_CONFIGS.rglob(f"{path.stem}.py"))
     theirs = Config.fromfile(str(reference))
-    n_ours, n_theirs = count_parameters(ours), count_parameters(theirs)
+    n_ours, n_theirs = (sum(p.numel() for p in build_model(c).parameters()) for c in (ours, theirs))
     assert n_ours == n_theirs
     assert round(n_ours / 1e6, 2) == EXPECTED_M[path.stem]
 
@@ -83,8 +84,25 @@ def test_typo_top_level_key_is_rejected(tmp_path):
 def test_bad_model_key_fails_on_the_driver(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(f"_base_ = '{BASELINES[0]}'\nmodel = dict(backbone=dict(deptth=18))\n")
-    with pytest.raises(cfglib.ConfigError, match="model config does not build.*deptth"):
-        count_parameters(cfglib.load_config(bad))
+    with pytest.raises(cfglib.ConfigError, match="model config does not build.*deptth") as caught:
+        build_model(cfglib.load_config(bad))
+    assert isinstance(caught.value.__cause__, TypeError)  # mmdet's own error stays as the cause
+
+
+def test_a_bug_inside_a_model_while_it_builds_keeps_its_traceback():
+    """Only a bad key or value is the user's mistake; anything else raised while mmdet builds
+    the model is a bug and reaches the CLI as itself (errors.py), not as a one-line ConfigError."""
+    from mmdet.registry import MODELS
+
+    class BrokenHead(torch.nn.Module):
+        def __init__(self, **kwargs):
+            raise RuntimeError("a bug in the head's constructor")
+
+    MODELS.register_module(name="BrokenHeadForTest", module=BrokenHead, force=True)
+    cfg = cfglib.load_config(BASELINES[0])
+    cfg.model = dict(type="BrokenHeadForTest")
+    with pytest.raises(RuntimeError, match="a bug in the head's constructor"):
+        build_model(cfg)
 
 
 def test_ranks_on_several_nodes_collect_through_the_process_group_unless_the_config_says():

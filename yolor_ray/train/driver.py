@@ -276,18 +276,26 @@ def _check_config_annotations(cfg: Config) -> None:
                                "folder (make one with: yolor-ray make-shapes DIR)")
 
 
+# What a bad key or value in a config part raises while MMEngine's registry builds it (the
+# registry keeps the exception's type): TypeError for an unknown argument, KeyError for an
+# unknown type, ValueError and AssertionError for a value a class checks, FileNotFoundError for a
+# file it names. Reported as the user's mistake in one line, the cause kept; any other exception
+# is a bug and keeps its traceback.
+BAD_CONFIG_ERRORS = (KeyError, TypeError, ValueError, AssertionError, FileNotFoundError)
+
+
+def _does_not_build(key: str, err: Exception) -> cfglib.ConfigError:
+    return cfglib.ConfigError(f"{key} does not build: {type(err).__name__}: {err}")
+
+
 def build_model(cfg: Config):
     """Build the model once on the driver: catches bad model keys before Ray starts."""
     try:
         return build_in_scope(cfg.model, cfg.get("default_scope", "mmdet"))
     except UserError:
         raise
-    except Exception as err:  # TypeError for unknown keys, KeyError for unknown types
-        raise cfglib.ConfigError(f"model config does not build: {type(err).__name__}: {err}") from None
-
-
-def count_parameters(cfg: Config) -> int:
-    return sum(p.numel() for p in build_model(cfg).parameters())
+    except BAD_CONFIG_ERRORS as err:
+        raise _does_not_build("model config", err) from err
 
 
 def check_runtime_parts(cfg: Config, model) -> None:
@@ -301,8 +309,8 @@ def check_runtime_parts(cfg: Config, model) -> None:
         else:
             try:
                 build_optim_wrapper(model, copy.deepcopy(wrapper))
-            except Exception as err:
-                raise cfglib.ConfigError(f"optim_wrapper does not build: {type(err).__name__}: {err}") from None
+            except BAD_CONFIG_ERRORS as err:
+                raise _does_not_build("optim_wrapper", err) from err
     for key in ("val_evaluator", "test_evaluator"):
         for metric in cfglib.evaluators(cfg, (key,)):
             # MMEngine checks this only when it first collects results, after a training epoch.
@@ -313,8 +321,8 @@ def check_runtime_parts(cfg: Config, model) -> None:
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it loads
                     Evaluator(copy.deepcopy(cfg[key]))
-            except Exception as err:
-                raise cfglib.ConfigError(f"{key} does not build: {type(err).__name__}: {err}") from None
+            except BAD_CONFIG_ERRORS as err:
+                raise _does_not_build(key, err) from err
     cfglib.dist_timeout_s(cfg)
 
 
