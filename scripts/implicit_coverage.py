@@ -50,7 +50,8 @@ from yolor_ray.implicit import (
     resolution_of,
     resolve_placement,
 )
-from yolor_ray.implicit.placements import head_roots, synthetic_batch, tensors_in
+from yolor_ray.implicit.rules import head_roots
+from yolor_ray.implicit.trace import synthetic_batch, tensors_in
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "implicit.md"

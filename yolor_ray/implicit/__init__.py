@@ -17,6 +17,7 @@ from yolor_ray.implicit.build import YOLOR_TYPE, build_yolor, split_yolor_cfg, y
 from yolor_ray.implicit.errors import ImplicitConfigError, PlacementError, WeightsMismatchError  # noqa: F401
 from yolor_ray.implicit.fuse import FuseReport, fuse_implicit, remaining_placements  # noqa: F401
 from yolor_ray.implicit.modules import Implicit, ImplicitA, ImplicitC, ImplicitM, make_implicit  # noqa: F401
-from yolor_ray.implicit.placements import Resolution, Site, available_placements, resolution_of, resolve_placement  # noqa: F401
+from yolor_ray.implicit.placements import Resolution, available_placements, resolution_of, resolve_placement  # noqa: F401
+from yolor_ray.implicit.sites import Site  # noqa: F401
 from yolor_ray.implicit.spec import ImplicitSpec, InitSpec, InitsSpec, PlacementSpec  # noqa: F401
 from yolor_ray.implicit.weights import LoadReport, load_weights, state_dict_of  # noqa: F401

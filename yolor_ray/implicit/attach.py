@@ -18,9 +18,11 @@ from typing import Iterator
 
 from torch import nn
 
+from yolor_ray.implicit.errors import PlacementError
 from yolor_ray.implicit.layers import input_layer, layer_path
 from yolor_ray.implicit.modules import Implicit, ImplicitC, make_implicit
-from yolor_ray.implicit.placements import PlacementError, Site, get_module, resolve_placement
+from yolor_ray.implicit.placements import resolve_placement
+from yolor_ray.implicit.sites import Site, get_module
 from yolor_ray.implicit.spec import ImplicitSpec, PlacementSpec
 
 PREFIX = "implicit_"
