@@ -250,12 +250,12 @@ def test_spot_is_launched_first_and_its_on_demand_twin_after_a_failed_spot_launc
 
 def test_spot_fallback_needs_the_scorer_on_the_head(tmp_path, capsys):
     edit = _replace("head_start_ray_commands", 1,
-                    "RAY_AUTOSCALER_UTILIZATION_SCORER=yolor_ray.cluster.spot_fallback_scorer", "")
+                    "RAY_AUTOSCALER_UTILIZATION_SCORER=yolor_ray.cluster.scorer.spot_fallback_scorer", "")
     rc, err = _check(_edited(tmp_path, edit), capsys)
     assert rc == 2
     assert ("head_start_ray_commands: gpu1-spot, gpu8-spot fall(s) back to on-demand only if the head's `ray start` "
-            "has RAY_enable_autoscaler_v2=0 RAY_AUTOSCALER_UTILIZATION_SCORER=yolor_ray.cluster.spot_fallback_scorer"
-            in err)
+            "has RAY_enable_autoscaler_v2=0 "
+            "RAY_AUTOSCALER_UTILIZATION_SCORER=yolor_ray.cluster.scorer.spot_fallback_scorer" in err)
     rc, err = _check(_edited(tmp_path, _set(["available_node_types", "gpu1-ondemand", "node_config",
                                              "InstanceMarketOptions"], {"MarketType": "spot"})), capsys)
     assert rc == 2 and "available_node_types.gpu1-ondemand: a spot type must be named NAME-spot" in err
@@ -272,7 +272,7 @@ def test_autoscaler_adds_nodes_for_a_run_and_removes_them_when_idle(shapes_dir, 
     workers = {name: dict(resources={"CPU": 1}, node_config={}, min_workers=0, max_workers=2)
                for name in ("cpu-spot", "cpu-standard")}
     storage = tmp_path / "results"
-    scorer = dict(RAY_AUTOSCALER_UTILIZATION_SCORER="yolor_ray.cluster.spot_fallback_scorer")
+    scorer = dict(RAY_AUTOSCALER_UTILIZATION_SCORER="yolor_ray.cluster.scorer.spot_fallback_scorer")
     with fake_autoscaling_cluster(workers, head_cpus=0, max_workers=2, idle_timeout_minutes=0.1,
                                   head_env=scorer) as cluster:
         nodes = alive_nodes(cluster)

@@ -1,34 +1,7 @@
-"""Check a Ray autoscaler cluster file offline: Ray's own schema, then our rules.
-
-``check_cluster_config(path)`` runs Ray's ``prepare_config`` (merges the provider's
-defaults, read from a file inside Ray) and ``validate_config`` (Ray's JSON schema
-and its cross-field rules) -- neither contacts the cloud; ``bootstrap_config``, which
-looks up subnets, IAM roles and AMIs in the account, is never called. Then our rules
-(docs/cluster.md):
-
-- every node type declares ``resources.CPU``, and every GPU type ``resources.GPU``:
-  Ray can infer them on AWS, but only by asking AWS; declared, the autoscaler plans
-  offline. Where we know the instance type, the counts must match it.
-- no secret-like values: AWS access key ids, private keys, literal values for keys or
-  variables named like a secret/password/token/access key, a literal RAY_AUTH_TOKEN.
-  Secrets come from the node's instance profile or a secret store at boot.
-- ``YOLOR_RAY_STORAGE`` is set for every node type, to ``s3://bucket/prefix`` or an
-  absolute path (a filesystem every node mounts).
-- token auth is on: every ``ray start`` runs with ``RAY_AUTH_MODE=token``.
-- the dashboard and job server are reached through SSH only: the head's dashboard
-  listens on loopback and no security-group rule opens a port other than SSH to the
-  world.
-
-- spot with an on-demand fallback: a spot type is named ``*-spot``; when the file also has
-  an on-demand type of the same instance, the head's autoscaler runs with
-  ``spot_fallback_scorer`` (below), or a failed spot launch would be retried forever.
-
-Every problem found is reported at once, one line each, naming the key path.
-
-``spot_fallback_scorer`` is the node-type scorer the head's autoscaler loads
-(``RAY_AUTOSCALER_UTILIZATION_SCORER``): Ray 2.60's own scorers keep choosing a spot type
-whose launches fail for lack of capacity; this one moves to the on-demand type of the same
-fit while the failure is recent.
+"""``yolor-ray cluster check FILE``: a Ray autoscaler cluster file checked offline, by Ray's
+own schema and then our rules (docs/cluster.md, "What `yolor-ray cluster check` enforces"),
+so that a bad file fails on the laptop with every problem listed at once, before ``ray up``
+spends anything. Nothing here contacts the cloud.
 """
 from __future__ import annotations
 
@@ -43,15 +16,14 @@ from pathlib import Path
 import jsonschema
 import ray.autoscaler
 import yaml
-from ray.autoscaler._private.resource_demand_scheduler import _default_utilization_scorer
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from yolor_ray.cluster.scorer import SPOT_SUFFIX, spot_fallback_scorer
 from yolor_ray.errors import UserError
 from yolor_ray.storage import StorageError, StorageSpec
 
 STORAGE_VAR = "YOLOR_RAY_STORAGE"
-SPOT_SUFFIX = "-spot"
-SCORER = "yolor_ray.cluster.spot_fallback_scorer"
+SCORER = f"{spot_fallback_scorer.__module__}.{spot_fallback_scorer.__qualname__}"  # its dotted path
 SCORER_ENV = re.compile(rf"\bRAY_AUTOSCALER_UTILIZATION_SCORER=[\"']?{re.escape(SCORER)}\b")
 AUTOSCALER_V1 = re.compile(r"\bRAY_enable_autoscaler_v2=[\"']?0\b")
 TOKEN_VAR = "RAY_AUTH_TOKEN"
@@ -170,7 +142,8 @@ def check_cluster_config(path: str | Path) -> ClusterReport:
 # --- Ray's own checks ---------------------------------------------------------------
 
 def _ray_checks(raw: dict) -> tuple[list[str], dict | None]:
-    """Ray's prepare_config + validate_config; all schema errors, not just the first."""
+    """Ray's prepare_config + validate_config; all schema errors, not just the first. Offline:
+    Ray's bootstrap_config, which asks the cloud for subnets, roles and AMIs, is never called."""
     provider = raw.get("provider")
     if not isinstance(provider, dict) or not isinstance(provider.get("type"), str):
         return ["provider.type: missing; Ray needs the cloud's node provider, e.g. `provider: {type: aws, "
@@ -459,22 +432,6 @@ def _spot_problems(config: dict) -> list[str]:
                         f"`ray start` has RAY_enable_autoscaler_v2=0 RAY_AUTOSCALER_UTILIZATION_SCORER={SCORER} "
                         "(Ray's own scorers retry a failing spot type)")
     return problems
-
-
-def spot_fallback_scorer(node_resources: dict, resources: list, node_type: str, *, node_availability_summary):
-    """Ray's default score, then: types whose last launch failed (within Ray's availability
-    window, 30 min by default) rank below those that did not, then spot (``*-spot``) above
-    on-demand. Fit comes first, so a 1-GPU demand never falls back to an 8-GPU type while a
-    1-GPU type fits; among types that fit equally, spot is tried first and its on-demand twin
-    takes over after a spot launch fails (no capacity in any zone listed)."""
-    score = _default_utilization_scorer(node_resources, resources, node_type,
-                                        node_availability_summary=node_availability_summary)
-    if score is None:
-        return None
-    records = node_availability_summary.node_availabilities if node_availability_summary else {}
-    record = records.get(node_type)
-    available = record is None or record.is_available
-    return (*score, available, node_type.endswith(SPOT_SUFFIX))
 
 
 # --- the report --------------------------------------------------------------------------
