@@ -5,7 +5,7 @@
 
 The train split lists 118,287 images and 860,001 boxes with polygons (COCO train2017's
 counts, 80 categories); only the images the up-front check samples exist on disk (the
-check looks at a sample plus the count: ``yolor_ray.data.IMAGE_SAMPLE``). Each
+check looks at a sample plus the count: ``yolor_ray.data.coco.IMAGE_SAMPLE``). Each
 measurement runs in a fresh process: wall time, peak RSS, and how often an annotation
 file was parsed. Goal: a run <= 30 s and <= 3 GB peak; a sweep of 8 trials no more
 than a run.
@@ -32,7 +32,7 @@ def make_coco_size(root: Path, images: int, boxes: int, val_images: int = 500, s
     """A COCO-layout folder with ``images`` / ``boxes`` in train; files only for the sampled images."""
     from PIL import Image
 
-    from yolor_ray.data import annotation_file, image_sample
+    from yolor_ray.data.coco import annotation_file, image_sample
 
     marker, settings = root / ".complete", dict(images=images, boxes=boxes, seed=seed, points=POLYGON_POINTS)
     if marker.is_file() and json.loads(marker.read_text()) == settings:
@@ -71,7 +71,7 @@ def make_coco_size(root: Path, images: int, boxes: int, val_images: int = 500, s
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-import yolor_ray.data as data
+import yolor_ray.data.coco as data
 from yolor_ray.train.spec import TrainSpec
 
 parses = []

@@ -68,7 +68,7 @@ def write_result(name: str, payload: dict, folder: Path = RESULTS) -> Path:
 
 def shapes(name: str, images: int, val_images: int, size: int, seed: int = 0) -> Path:
     """A shapes dataset under bench/.work, generated once per settings."""
-    from yolor_ray.data import ShapesSpec, make_shapes
+    from yolor_ray.data.shapes import ShapesSpec, make_shapes
 
     root = WORK / f"shapes-{name}-{images}-{val_images}-{size}-{seed}"
     if not (root / "annotations" / "instances_val.json").is_file():

@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory) -> Path:
-    from yolor_ray.data import ShapesSpec, make_shapes
+    from yolor_ray.data.shapes import ShapesSpec, make_shapes
 
     return make_shapes(tmp_path_factory.mktemp("data") / "shapes", ShapesSpec(num_train=16, num_val=8, seed=1,
                                                                               image_size=128))
@@ -41,7 +41,7 @@ def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
     import mmdet
 
     from yolor_ray import config as cfglib
-    from yolor_ray.data import inspect_coco_split
+    from yolor_ray.data.coco import inspect_coco_split
 
     cfg = cfglib.load_config(REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py")
     cfglib.use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
@@ -60,7 +60,7 @@ def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def bigger_shapes(tmp_path_factory) -> Path:
-    from yolor_ray.data import ShapesSpec, make_shapes
+    from yolor_ray.data.shapes import ShapesSpec, make_shapes
 
     return make_shapes(tmp_path_factory.mktemp("data") / "shapes96", ShapesSpec(num_train=96, num_val=16, seed=2,
                                                                                 image_size=128))

@@ -139,6 +139,16 @@ def test_annotations_with_unknown_category_ids(storage, shapes_dir, tmp_path):
     assert "have a category_id that is not in its categories: 9 (3x); valid ids: 1, 2, 3, 4" in proc.stderr
 
 
+def test_annotation_file_with_a_repeated_image_id(storage, shapes_dir, tmp_path):
+    data = _copy_data(shapes_dir, tmp_path)
+    _edit_annotations(data, "val", lambda coco: dict(coco, images=coco["images"] + coco["images"][2:3]))
+    proc = yolor_ray("train", ATSS, "--data", data, "--storage", storage, "--dry-run")
+    error = (f"yolor-ray: error: annotation file {str(data / 'annotations' / 'instances_val.json')!r}: image id 2 "
+             "appears twice (ids must be unique: pycocotools would score such a file wrongly)")
+    _fails_cleanly(proc, storage, error)
+    assert [line for line in proc.stderr.splitlines() if "error" in line] == [error]  # one line
+
+
 def test_truncated_image(storage, shapes_dir, tmp_path):
     data = _copy_data(shapes_dir, tmp_path)
     image = data / "val" / "000003.png"
@@ -162,7 +172,7 @@ def test_training_skips_an_unreadable_image_and_counts_it(shapes_dir, tmp_path):
     from mmengine.registry import init_default_scope
 
     from yolor_ray import config as cfglib
-    from yolor_ray.data import inspect_coco_split
+    from yolor_ray.data.coco import inspect_coco_split
     from yolor_ray.engine.transforms import LoadImageOrSkip
 
     data = _copy_data(shapes_dir, tmp_path)

@@ -8,7 +8,7 @@ from conftest import BASELINES
 from mmengine.config import Config
 
 from yolor_ray import config as cfglib
-from yolor_ray.data import inspect_coco_split
+from yolor_ray.data.coco import inspect_coco_split
 from yolor_ray.train.driver import build_model
 
 MMDET_CONFIGS = Path(mmdet.__file__).parent / ".mim" / "configs"

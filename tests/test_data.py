@@ -1,10 +1,12 @@
 import hashlib
 import json
+import re
 
 import pytest
 from pycocotools.coco import COCO
 
-from yolor_ray.data import CLASSES, DatasetError, ShapesSpec, annotation_file, inspect_coco_split, make_shapes
+from yolor_ray.data.coco import DatasetError, annotation_file, inspect_coco_split
+from yolor_ray.data.shapes import CLASSES, ShapesSpec, make_shapes
 
 
 def _digest(root):
@@ -67,16 +69,56 @@ def test_refuses_to_overwrite_and_bad_specs(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
-def test_up_front_image_check_samples_unless_asked_for_all(tmp_path, shapes_dir, monkeypatch, caplog):
+def _copy_with_annotations(shapes_dir, tmp_path, split, edit):
     import shutil
-
-    from yolor_ray import data
 
     copy = tmp_path / "copy"
     shutil.copytree(shapes_dir, copy)
-    monkeypatch.setattr(data, "IMAGE_SAMPLE", 4)  # 16 train images: every 4th is looked for
+    ann = annotation_file(copy, split)
+    ann.write_text(json.dumps(edit(json.loads(ann.read_text()))))
+    return copy, ann
+
+
+def test_a_repeated_image_id_is_an_error_naming_the_first_repeat(tmp_path, shapes_dir):
+    def repeat(coco):
+        ids = [0, 1, 2, 6, 4, 1, 6, 7]  # two repeats: 1 (position 5) comes before 6 (position 6)
+        return dict(coco, images=[dict(img, id=i) for img, i in zip(coco["images"], ids, strict=True)])
+
+    copy, ann = _copy_with_annotations(shapes_dir, tmp_path, "val", repeat)
+    with pytest.raises(DatasetError, match=re.escape(
+            f"annotation file {str(ann)!r}: image id 1 appears twice "
+            "(ids must be unique: pycocotools would score such a file wrongly)") + "$"):
+        inspect_coco_split(copy, "val")
+
+
+def test_a_repeated_annotation_id_is_an_error(tmp_path, shapes_dir):
+    def repeat(coco):
+        for ann in coco["annotations"][4:7]:
+            ann["id"] = 3
+        return coco
+
+    copy, ann = _copy_with_annotations(shapes_dir, tmp_path, "train", repeat)
+    with pytest.raises(DatasetError, match=re.escape(
+            f"annotation file {str(ann)!r}: annotation id 3 appears 4 times "
+            "(ids must be unique: pycocotools would score such a file wrongly)") + "$"):
+        inspect_coco_split(copy, "train")
+    # Float ids all parse as 0.0 (the check does not keep floats): they are not taken for repeats.
+    coco = json.loads(ann.read_text())
+    coco["annotations"] = [dict(a, id=float(a["id"])) for a in coco["annotations"]]
+    ann.write_text(json.dumps(coco))
+    inspect_coco_split(copy, "train")
+
+
+def test_up_front_image_check_samples_unless_asked_for_all(tmp_path, shapes_dir, monkeypatch, caplog):
+    import shutil
+
+    from yolor_ray.data import coco
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shapes_dir, copy)
+    monkeypatch.setattr(coco, "IMAGE_SAMPLE", 4)  # 16 train images: every 4th is looked for
     listed = [img["file_name"] for img in json.loads(annotation_file(copy, "train").read_text())["images"]]
-    assert [img["file_name"] for img in data.image_sample([{"file_name": n} for n in listed])] == listed[::4]
+    assert [img["file_name"] for img in coco.image_sample([{"file_name": n} for n in listed])] == listed[::4]
     (copy / "train" / listed[1]).unlink()  # not in the sample
     with caplog.at_level("WARNING", logger="yolor_ray"):
         info = inspect_coco_split(copy, "train")
@@ -92,7 +134,7 @@ def test_up_front_image_check_samples_unless_asked_for_all(tmp_path, shapes_dir,
 def test_a_nodes_copy_is_compared_by_annotation_hash_and_image_count(tmp_path, shapes_dir):
     import shutil
 
-    from yolor_ray.data import inspect_coco_folder
+    from yolor_ray.data.coco import inspect_coco_folder
     from yolor_ray.train.nodes import DataCheck
 
     check = DataCheck.of(inspect_coco_folder(shapes_dir))
@@ -114,15 +156,15 @@ def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypa
     """Once in prepare_sweep; trials and the leaderboard reuse what it found."""
     from conftest import REPO
 
-    from yolor_ray import data
+    from yolor_ray.data import coco
     from yolor_ray.train.driver import prepare_run
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.tune.sweep import SweepSpec, prepare_sweep
     from yolor_ray.tune.trial import trial_for
 
     parsed = []
-    inspect = data.inspect_coco_split
-    monkeypatch.setattr(data, "inspect_coco_split", lambda *a, **k: parsed.append(a[1]) or inspect(*a, **k))
+    inspect = coco.inspect_coco_split
+    monkeypatch.setattr(coco, "inspect_coco_split", lambda *a, **k: parsed.append(a[1]) or inspect(*a, **k))
     train = TrainSpec(config=REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py", data_root=shapes_dir,
                       small=True, image_size=64, storage=str(tmp_path / "results"))
     plan = prepare_sweep(SweepSpec(train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2))

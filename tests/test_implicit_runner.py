@@ -10,7 +10,7 @@ from yolor_ray.implicit import implicit_modules, is_implicit_key, load_weights
 
 def _small_yolor_cfg(shapes_dir, work_dir):
     from yolor_ray.config import load_config, make_small, set_batch_size, set_epochs, use_coco_folder
-    from yolor_ray.data import inspect_coco_split
+    from yolor_ray.data.coco import inspect_coco_split
 
     cfg = load_config(REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py")
     use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))

@@ -43,7 +43,7 @@ def s3(s3_endpoint, cluster):
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from yolor_ray.data import ShapesSpec, make_shapes
+    from yolor_ray.data.shapes import ShapesSpec, make_shapes
 
     return make_shapes(tmp_path_factory.mktemp("multinode") / "shapes",
                        ShapesSpec(num_train=16, num_val=4, seed=5, image_size=64))

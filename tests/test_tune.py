@@ -17,7 +17,7 @@ SWEEP_EPOCHS = 3
 @pytest.fixture(scope="module")
 def sweep_data(tmp_path_factory) -> Path:
     """Enough images that one epoch of a good variant already finds some boxes."""
-    from yolor_ray.data import ShapesSpec, make_shapes
+    from yolor_ray.data.shapes import ShapesSpec, make_shapes
 
     return make_shapes(tmp_path_factory.mktemp("sweep") / "shapes", ShapesSpec(num_train=64, num_val=16, seed=3,
                                                                                image_size=128))

@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from yolor_ray.data import IMAGE_SAMPLE
+from yolor_ray.data.coco import IMAGE_SAMPLE
 from yolor_ray.errors import RunFailedError, UserError
 from yolor_ray.layout import (
     BEST_CONFIG,
@@ -286,14 +286,14 @@ def run_pull(args: argparse.Namespace) -> int:
 
 def run_cluster_check(args: argparse.Namespace) -> int:
     """Validate a cluster.yaml with Ray's autoscaler schema and our rules (docs/cluster.md)."""
-    from yolor_ray.cluster import check_cluster_config  # deferred: Ray's autoscaler schema
+    from yolor_ray.cluster.check import check_cluster_config  # deferred: Ray's autoscaler schema
 
     print(check_cluster_config(args.file).summary())
     return 0
 
 
 def run_make_shapes(args: argparse.Namespace) -> int:
-    from yolor_ray.data import ShapesSpec, make_shapes  # deferred: numpy, PIL
+    from yolor_ray.data.shapes import ShapesSpec, make_shapes  # deferred: numpy, PIL
 
     num_val = args.val_images if args.val_images is not None else max(16, args.images // 4)
     spec = ShapesSpec(num_train=args.images, num_val=num_val, seed=args.seed, image_size=args.size)

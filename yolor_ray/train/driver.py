@@ -37,7 +37,7 @@ from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from yolor_ray import config as cfglib
-from yolor_ray.data import CocoFolder, DatasetError, inspect_coco_folder
+from yolor_ray.data.coco import CocoFolder, DatasetError, inspect_coco_folder
 from yolor_ray.engine.checkpoint import (
     CheckpointError,
     KeyReport,

@@ -14,7 +14,14 @@ import ray
 import torch.distributed as dist
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from yolor_ray.data import SPLITS, CocoFolder, DatasetError, SplitFingerprint, annotation_file, fingerprint_differences
+from yolor_ray.data.coco import (
+    SPLITS,
+    CocoFolder,
+    DatasetError,
+    SplitFingerprint,
+    annotation_file,
+    fingerprint_differences,
+)
 
 log = logging.getLogger("yolor_ray")
 

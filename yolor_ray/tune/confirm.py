@@ -18,7 +18,7 @@ import re
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler
 
-from yolor_ray.data import CocoFolder
+from yolor_ray.data.coco import CocoFolder
 from yolor_ray.errors import UserError
 from yolor_ray.layout import CONFIRM_DIR, CONFIRMATION_FILE, RESULTS_FILE
 from yolor_ray.noise import METHOD, mean_sd, paired_difference

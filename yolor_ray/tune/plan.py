@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from yolor_ray.data import CocoFolder
+from yolor_ray.data.coco import CocoFolder
 from yolor_ray.metrics import SCORE_METRIC
 from yolor_ray.train.spec import RUN_NAME, OptionError, TrainSpec
 from yolor_ray.tune import space as spacelib

@@ -14,7 +14,7 @@ import os
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from yolor_ray.data import CocoFolder
+from yolor_ray.data.coco import CocoFolder
 from yolor_ray.layout import CHECKPOINT_DIR_PREFIX, CHECKPOINT_FILE, RUN_STATE_FILE
 from yolor_ray.records import RunState
 from yolor_ray.storage import StorageSpec, open_storage
