@@ -130,7 +130,7 @@ def test_fuse_checkpoint_writes_a_deploy_checkpoint_and_config(tmp_path):
     implicit = dict(placements=["fpn", "pred", "head_in"])  # head_in add stays: the deploy config keeps it
     model = build(small_cfg("atss", implicit))
     _perturb(model)
-    cfg = Config(dict(model=small_cfg("atss", implicit), custom_imports=dict(imports=["yolor_ray"])))
+    cfg = Config(dict(model=small_cfg("atss", implicit), custom_imports=dict(imports=["yolor_ray.registrations"])))
     # what MMEngine's Runner writes: the state dict and the config text in meta
     torch.save(dict(state_dict=model.state_dict(), meta=dict(cfg=cfg.pretty_text, epoch=3,
                                                              dataset_meta=dict(classes=("a", "b", "c", "d")))),
@@ -141,8 +141,7 @@ def test_fuse_checkpoint_writes_a_deploy_checkpoint_and_config(tmp_path):
     assert {e["path"] for e in json.loads(result.report_file.read_text())["kept"]} == {
         "bbox_head.cls_convs.0.implicit_in_add", "bbox_head.reg_convs.0.implicit_in_add"}
     deploy_cfg = Config.fromfile(str(result.config))
-    # meta.cfg named yolor_ray, as checkpoints written before yolor_ray.registrations did
-    assert deploy_cfg.custom_imports.imports == ["yolor_ray.registrations"]
+    assert deploy_cfg.custom_imports.imports == ["yolor_ray.registrations"]  # meta.cfg's, kept
     assert deploy_cfg.model.type == "YOLOR"
     assert [p["path"] for p in deploy_cfg.model.implicit.placements] == ["bbox_head.cls_convs.0",
                                                                          "bbox_head.reg_convs.0"]
@@ -155,7 +154,7 @@ def test_fuse_checkpoint_writes_a_deploy_checkpoint_and_config(tmp_path):
     model = build(small_cfg("atss"))
     _perturb(model)
     torch.save(dict(state_dict=model.state_dict()), tmp_path / "yolor.pth")
-    cfg = Config(dict(model=small_cfg("atss"), custom_imports=dict(imports=["yolor_ray"])))
+    cfg = Config(dict(model=small_cfg("atss"), custom_imports=dict(imports=["yolor_ray.registrations"])))
     result = fuse_checkpoint(cfg, tmp_path / "yolor.pth", tmp_path / "deploy2")
     deploy_cfg = Config.fromfile(str(result.config))
     assert deploy_cfg.model.type == "ATSS" and "implicit" not in deploy_cfg.model

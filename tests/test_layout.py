@@ -62,16 +62,6 @@ def test_records_round_trip_with_their_schema():
     assert restored == board and isinstance(restored.trials[0], LeaderboardEntry)
 
 
-def test_configs_naming_the_old_module_load_with_the_registrations(tmp_path):
-    from yolor_ray.config import load_config
-
-    config = tmp_path / "old.py"
-    config.write_text(f"_base_ = {str(REPO / 'configs' / 'baseline' / 'atss_r50_fpn_1x_coco.py')!r}\n"
-                      "custom_imports = dict(imports=['yolor_ray', 'yolor_ray.registrations'], "
-                      "allow_failed_imports=False)\n")
-    assert load_config(config).custom_imports.imports == ["yolor_ray.registrations"]
-
-
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(capsys):
     from yolor_ray.cli import run_guarded
     from yolor_ray.config import ConfigError

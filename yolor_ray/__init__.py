@@ -1,7 +1,24 @@
 """yolor-ray: YOLOR implicit knowledge on MMDetection detectors, trained with Ray.
 
 Importing the package imports nothing else: no torch, no registrations. Configs name
-``yolor_ray.registrations`` in ``custom_imports`` to make our MMEngine / mmdet types
-known (README, "Layout" says which module does what).
+``yolor_ray.registrations`` in ``custom_imports`` to make our MMEngine / mmdet types known.
+
+The layers, top to bottom; a module imports only from layers below its own (``.importlinter``
+says the same to ``make lint``), and each module's docstring says what it is for:
+
+* ``cli``: the ``yolor-ray`` command;
+* ``tune``: sweeps (training never imports them, so a run behaves the same alone and as a trial);
+* ``train``: runs, from the checks on the driver to the worker function and what a run leaves;
+* ``deploy``, ``table``, ``cluster``, ``pull``: tools on trained files, stored runs and cluster files;
+* ``models``: the one way a model is built; ``registrations``: everything registered, in one place;
+* ``engine``: what runs inside a worker beside MMEngine's Runner;
+* ``config``: MMDetection configs loaded and adapted to a run;
+* ``implicit``: the model side of YOLOR, on a bare ``nn.Module`` (no configs, Ray or files);
+* ``data`` (``data.coco``: the checks of a COCO folder; ``data.shapes``: the seeded synthetic set),
+  ``storage``, ``records``, ``metrics``, ``layout``, ``noise``, ``seed``: light (no torch), what a
+  run reads and writes;
+* ``errors``: ``UserError`` (one line, exit 2) and ``RunFailedError`` (one line, exit 1).
+
+What the autoscaler, ``--help``, ``table`` and ``cluster check`` load imports no torch.
 """
 __version__ = "0.2.0"

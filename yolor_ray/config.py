@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from mmengine.config import Config, ConfigDict
 
-from yolor_ray.data import CocoSplitInfo
+from yolor_ray.data.coco import CocoSplitInfo
 from yolor_ray.errors import UserError
 from yolor_ray.implicit import YOLOR_TYPE, ImplicitConfigError, split_yolor_cfg, yolor_model_cfg
 
@@ -36,23 +36,8 @@ SMALL_CHANNELS = [64, 128, 256, 512]  # ResNet-18/34 stage outputs
 FULL_WIDTH, SMALL_WIDTH = 256, 128  # neck and head channels
 
 
-REGISTRATIONS = "yolor_ray.registrations"  # the module configs name in custom_imports
-OLD_REGISTRATIONS = "yolor_ray"  # what configs named before; importing it registers nothing now
-
-
 class ConfigError(UserError, ValueError):
     """A config, or an override of it, that cannot be run."""
-
-
-def upgrade_custom_imports(cfg: Config) -> None:
-    """A config written before ``yolor_ray.registrations`` existed names ``yolor_ray`` in
-    ``custom_imports``: name the module that registers our types instead."""
-    imports = (cfg.get("custom_imports") or {}).get("imports")
-    if isinstance(imports, str):
-        imports = [imports]
-    if imports and OLD_REGISTRATIONS in imports:
-        cfg.custom_imports["imports"] = list(dict.fromkeys(
-            REGISTRATIONS if name == OLD_REGISTRATIONS else name for name in imports))
 
 
 def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> Config:
@@ -78,7 +63,6 @@ def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> 
                               f"MMEngine would silently ignore it")
     if "model" not in cfg:
         raise ConfigError(f"config file {str(path)!r} defines no 'model'")
-    upgrade_custom_imports(cfg)
     apply_cfg_options(cfg, cfg_options)
     return cfg
 

@@ -6,8 +6,7 @@ can build the types below (and mmcv's ops without a bf16 kernel fall back to flo
 
     custom_imports = dict(imports=['yolor_ray.registrations'], allow_failed_imports=False)
 
-Importing ``yolor_ray`` itself registers nothing. Configs written before this module
-existed name ``yolor_ray``; our loaders map that name here (``config.OLD_REGISTRATIONS``).
+Importing ``yolor_ray`` itself registers nothing.
 """
 from mmdet.registry import MODELS, TRANSFORMS
 from mmengine.registry import HOOKS, MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS

@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from yolor_ray.config import IMPLICIT_CONSTRUCTOR, load_config, upgrade_custom_imports
+from yolor_ray.config import IMPLICIT_CONSTRUCTOR, load_config
 from yolor_ray.engine.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint_file
 from yolor_ray.implicit import (
     FuseReport,
@@ -70,9 +70,7 @@ def _load_cfg(config_or_cfg: Any, checkpoint: dict, checkpoint_path: Path) -> Co
     text = (checkpoint.get("meta") or {}).get("cfg")
     if not isinstance(text, str):
         raise CheckpointError(f"checkpoint {str(checkpoint_path)!r} holds no config (meta.cfg); pass the config file")
-    cfg = Config.fromstring(text, ".py")
-    upgrade_custom_imports(cfg)  # a checkpoint written before yolor_ray.registrations existed
-    return cfg
+    return Config.fromstring(text, ".py")
 
 
 def fuse_checkpoint(config_or_cfg: Any, checkpoint_in: str | Path, out: str | Path) -> FuseResult:
