@@ -86,7 +86,8 @@ def grouped(cpu_s: dict[str, float]) -> dict[str, float]:
 
 
 def run_one_sweep(train, mode: str, concurrent: int, reduction_factor: int, scratch: Path) -> dict:
-    from yolor_ray.tune.sweep import SweepSpec, run_sweep
+    from yolor_ray.tune.spec import SweepSpec
+    from yolor_ray.tune.sweep import run_sweep
 
     spec = SweepSpec(train=train, space=SPACE, name=mode, search="grid", metric=METRIC,
                      early_stopping=mode == "asha", max_concurrent=concurrent, reduction_factor=reduction_factor)

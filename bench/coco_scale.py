@@ -90,7 +90,8 @@ if which == "run":
     trials = 1
 else:
     from yolor_ray.tune.space import DEFAULT_SPACE
-    from yolor_ray.tune.sweep import SweepSpec, prepare_sweep
+    from yolor_ray.tune.spec import SweepSpec
+    from yolor_ray.tune.sweep import prepare_sweep
     prepared = prepare_sweep(SweepSpec(train=spec, space=DEFAULT_SPACE, name="coco-scale-sweep", trials=8))
     trials = 8
 wall = time.perf_counter() - start

@@ -34,7 +34,8 @@ GOAL_WALL_S, GOAL_CPU_S = 10.0, 15.0
 
 
 def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
-    from yolor_ray.tune.sweep import SweepSpec, run_sweep
+    from yolor_ray.tune.spec import SweepSpec
+    from yolor_ray.tune.sweep import run_sweep
 
     name = f"{kind}-{trials}x{epochs}"
     spec = SweepSpec(train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name, trials=trials,

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from yolor_ray.train.driver import run_training
     from yolor_ray.train.spec import TrainSpec
-    from yolor_ray.tune.sweep import SweepSpec, run_sweep
+    from yolor_ray.tune.spec import SweepSpec
+    from yolor_ray.tune.sweep import run_sweep
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=positive_int, default=32)

@@ -159,7 +159,8 @@ def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypa
     from yolor_ray.data import coco
     from yolor_ray.train.driver import prepare_run
     from yolor_ray.train.spec import TrainSpec
-    from yolor_ray.tune.sweep import SweepSpec, prepare_sweep
+    from yolor_ray.tune.spec import SweepSpec
+    from yolor_ray.tune.sweep import prepare_sweep
     from yolor_ray.tune.trial import trial_for
 
     parsed = []

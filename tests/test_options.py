@@ -6,6 +6,9 @@ import pytest
 from conftest import ATSS, REPO, YOLOR_ATSS, yolor_ray
 from mmengine.config import Config
 
+from yolor_ray.train.spec import OptionError, TrainSpec
+from yolor_ray.tune.spec import SweepSpec
+
 YOLOR_SPARSE = REPO / "configs" / "yolor" / "yolor_sparse-rcnn_r50_fpn_1x_coco.py"
 
 
@@ -134,3 +137,15 @@ def test_dry_run_prints_the_plan_and_writes_nothing(shapes_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "trials:   2 by" in proc.stdout and "first trial:" in proc.stdout and "# merged config" in proc.stdout
     assert not storage.exists()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: TrainSpec(config="x.py", epochs=True),
+    lambda: TrainSpec(config="x.py", batch_size=False),
+    lambda: TrainSpec(config="x.py", num_workers=True),
+    lambda: SweepSpec(train=TrainSpec(config="x.py"), space={}, max_concurrent=True),
+    lambda: SweepSpec(train=TrainSpec(config="x.py"), space={}, seeds=1),
+])
+def test_a_bool_or_a_count_below_its_minimum_is_refused_by_the_one_validator(make):
+    with pytest.raises(OptionError, match=r"must be (None or )?an int >= \d+.*, got (True|False|1)$"):
+        make()

@@ -228,7 +228,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def sweep_spec_from_args(args: argparse.Namespace):
     from yolor_ray.tune.space import DEFAULT_SPACE, load_space_file  # deferred: Ray Tune, torch
-    from yolor_ray.tune.sweep import SweepSpec
+    from yolor_ray.tune.spec import SweepSpec
 
     space = load_space_file(args.space) if args.space else {}
     if args.placements:

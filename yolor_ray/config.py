@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from mmengine.config import Config, ConfigDict
 
 from yolor_ray.data.coco import CocoSplitInfo
-from yolor_ray.errors import UserError
+from yolor_ray.errors import UserError, require_int
 from yolor_ray.implicit import YOLOR_TYPE, ImplicitConfigError, split_yolor_cfg, yolor_model_cfg
 
 # Top-level keys that MMEngine's Runner.from_cfg reads. A top-level key that is close
@@ -207,8 +207,7 @@ def make_small(cfg: Config, image_size: int = 256) -> None:
     fixed image scale, a short warm-up, single-process data loading. The heads keep
     their structure, so a small run exercises the same code paths.
     """
-    if not isinstance(image_size, int) or not 64 <= image_size <= 1333:
-        raise ConfigError(f"image size must be an int in [64, 1333], got {image_size!r}")
+    require_int("image size", image_size, 64, ConfigError, high=1333)
     backbone = cfg.model.get("backbone", {})
     if backbone.get("type") != "ResNet":
         raise ConfigError(f"the small scale needs a ResNet backbone, got {backbone.get('type')!r}")
@@ -268,8 +267,7 @@ def _narrow(node: Any, old: int, new: int) -> None:
 
 def set_epochs(cfg: Config, epochs: int) -> None:
     """Train for ``epochs``; LR steps of a MultiStepLR move with it (at 2/3 and 11/12)."""
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ConfigError(f"epochs must be an int >= 1, got {epochs!r}")
+    require_int("epochs", epochs, 1, ConfigError)
     if cfg.train_cfg.get("type") != "EpochBasedTrainLoop":
         raise ConfigError(f"only epoch-based configs are supported, got train_cfg.type={cfg.train_cfg.get('type')!r}")
     old = cfg.train_cfg.max_epochs
@@ -295,8 +293,7 @@ def set_implicit(cfg: Config, implicit: dict) -> None:
 
 
 def set_batch_size(cfg: Config, batch_size: int) -> None:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch size must be an int >= 1, got {batch_size!r}")
+    require_int("batch size", batch_size, 1, ConfigError)
     cfg.train_dataloader.batch_size = batch_size
 
 

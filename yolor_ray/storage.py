@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from yolor_ray.errors import UserError
@@ -71,7 +72,33 @@ class StorageSpec:
         return self.endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def open_storage(spec: StorageSpec) -> "LocalStorage | S3Storage":
+class Storage(Protocol):
+    """What a run, a sweep and the tools read and write through: a local folder
+    (:class:`LocalStorage`) or an S3 prefix (:class:`S3Storage`). ``parts`` are path
+    components under the storage's root."""
+
+    spec: StorageSpec
+
+    def ray_storage(self) -> tuple[str, Any]:
+        """Ray's ``storage_path`` and ``storage_filesystem`` (None for a local folder)."""
+
+    def portable_spec(self) -> StorageSpec:
+        """This storage as another process (a worker) opens it."""
+
+    def location(self, *parts: str) -> str: ...
+    def check(self) -> None: ...
+    def exists(self, *parts: str) -> bool: ...
+    def read_text(self, *parts: str) -> str | None: ...
+    def read_bytes(self, *parts: str) -> bytes: ...
+    def write_bytes(self, data: bytes, *parts: str) -> None: ...
+    def size(self, *parts: str) -> int | None: ...
+    def list_dirs(self, *parts: str) -> list[str]: ...
+    def files(self, *parts: str) -> list[tuple[str, ...]]: ...
+    def find(self, file_name: str) -> list[tuple[str, ...]]: ...
+    def delete_tree(self, *parts: str) -> None: ...
+
+
+def open_storage(spec: StorageSpec) -> Storage:
     return S3Storage(spec) if spec.is_s3 else LocalStorage(spec)
 
 

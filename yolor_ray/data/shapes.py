@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from yolor_ray.data.coco import DatasetError, annotation_file
-from yolor_ray.errors import UserError
+from yolor_ray.errors import UserError, require_int
 
 CLASSES = ("circle", "square", "triangle", "star")
 
@@ -41,11 +41,8 @@ class ShapesSpec:
 
     def __post_init__(self):
         for name in ("num_train", "num_val"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise DatasetError(f"ShapesSpec({name}) must be an int >= 1, got {value!r}")
-        if not isinstance(self.image_size, int) or not 64 <= self.image_size <= 2048:
-            raise DatasetError(f"ShapesSpec(image_size) must be an int in [64, 2048], got {self.image_size!r}")
+            require_int(f"ShapesSpec({name})", getattr(self, name), 1, DatasetError)
+        require_int("ShapesSpec(image_size)", self.image_size, 64, DatasetError, high=2048)
         if not 1 <= self.min_objects <= self.max_objects <= 12:
             raise DatasetError(
                 "ShapesSpec needs 1 <= min_objects <= max_objects <= 12, "

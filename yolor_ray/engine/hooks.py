@@ -14,6 +14,7 @@ from mmengine.hooks import Hook
 
 from yolor_ray.config import TENSORBOARD_BACKEND, ConfigError, coco_tasks
 from yolor_ray.engine.run_logs import upload_logs
+from yolor_ray.errors import require_int
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.metrics import RESTARTS, coco_keys
 from yolor_ray.records import RunState
@@ -43,9 +44,7 @@ class EpochReportHook(Hook):
     def __init__(self, reporter: Reporter, checkpoint_interval: int = 1, history: list | None = None,
                  restarts: int = 0, topology: list | None = None, validate_first: bool = False,
                  before_training: dict | None = None):
-        if not isinstance(checkpoint_interval, int) or checkpoint_interval < 1:
-            raise ConfigError(
-                f"EpochReportHook(checkpoint_interval) must be an int >= 1, got {checkpoint_interval!r}")
+        require_int("EpochReportHook(checkpoint_interval)", checkpoint_interval, 1, ConfigError)
         self.reporter = reporter
         self.checkpoint_interval = checkpoint_interval
         self.history: list[dict] = list(history or [])

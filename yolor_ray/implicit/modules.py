@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from yolor_ray.errors import require_int
 from yolor_ray.implicit.errors import ImplicitConfigError
 
 MODELINGS = ("vector", "nn", "mf")
@@ -49,8 +50,7 @@ def check_modeling(modeling: Any, where: str) -> str:
 
 
 def check_positive_int(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ImplicitConfigError(f"{where} must be an int >= 1, got {value!r}")
+    require_int(where, value, 1, ImplicitConfigError)
     return value
 
 

@@ -53,7 +53,7 @@ from yolor_ray.layout import CHECKPOINT_FILE, RESULTS_FILE, RUN_CONFIG, RUN_FILE
 from yolor_ray.metrics import SCORE_METRIC
 from yolor_ray.models import build_model as build_in_scope
 from yolor_ray.records import RunManifest, RunResults
-from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.storage import Storage, StorageSpec, open_storage
 from yolor_ray.train import warm_start
 from yolor_ray.train.checkpoints import remove_partial_checkpoints
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
@@ -80,7 +80,7 @@ class PreparedRun:
     spec: TrainSpec
     cfg: Config
     name: str
-    storage: object  # LocalStorage | S3Storage
+    storage: Storage
     classes: tuple[str, ...]
     num_params: int
     fingerprint: str

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from yolor_ray.errors import UserError
+from yolor_ray.errors import UserError, require_int
 
 AMP_MODES = (None, "fp16", "bf16")
 TRACKERS = ("mlflow", "wandb")  # --tracker: MMEngine's MLflowVisBackend, WandbVisBackend
@@ -68,13 +68,9 @@ class TrainSpec:
         for name, low in (("num_workers", 1), ("cpus_per_worker", 1), ("image_size", 64), ("seed", 0),
                           ("num_samples", 0), ("checkpoint_interval", 1), ("keep_checkpoints", 1),
                           ("max_failures", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise OptionError(f"TrainSpec({name}) must be an int >= {low}, got {value!r}")
+            require_int(f"TrainSpec({name})", getattr(self, name), low, OptionError)
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise OptionError(f"TrainSpec({name}) must be None or an int >= 1, got {value!r}")
+            require_int(f"TrainSpec({name})", getattr(self, name), 1, OptionError, optional=True)
         for key, amount in self.worker_resources.items():
             if key in ("CPU", "GPU", "memory") or not isinstance(amount, (int, float)) or amount <= 0:
                 raise OptionError(

@@ -58,7 +58,8 @@ from yolor_ray.train.spec import OptionError
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.confirm import check_confirmable, run_confirmation
 from yolor_ray.tune.leaderboard import ranked_entries, write_sweep_results
-from yolor_ray.tune.plan import PreparedSweep, SweepSpec
+from yolor_ray.tune.plan import PreparedSweep
+from yolor_ray.tune.spec import SweepSpec
 from yolor_ray.tune.trial import (
     TRIAL_ACTOR,
     actor_resources,
