@@ -85,7 +85,7 @@ which, config, root, storage = sys.argv[1:5]
 spec = TrainSpec(config=Path(config), data_root=Path(root), storage=storage, name="coco-scale")
 start = time.perf_counter()
 if which == "run":
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
     prepared = prepare_run(spec)
     trials = 1
 else:

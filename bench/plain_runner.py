@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     from mmengine.runner import Runner
 
     from yolor_ray.cli import build_parser, train_spec_from_args
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
 
     spec = train_spec_from_args(build_parser().parse_args(argv))
     cfg = prepare_run(spec).cfg

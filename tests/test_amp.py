@@ -14,7 +14,7 @@ def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp
     from mmengine.runner import Runner
 
     from yolor_ray.implicit import is_implicit_key
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     run = prepare_run(TrainSpec(config=yolor_config(row), data_root=shapes_dir, small=True, image_size=64, epochs=1,

@@ -36,7 +36,7 @@ def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
 
 
 def test_baseline_checkpoint_keys_against_baseline_and_yolor(mmdet_checkpoint, shapes_dir, tmp_path):
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     options = dict(load_from=str(mmdet_checkpoint))

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from yolor_ray import config as cfglib
 from yolor_ray.data.coco import inspect_coco_split
-from yolor_ray.train.driver import build_model
+from yolor_ray.train.prepare import build_model
 
 MMDET_CONFIGS = Path(mmdet.__file__).parent / ".mim" / "configs"
 # Parameter counts measured with mmdet 3.3.0 (pinned in setup.py), in millions.
@@ -127,7 +127,7 @@ def test_the_batch_recipe_scales_loader_processes_with_the_batch_and_the_lr_with
 
 
 def test_the_dry_run_prints_the_lr_the_total_batch_scales_to():
-    from yolor_ray.train.driver import _effective_lr
+    from yolor_ray.train.prepare import _effective_lr
 
     cfg = Config(dict(optim_wrapper=dict(optimizer=dict(lr=0.02)), auto_scale_lr=dict(enable=True, base_batch_size=16)))
     assert _effective_lr(cfg, 16) == "0.02"

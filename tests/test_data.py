@@ -157,7 +157,7 @@ def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypa
     from conftest import REPO
 
     from yolor_ray.data import coco
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep

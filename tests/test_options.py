@@ -13,7 +13,7 @@ YOLOR_SPARSE = REPO / "configs" / "yolor" / "yolor_sparse-rcnn_r50_fpn_1x_coco.p
 
 
 def _prepare(shapes_dir, tmp_path, config=ATSS, **kwargs):
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     kwargs.setdefault("small", True)
@@ -24,7 +24,8 @@ def _prepare(shapes_dir, tmp_path, config=ATSS, **kwargs):
 def test_new_keys_under_existing_dicts_are_accepted_and_reach_the_parts(shapes_dir, tmp_path):
     from mmengine.optim import build_optim_wrapper
 
-    from yolor_ray.train.driver import _torch_config, build_model
+    from yolor_ray.train.driver import _torch_config
+    from yolor_ray.train.prepare import build_model
 
     run = _prepare(shapes_dir, tmp_path, cfg_options={
         "val_evaluator.collect_device": "gpu", "optim_wrapper.accumulative_counts": 2,
@@ -74,7 +75,7 @@ def _decay_of(cfg: Config):
     from mmengine.optim import build_optim_wrapper
 
     from yolor_ray.implicit import is_implicit_key
-    from yolor_ray.train.driver import build_model
+    from yolor_ray.train.prepare import build_model
 
     model = build_model(cfg)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -105,7 +106,7 @@ def test_baseline_optimizer_is_unchanged(shapes_dir, tmp_path):
 
 
 def test_resume_with_another_scale_is_refused(shapes_dir, tmp_path):
-    from yolor_ray.train.driver import RunExistsError
+    from yolor_ray.train.prepare import RunExistsError
 
     first = _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2)
     (tmp_path / "results" / "scaled").mkdir(parents=True)

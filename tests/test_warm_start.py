@@ -16,7 +16,7 @@ def baseline_weights(tmp_path_factory, shapes_dir):
     import torch
 
     from yolor_ray.models import build_model
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     folder = tmp_path_factory.mktemp("baseline")
@@ -41,7 +41,7 @@ def _spec(shapes_dir, tmp_path, **kwargs):
 def test_a_run_folder_resolves_to_its_checkpoint_and_fine_tunes(baseline_weights, shapes_dir, tmp_path):
     from yolor_ray import config as cfglib
     from yolor_ray.layout import RESULTS_FILE
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
 
     good, _ = baseline_weights
     # A finished run folder, as a run leaves it: results.json naming its checkpoint folder.
@@ -91,7 +91,7 @@ def test_train_implicit_freezes_everything_else():
 ])
 def test_bad_baselines_are_refused_before_ray(baseline_weights, shapes_dir, tmp_path, case, message):
     from yolor_ray.errors import UserError
-    from yolor_ray.train.driver import prepare_run
+    from yolor_ray.train.prepare import prepare_run
 
     path = {"missing": tmp_path / "nothing", "unfinished": tmp_path / "unfinished",
             "other": baseline_weights[1], "no-from": None}[case]

@@ -163,7 +163,8 @@ def save_held_warnings(held: HeldWarnings | None, args: argparse.Namespace, *fol
 def run_train(args: argparse.Namespace) -> int:
     """Train, then print the AP table and where everything is."""
     held = hold_library_warnings(args.verbose or bool(args.dry_run))
-    from yolor_ray.train.driver import describe_run, prepare_run, run_training  # deferred: torch, mmdet, Ray
+    from yolor_ray.train.driver import run_training  # deferred: torch, mmdet, Ray
+    from yolor_ray.train.prepare import describe_run, prepare_run
 
     if args.dry_run:
         return print_dry_run(describe_run(prepare_run(train_spec_from_args(args))), args.dry_run)

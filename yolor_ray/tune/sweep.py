@@ -50,9 +50,9 @@ from yolor_ray.models import build_model
 from yolor_ray.records import Leaderboard, RunManifest, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.checkpoints import latest_checkpoint
-from yolor_ray.train.driver import describe_run, prepare_run
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import write_results
+from yolor_ray.train.prepare import describe_run, prepare_run
 from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
 from yolor_ray.train.spec import OptionError
 from yolor_ray.tune import space as spacelib
