@@ -15,7 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from yolor_ray.data.coco import IMAGE_SAMPLE
+from yolor_ray import paths
+from yolor_ray.data.coco import DATA_HINT, IMAGE_SAMPLE
 from yolor_ray.errors import RunFailedError, UserError
 from yolor_ray.layout import (
     BEST_CONFIG,
@@ -160,8 +161,28 @@ def save_held_warnings(held: HeldWarnings | None, args: argparse.Namespace, *fol
                                                                         DRIVER_WARNINGS)
 
 
+def check_run_paths(args: argparse.Namespace) -> None:
+    """Every local path ``train`` and ``tune`` take, checked before the heavy imports
+    (:mod:`yolor_ray.paths`): a wrong one fails at once, before Ray starts and before anything
+    is written. What the files hold is checked where they are read; ``s3://`` where it is opened."""
+    paths.read_text(args.config, "config file")
+    if args.data:
+        paths.input_folder(args.data, "dataset folder", hint=DATA_HINT)
+    if getattr(args, "space", None):
+        paths.read_text(args.space, "--space file")
+    if args.load_from and "://" not in args.load_from:
+        paths.input_file(Path(args.load_from).expanduser(), "--load-from checkpoint")
+    if args.from_baseline and "://" not in args.from_baseline:
+        paths.input_file_or_folder(Path(args.from_baseline).expanduser(), "--from")
+    if "://" not in args.storage:
+        paths.output_folder(Path(args.storage).expanduser(), "--storage folder")
+    if args.dry_run and args.dry_run != "-":
+        paths.output_file(args.dry_run, "--dry-run FILE")  # replaced if it is there
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train, then print the AP table and where everything is."""
+    check_run_paths(args)
     held = hold_library_warnings(args.verbose or bool(args.dry_run))
     from yolor_ray.train.driver import run_training  # deferred: torch, mmdet, Ray
     from yolor_ray.train.prepare import describe_run, prepare_run
@@ -188,7 +209,7 @@ def print_dry_run(plan: tuple[str, str], config_out: str) -> int:
     if config_out == "-":
         print("\n# merged config\n" + config_text)
     else:
-        Path(config_out).write_text(config_text)
+        Path(config_out).write_text(config_text, encoding="utf-8")
         print(f"merged config: {config_out}")
     return 0
 
@@ -250,6 +271,7 @@ def sweep_spec_from_args(args: argparse.Namespace):
 
 def run_tune(args: argparse.Namespace) -> int:
     """Run a sweep, then print its leaderboard and where everything is."""
+    check_run_paths(args)
     held = hold_library_warnings(args.verbose or bool(args.dry_run))
     from yolor_ray.tune.leaderboard import format_leaderboard  # deferred: Ray Tune, torch, mmdet
     from yolor_ray.tune.sweep import describe_sweep, prepare_sweep, run_sweep
@@ -305,6 +327,10 @@ def run_make_shapes(args: argparse.Namespace) -> int:
 
 def run_fuse(args: argparse.Namespace) -> int:
     """Fold implicit knowledge into neighbouring layers for deploy (docs/implicit.md)."""
+    paths.input_file_or_folder(args.checkpoint, "checkpoint")  # before the heavy imports, as fuse_checkpoint does
+    if args.config:
+        paths.read_text(args.config, "config file")
+    paths.output_folder(args.out, "output folder")
     from yolor_ray.deploy.fuse import fuse_checkpoint  # deferred: torch, mmdet
 
     result = fuse_checkpoint(args.config, args.checkpoint, args.out)

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from mmengine.config import Config, ConfigDict
 
+from yolor_ray import paths
 from yolor_ray.data.coco import CocoSplitInfo
 from yolor_ray.errors import UserError, require_int
 from yolor_ray.implicit import YOLOR_TYPE, ImplicitConfigError, split_yolor_cfg, yolor_model_cfg
@@ -43,13 +44,10 @@ class ConfigError(UserError, ValueError):
 def load_config(path: str | Path, cfg_options: dict[str, Any] | None = None) -> Config:
     """Read a config file (and apply ``cfg_options``, see :func:`apply_cfg_options`);
     reject typos MMEngine would ignore."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"config {str(path)!r} is a directory; pass an MMEngine Python config file (.py) in it")
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found")
+    path = paths.input_file(path, "config file", ConfigError)
     if path.suffix != ".py":
         raise ConfigError(f"config file {str(path)!r} must be an MMEngine Python config (.py)")
+    paths.read_text(path, "config file", ConfigError)  # MMEngine reads it again: a one-line error first
     try:
         cfg = Config.fromfile(str(path.resolve()))
     except Exception as err:  # MMEngine raises many kinds for broken files

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from yolor_ray import paths
 from yolor_ray.errors import UserError
 from yolor_ray.layout import RUN_FILE, SWEEP_FILE
 from yolor_ray.storage import StorageSpec, open_storage
@@ -25,7 +26,12 @@ class Pulled:
 
 
 def pull(source: str, dest: str | Path, s3_endpoint: str | None = None) -> Pulled:
-    """Copy every file of the run or sweep at ``source`` under ``dest`` (existing files replaced)."""
+    """Copy every file of the run or sweep at ``source`` under ``dest`` (made with its parents;
+    existing files replaced)."""
+    dest = paths.output_folder(Path(dest).expanduser(), "pull destination")
+    if "://" not in source:
+        paths.input_folder(Path(source).expanduser(), "pull source", NothingToPullError,
+                           hint="expected a run or sweep folder")
     storage = open_storage(StorageSpec(source.rstrip("/") if "://" in source else source, s3_endpoint))
     if storage.read_text(SWEEP_FILE) is not None:
         kind = "sweep"
@@ -35,7 +41,7 @@ def pull(source: str, dest: str | Path, s3_endpoint: str | None = None) -> Pulle
         what = "nothing is stored there" if not storage.files() else f"it has neither {RUN_FILE} nor {SWEEP_FILE}"
         raise NothingToPullError(f"no run or sweep at {storage.location()!r}: {what}; name a run or sweep folder, "
                                  "e.g. s3://bucket/prefix/NAME")
-    dest = Path(dest).expanduser().resolve()
+    dest = dest.resolve()
     copied = size = 0
     for parts in storage.files():
         target = dest.joinpath(*parts)

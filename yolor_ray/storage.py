@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from yolor_ray import paths
 from yolor_ray.errors import UserError
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -119,19 +120,8 @@ class LocalStorage:
         return str(self.root.joinpath(*parts))
 
     def check(self) -> None:
-        existing = self.root
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir() or not os.access(existing, os.W_OK):
-            raise StorageError(f"storage folder {str(self.root)!r} cannot be created or written "
-                               f"({str(existing)!r} is not a writable folder)")
-        # os.access says yes to root, and some filesystems (/proc, read-only mounts) refuse
-        # mkdir anyway: probe with a folder that is removed at once.
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=".yolor-ray-probe-", dir=existing))
-        except OSError as err:
-            raise StorageError(f"storage folder {str(self.root)!r} cannot be created or written "
-                               f"(creating a folder in {str(existing)!r} failed: {err.strerror})") from None
+        """A folder that is there and writable, or can be made (its missing parents too)."""
+        paths.output_folder(self.root, "storage folder", StorageError)
 
     def exists(self, *parts: str) -> bool:
         return self.root.joinpath(*parts).exists()

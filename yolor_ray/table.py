@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
+from yolor_ray import paths
 from yolor_ray.layout import CONFIRMATION_FILE, RESULTS_FILE
 from yolor_ray.records import Confirmation, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
@@ -49,8 +51,13 @@ def setting_of(record: RunResults) -> str:
 
 
 def load_records(path: str, s3_endpoint: str | None = None) -> list[StoredRun]:
-    storage = open_storage(StorageSpec(path, s3_endpoint))
-    storage.check()
+    spec = StorageSpec(path, s3_endpoint)
+    storage = open_storage(spec)
+    if spec.is_s3:
+        storage.check()
+    else:  # read, not written: a folder that is there (a read-only one will do)
+        paths.input_folder(Path(path).expanduser(), "table PATH",
+                           hint="expected a results folder, a run or a sweep")
     found = []
     for parts in storage.find(RESULTS_FILE):
         raw = json.loads(storage.read_text(*parts, RESULTS_FILE))

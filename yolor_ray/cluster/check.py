@@ -18,6 +18,7 @@ import ray.autoscaler
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from yolor_ray import paths
 from yolor_ray.cluster.scorer import SPOT_SUFFIX, spot_fallback_scorer
 from yolor_ray.errors import UserError
 from yolor_ray.storage import StorageError, StorageSpec
@@ -55,6 +56,10 @@ DASHBOARD_HOST = re.compile(r"--dashboard-host[=\s]+[\"']?([^\s\"']+)")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 COMMAND_KEYS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
                 "head_start_ray_commands", "worker_start_ray_commands")
+
+
+class ClusterFileError(UserError, ValueError):
+    """A cluster file that cannot be read as one: missing, unreadable, not UTF-8, not a YAML mapping."""
 
 
 class ClusterConfigError(UserError, ValueError):
@@ -111,19 +116,17 @@ class ClusterReport:
 
 
 def check_cluster_config(path: str | Path) -> ClusterReport:
-    """Validate a cluster file offline; raises ``ClusterConfigError`` listing every problem."""
+    """Validate a cluster file offline; raises ``ClusterConfigError`` listing every problem, or
+    ``ClusterFileError`` (one line) for a file that cannot be read as YAML."""
+    text = paths.read_text(path, "cluster file", ClusterFileError)
     path = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise ClusterConfigError(path, [f"cannot read the file: {err.strerror or err}"]) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ClusterConfigError(path, [f"not valid YAML: {' '.join(str(err).split())}"]) from None
+        raise ClusterFileError(f"cluster file {path!r} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):
-        raise ClusterConfigError(path, [f"the top level must be a mapping of Ray cluster keys, got "
-                                        f"{type(raw).__name__}"])
+        raise ClusterFileError(f"cluster file {path!r}: the top level must be a mapping of Ray cluster keys, got "
+                               f"{type(raw).__name__}")
 
     problems, prepared = _ray_checks(raw)
     config = prepared if prepared is not None else raw

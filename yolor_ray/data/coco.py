@@ -25,6 +25,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from yolor_ray import paths
 from yolor_ray.errors import UserError
 
 SPLITS = ("train", "val")
@@ -38,6 +39,11 @@ class DatasetError(UserError, ValueError):
 
 def annotation_file(root: str | os.PathLike, split: str) -> Path:
     return Path(root) / "annotations" / f"instances_{split}.json"
+
+
+# The layout, and what --data takes (said after a --data path that is missing or not a folder).
+LAYOUT = f"annotations/instances_{{{','.join(SPLITS)}}}.json and {{{','.join(SPLITS)}}}/ images"
+DATA_HINT = f"--data takes a COCO-layout folder ({LAYOUT}; make one with: yolor-ray make-shapes DIR)"
 
 
 # Image files looked at up front: a sample spread over the split, not all 118k of COCO's
@@ -101,16 +107,9 @@ def inspect_coco_split(root: str | os.PathLike, split: str, check_all_images: bo
     over the split, plus the count of files in its folder; ``check_all_images`` looks for
     every one.
     """
-    root = Path(root)
-    if root.is_file():
-        raise DatasetError(f"dataset path {str(root)!r} is a file; --data takes a COCO-layout folder "
-                           f"(annotations/instances_{{{','.join(SPLITS)}}}.json and {{{','.join(SPLITS)}}}/ images)")
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder {str(root)!r} does not exist (make one with: yolor-ray make-shapes {root})")
-    ann = annotation_file(root, split)
-    if not ann.is_file():
-        raise DatasetError(f"annotation file {str(ann)!r} not found; a dataset folder holds "
-                           f"annotations/instances_{{{','.join(SPLITS)}}}.json and {{{','.join(SPLITS)}}}/ images")
+    root = paths.input_folder(root, "dataset folder", DatasetError, hint=DATA_HINT)
+    ann = paths.input_file(annotation_file(root, split), "annotation file", DatasetError,
+                           hint=f"a dataset folder holds {LAYOUT}")
     raw = ann.read_bytes()  # read once: hashed for the per-node check, then parsed
     ann_sha256 = hashlib.sha256(raw).hexdigest()
     try:

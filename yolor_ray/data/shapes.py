@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from yolor_ray import paths
 from yolor_ray.data.coco import DatasetError, annotation_file
 from yolor_ray.errors import UserError, require_int
 
@@ -51,7 +52,7 @@ class ShapesSpec:
 
 def make_shapes(out_dir: str | os.PathLike, spec: ShapesSpec, overwrite: bool = False) -> Path:
     """Write a shapes dataset to ``out_dir``; it appears whole or not at all."""
-    out = Path(out_dir).resolve()
+    out = paths.output_folder(out_dir, "make-shapes DIR").resolve()
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise OutputExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")

@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from yolor_ray import paths
 from yolor_ray.config import IMPLICIT_CONSTRUCTOR, load_config
 from yolor_ray.engine.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint_file
 from yolor_ray.implicit import (
@@ -50,15 +51,13 @@ def deploy_model_cfg(model_cfg: dict, model: nn.Module) -> dict:
 
 
 def _resolve_checkpoint(path: str | Path) -> Path:
-    path = Path(path)
+    path = paths.input_file_or_folder(path, "checkpoint", CheckpointNotFoundError)
     if path.is_dir():
         candidates = [path / CHECKPOINT_FILE] + sorted(path.glob("*.pth"))
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
             raise CheckpointNotFoundError(f"no checkpoint ({CHECKPOINT_FILE} or *.pth) in folder {str(path)!r}")
         return found
-    if not path.is_file():
-        raise CheckpointNotFoundError(f"checkpoint {str(path)!r} not found")
     return path
 
 
@@ -84,6 +83,7 @@ def fuse_checkpoint(config_or_cfg: Any, checkpoint_in: str | Path, out: str | Pa
     ``fuse_report.json``.
     """
     checkpoint_path = _resolve_checkpoint(checkpoint_in)
+    out = paths.output_folder(out, "output folder")  # before anything is loaded
     checkpoint = load_checkpoint_file(checkpoint_path)
     cfg = _load_cfg(config_or_cfg, checkpoint, checkpoint_path)
     model = build_model(cfg.model, cfg.get("default_scope", "mmdet"))
@@ -101,7 +101,6 @@ def fuse_checkpoint(config_or_cfg: Any, checkpoint_in: str | Path, out: str | Pa
     fully_folded = split_yolor_cfg(cfg.model)[1] is None
     if fully_folded and (cfg.get("optim_wrapper") or {}).get("constructor") == IMPLICIT_CONSTRUCTOR:
         cfg.optim_wrapper.pop("constructor")  # the plain baseline's config
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = dict(checkpoint.get("meta") or {})
     deploy_meta = {k: meta[k] for k in ("dataset_meta", "epoch", "iter") if k in meta}

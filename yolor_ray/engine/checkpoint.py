@@ -36,6 +36,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 from numpy._core.multiarray import _reconstruct, scalar
 
+from yolor_ray import paths
 from yolor_ray.errors import UserError
 from yolor_ray.implicit import LoadReport, is_implicit_key, state_dict_of
 from yolor_ray.storage import aws_region
@@ -83,10 +84,7 @@ def load_checkpoint_file(path: str | Path, map_location="cpu") -> dict:
     Raises :class:`CheckpointError` (one line) for a missing file, a file that is not a
     torch checkpoint, or one that holds anything outside the allow-list (named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} not found" if not path.exists()
-                              else f"checkpoint {str(path)!r} is not a file")
+    path = paths.input_file(path, "checkpoint", CheckpointError)
     try:
         with torch.serialization.safe_globals(_allowed_globals()), _statistics_methods_kept():
             return torch.load(str(path), map_location=map_location, weights_only=True)

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from mmengine.config import Config
 
+from yolor_ray import paths
 from yolor_ray.engine.checkpoint import KeyReport
 from yolor_ray.errors import UserError
 from yolor_ray.layout import CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE
@@ -37,8 +38,12 @@ class BaselineError(UserError, ValueError):
 def baseline_checkpoint(uri: str, s3_endpoint: str | None) -> str:
     """The checkpoint file of BASELINE: the one its results.json names (a run folder), or
     BASELINE itself (a checkpoint file, local or s3://bucket/key)."""
-    if uri.endswith(".pth") or (not uri.startswith("s3://") and Path(uri).expanduser().is_file()):
-        return uri if uri.startswith("s3://") else str(Path(uri).expanduser().resolve())
+    if not uri.startswith("s3://"):
+        local = paths.input_file_or_folder(Path(uri).expanduser(), "--from", BaselineError)
+        if local.is_file():
+            return str(local.resolve())
+    elif uri.endswith(".pth"):
+        return uri
     path = PurePosixPath(uri.rstrip("/").split("://", 1)[-1])
     if not path.name or path.parent == PurePosixPath(""):
         raise BaselineError(f"--from {uri!r}: expected a run folder or a checkpoint file")

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import yaml
 from ray import tune
 
+from yolor_ray import paths
 from yolor_ray.errors import UserError
 from yolor_ray.implicit.modules import MODELINGS, OPERATORS
 from yolor_ray.implicit.spec import PLACEMENTS
@@ -181,24 +182,24 @@ class SearchSpace:
 
 def load_space_file(path: str | Path) -> dict:
     """A space from YAML (``.yaml``/``.yml``) or Python (``space = dict(...)``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"search space file {str(path)!r} not found")
+    path = paths.input_file(path, "search space file", SpaceError)
+    if path.suffix not in (".yaml", ".yml", ".py"):
+        raise SpaceError(f"search space file {str(path)!r} must be YAML (.yaml, .yml) or Python (.py)")
+    text = paths.read_text(path, "search space file", SpaceError)
     try:
-        if path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(path.read_text())
-        elif path.suffix == ".py":
+        if path.suffix == ".py":
             scope: dict[str, Any] = {}
-            exec(compile(path.read_text(), str(path), "exec"), scope)  # the user's own file, like an MMEngine config
+            exec(compile(text, str(path), "exec"), scope)  # the user's own file, like an MMEngine config
             if "space" not in scope:
                 raise SpaceError(f"search space file {str(path)!r} must define `space = dict(...)`")
             raw = scope["space"]
         else:
-            raise SpaceError(f"search space file {str(path)!r} must be YAML (.yaml, .yml) or Python (.py)")
+            raw = yaml.safe_load(text)
     except SpaceError:
         raise
-    except Exception as err:  # a YAML or Python syntax error, in the user's words
-        raise SpaceError(f"search space file {str(path)!r} could not be read: {type(err).__name__}: {err}") from None
+    except Exception as err:  # a YAML or Python syntax error, in the user's words, on one line
+        raise SpaceError(f"search space file {str(path)!r} could not be read: {type(err).__name__}: "
+                         f"{' '.join(str(err).split())}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
