@@ -7,7 +7,7 @@ DEMO_EPOCHS ?= 8
 DEMO_SIZE ?= 192
 PYTEST_ARGS ?=
 
-.PHONY: setup demo lint test bench coverage clean
+.PHONY: setup demo lint test test-fast bench coverage clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,9 +23,13 @@ lint: setup
 	$(VENV)/bin/ruff check yolor_ray tests bench jobs scripts
 	$(VENV)/bin/lint-imports
 
-## test: set up, lint, then the whole suite (CPU, real Ray / S3 endpoint / mmdet models)
+## test: set up, lint, then the whole suite (CPU, real Ray / S3 endpoint / mmdet models), bench's helpers included
 test: lint
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests bench/tests $(PYTEST_ARGS)
+
+## test-fast: set up, lint, then every test that starts no Ray and no subprocess (pytest.ini's markers)
+test-fast: lint
+	$(PY) -m pytest tests bench/tests -m "not ray and not subprocess" $(PYTEST_ARGS)
 
 ## bench: every benchmark under bench/ (about 38 min on 2 cores), then the tables in bench/README.md
 bench: setup

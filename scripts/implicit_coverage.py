@@ -29,29 +29,19 @@ import time
 import warnings
 from pathlib import Path
 
-import mmdet
 import torch
-from mmdet.registry import MODELS
-from mmdet.utils import register_all_modules
-from mmengine.config import Config, ConfigDict
-from mmengine.logging import MessageHub, MMLogger
-from mmengine.registry import DefaultScope
+from mmengine.logging import MMLogger
 
-import yolor_ray.registrations  # noqa: F401  (type='YOLOR' in mmdet's MODELS)
 from yolor_ray.implicit import (
     ImplicitSpec,
     PlacementSpec,
     attach_implicit,
     available_placements,
     count_implicit_params,
-    fuse_implicit,
-    implicit_modules,
-    is_implicit_key,
     resolution_of,
     resolve_placement,
 )
-from yolor_ray.implicit.rules import head_roots
-from yolor_ray.implicit.trace import synthetic_batch, tensors_in
+from yolor_ray.implicit.checks import build_detector, compare_fused, mmdet_configs, model_cfg_of, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "implicit.md"
@@ -89,11 +79,6 @@ REPRESENTATIVE = {
 }
 
 
-
-def mmdet_configs() -> Path:
-    return Path(mmdet.__file__).parent / ".mim" / "configs"
-
-
 def _score(name: str) -> tuple:
     penalties = ("ms", "crop", "lsj", "amp", "x101", "r101", "2x", "3x", "caffe", "mstrain", "dcn", "gn", "syncbn",
                  "lvis", "voc", "cityscapes", "panoptic", "instance", "giou", "x-101", "16xb", "r152")
@@ -110,197 +95,6 @@ def representative(folder: Path) -> Path | None:
 
 def families() -> list[str]:
     return sorted(p.name for p in mmdet_configs().iterdir() if p.is_dir() and p.name != "__pycache__")
-
-
-# ---------------------------------------------------------------- building
-
-
-def _no_downloads(node):
-    """Drop pretrained-weight loading: nothing can be downloaded here."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key == "init_cfg" and isinstance(value, dict) and value.get("type") == "Pretrained":
-                out[key] = None
-            elif key == "pretrained" and isinstance(value, (str, bool)):
-                out[key] = False if isinstance(value, bool) else None
-            else:
-                out[key] = _no_downloads(value)
-        return out
-    if isinstance(node, list):
-        return [_no_downloads(v) for v in node]
-    return node
-
-
-def model_cfg_of(config: Path) -> dict:
-    return _no_downloads(Config.fromfile(str(config)).model.to_dict())
-
-
-def yolor_cfg(model_cfg: dict, implicit: dict | None = None) -> dict:
-    cfg = copy.deepcopy(model_cfg)
-    return dict(type="YOLOR", detector=cfg.pop("type"), implicit=implicit or {}, **cfg)
-
-
-def build(model_cfg: dict, seed: int = 0, init_weights: bool = True):
-    register_all_modules(init_default_scope=False)
-    torch.manual_seed(seed)
-    with DefaultScope.overwrite_default_scope("mmdet"):
-        model = MODELS.build(ConfigDict(copy.deepcopy(model_cfg)))
-    if init_weights:
-        model.init_weights()
-    return model
-
-
-# ---------------------------------------------------------------- one train step
-
-
-def batch(model, size: int, training: bool, masks: bool = True) -> dict:
-    preprocessor = model.data_preprocessor
-    augments = getattr(preprocessor, "batch_augments", None)
-    if augments is not None:
-        preprocessor.batch_augments = None  # random resizes to 480-800 px: not what a check needs
-    try:
-        return preprocessor(synthetic_batch(size, masks=masks), training=training)
-    finally:
-        if augments is not None:
-            preprocessor.batch_augments = augments
-
-
-def _runner_info() -> None:
-    """What a Runner's message hub holds (TOOD reads the epoch)."""
-    hub = MessageHub.get_current_instance()
-    for key in ("epoch", "iter"):
-        if hub.get_info(key) is None:
-            hub.update_info(key, 0)
-
-
-def train_step(model, size: int, steps: int = 2, masks: bool = True) -> dict:
-    """Loss + backward (+ an SGD step between); the implicit parameters, and those whose
-    gradient stayed zero in every step.
-
-    Two steps: a multiply after a zero-initialised layer (mmdet inits the DETR family's
-    last regression linear to 0) has a zero gradient until that layer moves.
-    """
-    _runner_info()
-    model.train()
-    params = {n: p for n, p in model.named_parameters() if is_implicit_key(n)}
-    moved, first = set(), set()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    data = batch(model, size, training=True, masks=masks)
-    losses = []
-    for step in range(steps):
-        optimizer.zero_grad()
-        step_data = copy.deepcopy(data)  # RoI heads pop the proposals' boxes from the samples
-        loss, _ = model.parse_losses(model.loss(step_data["inputs"], step_data["data_samples"]))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}")
-        loss.backward()
-        losses.append(float(loss))
-        moved |= {n for n, p in params.items() if p.grad is not None and bool(p.grad.abs().sum() > 0)}
-        if step == 0:
-            first = set(moved)
-        if moved == set(params):
-            break
-        optimizer.step()
-    model.zero_grad()
-    return dict(losses=losses, implicit_params=len(params), zero_grad=sorted(set(params) - moved),
-                zero_at_first_step=sorted(set(params) - first))
-
-
-# ---------------------------------------------------------------- fusion equality
-
-
-def perturb(model, scale: float = 0.1, seed: int = 0) -> None:
-    """Move every implicit away from its init, as training would."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, implicit in implicit_modules(model):
-            for p in implicit.parameters():
-                p.add_(torch.randn(p.shape, generator=gen) * scale)
-
-
-def _compared_paths(model) -> list[str]:
-    """Every head (and head stage) and every module an implicit acts on."""
-    roots = head_roots(model)
-    paths = set(roots)
-    for path, module in model.named_modules():
-        if any(path.startswith(r + ".") for r in roots) and type(module).__name__.endswith("Head"):
-            paths.add(path)
-    for path, _ in implicit_modules(model):
-        host = path.rpartition(".")[0]
-        paths.add(host)
-        if path.endswith("implicit_in_cat"):
-            paths.add(host)
-    return sorted(paths)
-
-
-def _run_dense(model, data, paths, mode, replayed=None):
-    """Outputs of ``paths`` (per call) in one forward, and its discrete selections (or replay ``replayed``)."""
-    records: dict[str, list] = {}
-    handles = []
-    for path in paths:
-        def hook(module, args, output, path=path):
-            records.setdefault(path, []).append([t.detach().float().clone() for t in tensors_in(output)])
-        handles.append(model.get_submodule(path).register_forward_hook(hook))
-    # The discrete selections (the RPN's NMS, DINO's top-k encoder queries) are replayed
-    # from the unfused run: what follows them is compared on the same proposals / queries.
-    selections = [(getattr(model, "rpn_head", None), "predict"), (model, "pre_decoder")]
-    selections = [(owner, name) for owner, name in selections if owner is not None and hasattr(owner, name)]
-    seen = {}
-    for owner, name in selections:
-        def replay(*args, _original=getattr(owner, name), _name=name, **kwargs):  # noqa: B008 (bound per owner)
-            made = _original(*args, **kwargs)  # run anyway: its layers' outputs are compared too
-            if replayed is not None:
-                return copy.deepcopy(replayed[_name])
-            seen[_name] = made
-            return copy.deepcopy(made)
-        setattr(owner, name, replay)
-    try:
-        with torch.no_grad():
-            data = copy.deepcopy(data)
-            model(data["inputs"], data["data_samples"], mode=mode)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for owner, name in selections:
-            owner.__dict__.pop(name, None)
-    return records, seen
-
-
-def compare_fused(model, size: int) -> dict:
-    """Fuse a copy of ``model``; the largest relative difference on dense outputs."""
-    perturb(model)
-    model.eval()
-    fused = copy.deepcopy(model)
-    report = fuse_implicit(fused)
-    data = batch(model, size, training=False)
-    paths = _compared_paths(model)
-    errors = []
-    for mode in ("tensor", "predict"):
-        try:
-            expected, selections = _run_dense(model, data, paths, mode)
-            got, _ = _run_dense(fused, data, paths, mode, selections)
-            break
-        except Exception as err:  # noqa: BLE001 - some detectors have no tensor mode
-            errors.append(f"{mode}: {type(err).__name__}: {err}")
-    else:
-        raise RuntimeError("; ".join(errors))
-    worst, where = 0.0, None
-    for path, calls in expected.items():
-        if len(got.get(path, [])) != len(calls):
-            raise AssertionError(f"{path} ran {len(calls)} times unfused, {len(got.get(path, []))} fused")
-        for a_list, b_list in zip(calls, got[path]):
-            for a, b in zip(a_list, b_list):
-                if a.shape != b.shape:
-                    raise AssertionError(f"{path}: shape {tuple(a.shape)} unfused, {tuple(b.shape)} fused")
-                if a.numel() == 0:
-                    continue
-                diff = ((a - b).abs().max() / max(1.0, a.abs().max().item())).item()
-                if not diff <= worst:
-                    worst, where = diff, path
-    return dict(folded=len(report.folded), kept=len(report.kept), max_diff=worst, worst_at=where,
-                kept_reasons=sorted({f"{e.placement}: {e.reason}" for e in report.kept}),
-                compared=len(expected), mode=mode)
 
 
 # ---------------------------------------------------------------- one family
@@ -329,7 +123,7 @@ def check_family(name: str) -> dict:
     try:
         base_cfg = model_cfg_of(config)
         row["detector"] = base_cfg["type"]
-        baseline = build(base_cfg, init_weights=False)
+        baseline = build_detector(base_cfg, init_weights=False)
     except Exception as err:  # noqa: BLE001
         return dict(row, builds=False, note=f"the model does not build on CPU: {_short(err)}")
     row["builds"] = True

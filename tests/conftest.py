@@ -1,23 +1,17 @@
-"""Shared fixtures: a small shapes dataset made once per session, the repo paths."""
+"""Shared fixtures (data made once per session, trained checkpoints, an S3 endpoint) and the
+guard of the test tiers (support/tiers.py). Helpers live in the ``support`` package."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-BASELINES = sorted((REPO / "configs" / "baseline").glob("*.py"))
-ATSS = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
-YOLOR_ATSS = REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py"
-
-
-def yolor_ray(*args, timeout=900, cwd=REPO, env=None) -> subprocess.CompletedProcess:
-    """The ``yolor-ray`` command in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env)
+from support.net import free_port
+from support.paths import ATSS
+from support.runs import HONEST_EPOCHS, config_with_user_hook, env_with_test_modules, logs_text, yolor_ray
+from support.s3 import PLANTED_SECRET
+from support.tiers import pytest_configure, pytest_runtest_call, pytest_runtest_setup  # noqa: F401 (the guard)
 
 # Tests run on CPU with few cores: keep torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -34,7 +28,8 @@ def shapes_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
     """epoch_1.pth of a small ATSS trained one epoch by mmdet's own tools/train.py (a plain
-    MMEngine Runner: full message hub with HistoryBuffers, MultiStepLR's Counter)."""
+    MMEngine Runner: full message hub with HistoryBuffers, MultiStepLR's Counter), in a
+    subprocess (tests using it are marked ``subprocess``)."""
     import subprocess
     import sys
 
@@ -43,7 +38,7 @@ def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
     from yolor_ray import config as cfglib
     from yolor_ray.data.coco import inspect_coco_split
 
-    cfg = cfglib.load_config(REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py")
+    cfg = cfglib.load_config(ATSS)
     cfglib.use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
     cfglib.make_small(cfg, 64)
     cfglib.set_epochs(cfg, 1)
@@ -66,16 +61,14 @@ def bigger_shapes(tmp_path_factory) -> Path:
                                                                                 image_size=128))
 
 
-HONEST_EPOCHS = 10
-
-
 @pytest.fixture(scope="session")
 def trained_baseline(bigger_shapes, mmdet_checkpoint, tmp_path_factory) -> dict:
     """A small ATSS baseline trained to AP > 0.05 by ``yolor-ray train`` (2 workers, 10 epochs,
     with a BN probe hook): test_honest_ap checks its reported AP, the warm-started sweep of
-    test_tune fine-tunes from it. Returns its run folder, the probes' folder and the output."""
+    test_tune fine-tunes from it. Returns its run folder, the probes' folder and the output.
+    Starts Ray in a subprocess (tests using it are marked ``ray`` and ``subprocess``)."""
     tmp_path = tmp_path_factory.mktemp("trained-baseline")
-    config = config_with_user_hook(tmp_path / "atss_probe.py", ATSS, "bn_probe_hook", "BNProbeHook")
+    config = config_with_user_hook(tmp_path / "atss_probe.py", ATSS, "support.bn_probe_hook", "BNProbeHook")
     probes = tmp_path / "bn"
     probes.mkdir()
     env = env_with_test_modules(YOLOR_TEST_BN=str(probes))
@@ -92,21 +85,9 @@ def trained_baseline(bigger_shapes, mmdet_checkpoint, tmp_path_factory) -> dict:
     return dict(run=storage / "honest", probes=probes, output=logs_text(storage / "honest"), data=bigger_shapes)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# A recognisable secret: tests search every file a run writes for it.
-PLANTED_SECRET = "yolorSECRETplanted0123456789abcdefXYZ"
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint():
-    """A real S3 HTTP endpoint on 127.0.0.1 (moto's server mode)."""
+    """A real S3 HTTP endpoint on 127.0.0.1 (moto's server mode, in a thread of this process)."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -141,45 +122,17 @@ def bucket(s3_endpoint, aws_env):
     return name, client
 
 
-def s3_keys(client, bucket_name: str) -> list[str]:
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket_name)
-    return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread while a module's tests run (``pytestmark = usefixtures('one_thread')``).
 
+    On 2 shared cores, torch's OpenMP pool of 2 spins against the other processes: a
+    small detector step measured 30x slower than with one thread.
+    """
+    import torch
 
-def config_with_user_hook(path: Path, base: Path, module: str, hook: str) -> Path:
-    """A config inheriting ``base`` with a hook from a user's own module (``custom_imports``),
-    as users bring them; the module must be importable where the config is loaded."""
-    path.write_text(f"_base_ = {str(base)!r}\n"
-                    f"custom_imports = dict(imports=['yolor_ray.registrations', {module!r}], "
-                    "allow_failed_imports=False)\n"
-                    f"custom_hooks = [dict(type={hook!r})]\n")
-    return path
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
-
-def env_with_test_modules(**extra: str) -> dict:
-    """This environment plus ``extra``, with tests/ on PYTHONPATH (the test hooks' modules)."""
-    return dict(os.environ, **extra,
-                PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")])))
-
-
-def assert_tensorboard_scalars(run_dir: Path, epochs: int) -> None:
-    """The run's TensorBoard events, read by TensorBoard's own reader: training losses and LR
-    per iteration, every COCO bbox AP per epoch."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from yolor_ray.metrics import coco_keys
-
-    folders = {p.parent for p in run_dir.glob("logs/*/vis_data/events.out.tfevents.*")}
-    assert len(folders) == 1, sorted(run_dir.rglob("*"))
-    events = EventAccumulator(str(folders.pop()))
-    events.Reload()
-    tags = set(events.Tags()["scalars"])
-    assert {"loss", "loss_cls", "lr", *coco_keys("bbox")} <= tags, tags
-    assert [e.step for e in events.Scalars("coco/bbox_mAP")] == list(range(1, epochs + 1))
-    assert all(e.value > 0 for e in events.Scalars("loss"))
-
-
-def logs_text(run_dir: Path) -> str:
-    """Every log file of a run's ranks in its storage folder (the workers' output is there, not
-    on the driver), concatenated."""
-    return "\n".join(p.read_text(errors="replace") for p in sorted((run_dir / "logs").rglob("*.log")))

@@ -8,11 +8,15 @@ import torch
 
 from yolor_ray.seed import SEED_ROWS, yolor_config
 
+# One torch thread: on 2 shared cores a pool of 2 spins against the other processes (conftest's one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.mark.parametrize("row", SEED_ROWS)
 def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp_path):
     from mmengine.runner import Runner
 
+    from yolor_ray.engine.runner import TextOnceConfig
     from yolor_ray.implicit import is_implicit_key
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
@@ -25,7 +29,7 @@ def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp
     cfg.default_hooks.checkpoint = None
     cfg.train_dataloader.dataset.indices = 8  # two iterations are enough to see autocast at work
     cfg.visualizer = dict(type="Visualizer", vis_backends=[])
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(TextOnceConfig(cfg.to_dict()))  # the config's text formatted once, as workers do
     seen = {}
 
     def record(module, inputs, output):

@@ -3,7 +3,9 @@ import json
 import shutil
 
 import pytest
-from conftest import ATSS, yolor_ray
+
+from support.paths import ATSS
+from support.runs import yolor_ray
 
 
 @pytest.fixture
@@ -18,22 +20,26 @@ def _fails_cleanly(proc, storage, match):
     assert not storage.exists() or not any(storage.iterdir())
 
 
+@pytest.mark.subprocess
 def test_missing_config(storage, shapes_dir):
     proc = yolor_ray("train", "configs/nope.py", "--data", shapes_dir, "--storage", storage)
     _fails_cleanly(proc, storage, "config file 'configs/nope.py' not found")
 
 
+@pytest.mark.subprocess
 def test_unknown_config_key(storage, shapes_dir):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", storage,
                      "--cfg-options", "model.bbox_head.num_clases=3")
     _fails_cleanly(proc, storage, "unknown config key 'model.bbox_head.num_clases'")
 
 
+@pytest.mark.subprocess
 def test_missing_dataset_folder(storage, tmp_path):
     proc = yolor_ray("train", ATSS, "--data", tmp_path / "nowhere", "--storage", storage)
-    _fails_cleanly(proc, storage, "does not exist")
+    _fails_cleanly(proc, storage, "not found")
 
 
+@pytest.mark.subprocess
 def test_corrupt_annotations(storage, shapes_dir, tmp_path):
     data = tmp_path / "corrupt"
     shutil.copytree(shapes_dir, data)
@@ -43,6 +49,7 @@ def test_corrupt_annotations(storage, shapes_dir, tmp_path):
     _fails_cleanly(proc, storage, "is not valid JSON")
 
 
+@pytest.mark.subprocess
 def test_zero_images(storage, shapes_dir, tmp_path):
     data = tmp_path / "empty"
     shutil.copytree(shapes_dir, data)
@@ -53,12 +60,15 @@ def test_zero_images(storage, shapes_dir, tmp_path):
     _fails_cleanly(proc, storage, "lists zero images")
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_more_workers_than_local_ray_holds(storage, shapes_dir):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--num-workers", 64, "--storage", storage,
                      timeout=180)
     _fails_cleanly(proc, storage, "the local Ray cluster can never hold this run: it needs 64 CPUs")
 
 
+@pytest.mark.subprocess
 def test_make_shapes_refuses_a_non_empty_folder(shapes_dir):
     before = sorted(p.name for p in shapes_dir.rglob("*"))
     proc = yolor_ray("make-shapes", shapes_dir, "--images", 2)
@@ -80,17 +90,20 @@ def _edit_annotations(data, split, edit):
     ann.write_text(json.dumps(edit(json.loads(ann.read_text()))))
 
 
+@pytest.mark.subprocess
 def test_fuse_of_a_missing_file(tmp_path):
     proc = yolor_ray("fuse", tmp_path / "nothing.pth", tmp_path / "out")
     _fails_cleanly(proc, tmp_path / "out", "nothing.pth' not found")
 
 
+@pytest.mark.subprocess
 def test_fuse_of_a_file_that_is_not_a_checkpoint(tmp_path):
     (tmp_path / "notes.pth").write_text("hello\n")
     proc = yolor_ray("fuse", tmp_path / "notes.pth", tmp_path / "out")
     _fails_cleanly(proc, tmp_path / "out", "notes.pth' is not a PyTorch checkpoint")
 
 
+@pytest.mark.subprocess
 def test_fuse_of_a_pickle_with_a_foreign_object(tmp_path):
     import torch
 
@@ -99,6 +112,7 @@ def test_fuse_of_a_pickle_with_a_foreign_object(tmp_path):
     _fails_cleanly(proc, tmp_path / "out", "foreign.pth' holds datetime.date, which yolor-ray does not unpickle")
 
 
+@pytest.mark.subprocess
 def test_storage_folder_that_cannot_be_created(shapes_dir):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 64,
                      "--storage", "/proc/yolor-results")
@@ -106,17 +120,20 @@ def test_storage_folder_that_cannot_be_created(shapes_dir):
     assert "storage folder '/proc/yolor-results' cannot be created or written" in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_config_path_that_is_a_directory(storage, shapes_dir):
     proc = yolor_ray("train", ATSS.parent, "--data", shapes_dir, "--storage", storage)
-    _fails_cleanly(proc, storage, "is a directory; pass an MMEngine Python config file (.py) in it")
+    _fails_cleanly(proc, storage, "is a folder; expected a file")
 
 
+@pytest.mark.subprocess
 def test_data_path_that_is_a_file(storage, shapes_dir):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir / "annotations" / "instances_train.json",
                      "--storage", storage)
     _fails_cleanly(proc, storage, "instances_train.json' is a file; --data takes a COCO-layout folder")
 
 
+@pytest.mark.subprocess
 def test_val_categories_differ_from_train(storage, shapes_dir, tmp_path):
     data = _copy_data(shapes_dir, tmp_path)
     _edit_annotations(data, "val", lambda coco: dict(coco, categories=[dict(c, name=c["name"].upper())
@@ -125,6 +142,7 @@ def test_val_categories_differ_from_train(storage, shapes_dir, tmp_path):
     _fails_cleanly(proc, storage, "the val categories ['CIRCLE', 'SQUARE', 'TRIANGLE', 'STAR']")
 
 
+@pytest.mark.subprocess
 def test_annotations_with_unknown_category_ids(storage, shapes_dir, tmp_path):
     data = _copy_data(shapes_dir, tmp_path)
 
@@ -139,6 +157,7 @@ def test_annotations_with_unknown_category_ids(storage, shapes_dir, tmp_path):
     assert "have a category_id that is not in its categories: 9 (3x); valid ids: 1, 2, 3, 4" in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_annotation_file_with_a_repeated_image_id(storage, shapes_dir, tmp_path):
     data = _copy_data(shapes_dir, tmp_path)
     _edit_annotations(data, "val", lambda coco: dict(coco, images=coco["images"] + coco["images"][2:3]))
@@ -149,6 +168,7 @@ def test_annotation_file_with_a_repeated_image_id(storage, shapes_dir, tmp_path)
     assert [line for line in proc.stderr.splitlines() if "error" in line] == [error]  # one line
 
 
+@pytest.mark.subprocess
 def test_truncated_image(storage, shapes_dir, tmp_path):
     data = _copy_data(shapes_dir, tmp_path)
     image = data / "val" / "000003.png"
@@ -158,6 +178,7 @@ def test_truncated_image(storage, shapes_dir, tmp_path):
     assert "000003.png" in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_config_that_fails_with_an_empty_message(storage, shapes_dir, tmp_path):
     config = tmp_path / "broken.py"
     config.write_text(f"_base_ = {str(ATSS)!r}\nraise RuntimeError()\n")

@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ATSS, YOLOR_ATSS, logs_text, yolor_ray
+
+from support.paths import ATSS, YOLOR_ATSS
+from support.runs import logs_text, yolor_ray
 
 
+@pytest.mark.subprocess
 def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
     from mmengine.logging import HistoryBuffer
 
@@ -35,6 +38,7 @@ def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
     assert any("milestones" in s for s in checkpoint["param_schedulers"])
 
 
+@pytest.mark.subprocess
 def test_baseline_checkpoint_keys_against_baseline_and_yolor(mmdet_checkpoint, shapes_dir, tmp_path):
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
@@ -52,6 +56,7 @@ def test_baseline_checkpoint_keys_against_baseline_and_yolor(mmdet_checkpoint, s
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.subprocess
 def test_load_from_that_does_not_fit_the_model_is_refused(mmdet_checkpoint, shapes_dir, tmp_path):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 64, "--storage",
                      tmp_path / "r", "--load-from", tmp_path / "missing.pth")
@@ -152,6 +157,8 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint_file(tmp_path / "nothing.pth")
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_s3_checkpoint_into_a_ray_run_of_the_yolor_variant(mmdet_checkpoint, shapes_dir, tmp_path, bucket,
                                                            s3_endpoint):
     """mmdet's baseline checkpoint, from S3 (our boto3 download, the run's endpoint), warm-starts

@@ -7,13 +7,13 @@ import time
 
 import pytest
 import yaml
-from conftest import REPO
-from fake_cluster import alive_nodes, fake_autoscaling_cluster
 
 from yolor_ray.cli import main as cli_main
 
+from support.fake_cluster import alive_nodes, fake_autoscaling_cluster
+from support.paths import ATSS, REPO, TESTS
+
 CLUSTER_YAML = REPO / "cluster.yaml"
-ATSS = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
 
 # Runs the real CLI with every network call refused: checking must never reach AWS.
 NO_NETWORK = """
@@ -28,6 +28,7 @@ runpy.run_module("yolor_ray.cli", run_name="__main__")
 """
 
 
+@pytest.mark.subprocess
 def test_shipped_cluster_yaml_passes_offline():
     proc = subprocess.run([sys.executable, "-c", NO_NETWORK, "cluster", "check", str(CLUSTER_YAML)],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -175,12 +176,13 @@ def test_secret_references_are_not_secrets(tmp_path, capsys):
 
 def test_unreadable_file_is_a_one_line_error(tmp_path, capsys):
     rc, err = _check(str(tmp_path / "nope.yaml"), capsys)
-    assert rc == 2 and "nope.yaml: 1 problem(s):\n  - cannot read the file: No such file or directory" in err
+    assert rc == 2 and f"cluster file '{tmp_path / 'nope.yaml'}' not found" in err
     (tmp_path / "list.yaml").write_text("- just\n- a list\n")
     rc, err = _check(str(tmp_path / "list.yaml"), capsys)
     assert rc == 2 and "the top level must be a mapping of Ray cluster keys, got list" in err
 
 
+@pytest.mark.subprocess
 def test_nodes_install_the_wheel_that_publish_uploads():
     """cluster.yaml fetches the wheel under the cache key setup.sh and the publish script use."""
     setup = (REPO / "scripts" / "setup.sh").read_text()
@@ -263,6 +265,8 @@ def test_spot_fallback_needs_the_scorer_on_the_head(tmp_path, capsys):
 
 # --- autoscaling with fake nodes ------------------------------------------------------------
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_autoscaler_adds_nodes_for_a_run_and_removes_them_when_idle(shapes_dir, tmp_path):
     """Head with 0 CPUs; a 2-worker run makes the autoscaler (with our scorer, as cluster.yaml's
     head runs it) add two 1-CPU spot-named nodes; when the run is done they idle past the
@@ -278,8 +282,8 @@ def test_autoscaler_adds_nodes_for_a_run_and_removes_them_when_idle(shapes_dir, 
         nodes = alive_nodes(cluster)
         assert len(nodes) == 1 and nodes[0]["resources"].get("CPU", 0) == 0  # the head alone, no CPU for workers
         watch_log = tmp_path / "nodes.jsonl"
-        watcher = subprocess.Popen([sys.executable, str(REPO / "tests" / "fake_cluster.py"), "watch",
-                                    cluster.gcs_address, str(watch_log)], env=cluster.env)
+        watcher = subprocess.Popen([sys.executable, "-m", "support.fake_cluster", "watch", cluster.gcs_address,
+                                    str(watch_log)], env=cluster.env, cwd=TESTS)
         try:
             run = subprocess.run(
                 [sys.executable, "-m", "yolor_ray.cli", "train", str(ATSS), "--data", str(shapes_dir), "--small",

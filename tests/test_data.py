@@ -44,7 +44,7 @@ def test_valid_coco_with_boxes_and_masks(shapes_dir):
 
 
 def test_inspect_reports_bad_folders(tmp_path, shapes_dir):
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(DatasetError, match="not found"):
         inspect_coco_split(tmp_path / "nope", "train")
     broken = tmp_path / "broken"
     (broken / "annotations").mkdir(parents=True)
@@ -154,14 +154,14 @@ def test_a_nodes_copy_is_compared_by_annotation_hash_and_image_count(tmp_path, s
 
 def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypatch):
     """Once in prepare_sweep; trials and the leaderboard reuse what it found."""
-    from conftest import REPO
-
     from yolor_ray.data import coco
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
     from yolor_ray.tune.trial import trial_for
+
+    from support.paths import REPO
 
     parsed = []
     inspect = coco.inspect_coco_split

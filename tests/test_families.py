@@ -3,8 +3,9 @@
 The seed's five families plus GFL, TOOD, YOLOX, DINO (and Deformable DETR, whose
 prediction layers are shared by every decoder layer), at a small scale from mmdet's
 own configs: ResNet-18 (YOLOX-tiny's own CSPDarknet), two transformer layers, 64 px
-images. ``make coverage`` runs the same checks on every family folder of mmdet's
-configs at full scale (scripts/implicit_coverage.py, the table in docs/implicit.md).
+images. ``make coverage`` runs the same checks (yolor_ray.implicit.checks) on every family
+folder of mmdet's configs at full scale (scripts/implicit_coverage.py, the table in
+docs/implicit.md).
 """
 from __future__ import annotations
 
@@ -12,10 +13,7 @@ import copy
 from functools import lru_cache
 
 import pytest
-from implicit_helpers import one_thread, quiet_mmengine, small_cfg  # noqa: F401
 
-import yolor_ray.registrations  # noqa: F401  (type='YOLOR' in mmdet's MODELS)
-from scripts.implicit_coverage import build, compare_fused, mmdet_configs, model_cfg_of, train_step, yolor_cfg
 from yolor_ray.implicit import (
     PlacementSpec,
     count_implicit_params,
@@ -25,7 +23,11 @@ from yolor_ray.implicit import (
     resolution_of,
     resolve_placement,
 )
+from yolor_ray.implicit.checks import build_detector, compare_fused, mmdet_configs, model_cfg_of, train_step
 
+from support.implicit import quiet_mmengine, small_cfg
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 TOLERANCE = 1e-4
 SIZE = 64
 SIZES = {"yolox": 128}  # YOLOX's stride-32 level needs more than 2 x 2 cells to get a positive
@@ -93,11 +95,11 @@ def _baseline_cfg(family: str) -> dict:
     return _small(family, model_cfg_of(mmdet_configs() / MMDET_FAMILIES[family]))
 
 
-def _build(family: str, implicit: dict | None = None, yolor: bool = True):
-    cfg = _baseline_cfg(family)
+def _build(family: str, implicit: dict | None = None):
+    """The family's small detector, with ``implicit`` attached (the baseline without)."""
     quiet_mmengine()
     # torch's default init (fast) but for the DETR family, whose matcher's costs it can make NaN
-    model = build(yolor_cfg(cfg, implicit) if yolor else cfg, init_weights=family in ("dino", "deformable_detr"))
+    model = build_detector(_baseline_cfg(family), implicit, init_weights=family in ("dino", "deformable_detr"))
     if family == "sparse_rcnn":
         model.rpn_head.init_weights()  # proposals start as the whole image, not of random (negative) size
     return model
@@ -106,7 +108,7 @@ def _build(family: str, implicit: dict | None = None, yolor: bool = True):
 @pytest.mark.parametrize("family", MMDET_FAMILIES)
 def test_placements_resolve_by_structure(family):
 
-    model = _build(family, yolor=False)
+    model = _build(family)
     resolution = resolution_of(model)
     assert resolution.method == "loss", resolution.error  # traced, not the names fallback
     for name, paths in EXPECTED[family].items():
@@ -145,7 +147,7 @@ def test_tracing_leaves_the_model_as_it_was():
     import torch
 
 
-    model = _build("atss", yolor=False)
+    model = _build("atss")
     model.eval()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
@@ -160,7 +162,7 @@ def test_tracing_leaves_the_model_as_it_was():
 
 def test_names_are_the_fallback_when_the_detector_cannot_run():
 
-    model = _build("atss", yolor=False)
+    model = _build("atss")
 
     def no_kernel(*args, **kwargs):
         raise RuntimeError("some_op_forward_impl: implementation for device cpu not found.")

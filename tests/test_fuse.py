@@ -6,12 +6,15 @@ import json
 
 import pytest
 import torch
-from implicit_helpers import FAMILIES, batch, build, flat_outputs, one_thread, small_cfg  # noqa: F401
 from mmengine.config import Config
 
 from yolor_ray.deploy.fuse import fuse_checkpoint
 from yolor_ray.implicit import fuse_implicit, implicit_modules, is_implicit_key
 from yolor_ray.implicit.attach import detach_implicit
+
+from support.implicit import FAMILIES, batch, build, flat_outputs, small_cfg
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOLERANCE = 1e-4
 

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import HONEST_EPOCHS as EPOCHS
+
+from support.runs import HONEST_EPOCHS as EPOCHS
+
+pytestmark = [pytest.mark.ray, pytest.mark.subprocess]
 
 
 def test_reported_ap_is_the_stored_checkpoints(trained_baseline, tmp_path):

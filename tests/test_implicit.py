@@ -8,7 +8,6 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
-from implicit_helpers import FAMILIES, batch, build, flat_outputs, one_thread, small_cfg  # noqa: F401
 from torch import nn
 
 from yolor_ray.engine.checkpoint import load_checkpoint_file
@@ -26,6 +25,10 @@ from yolor_ray.implicit import (
     make_implicit,
 )
 from yolor_ray.implicit.attach import count_implicit_params
+
+from support.implicit import FAMILIES, batch, build, flat_outputs, small_cfg
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ---------------------------------------------------------------- modules
 

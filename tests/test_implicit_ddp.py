@@ -3,29 +3,27 @@ parameters start equal and stay identical across ranks while each rank sees othe
 from __future__ import annotations
 
 import os
-import socket
 
+import pytest
 import torch
 import torch.multiprocessing as mp
-from implicit_helpers import one_thread  # noqa: F401
+
+from support.net import free_port
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.subprocess]
 
 WORLD_SIZE = 2
 STEPS = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, port: int, out_dir: str) -> None:
     import torch.distributed as dist
-    from implicit_helpers import build, raw_batch, small_cfg
     from mmengine.optim import OptimWrapper
 
     from yolor_ray.engine.ddp import CPUFriendlyDDP
     from yolor_ray.implicit import is_implicit_key
+
+    from support.implicit import build, raw_batch, small_cfg
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -45,7 +43,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 
 def test_implicit_parameters_stay_identical_across_ranks(tmp_path):
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD_SIZE)]
     reference = ranks[0]["end"]
     assert len(reference) == 5 + 3 + 2 * 2  # fpn levels, ATSS predictions, head_in concat (z + w_cat) x 2

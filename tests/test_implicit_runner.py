@@ -1,11 +1,15 @@
 """A YOLOR config trains with MMEngine's own Runner, and loads a baseline checkpoint."""
 from __future__ import annotations
 
+import pytest
 import torch
-from implicit_helpers import REPO, one_thread  # noqa: F401
 
 from yolor_ray.engine.checkpoint import load_checkpoint_file
 from yolor_ray.implicit import implicit_modules, is_implicit_key, load_weights
+
+from support.paths import REPO
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small_yolor_cfg(shapes_dir, work_dir):

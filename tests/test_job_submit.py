@@ -6,8 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from fake_cluster import local_ray_head
+
+from support.fake_cluster import local_ray_head
+from support.paths import REPO
+
+pytestmark = [pytest.mark.ray, pytest.mark.subprocess]
 
 RAY = str(Path(sys.executable).parent / "ray")
 

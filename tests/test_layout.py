@@ -5,7 +5,9 @@ import sys
 import textwrap
 
 import pytest
-from conftest import REPO, yolor_ray
+
+from support.paths import REPO
+from support.runs import yolor_ray
 
 # A results.json as yolor-ray wrote it before records had a schema.
 UNVERSIONED_RESULTS = dict(
@@ -16,6 +18,7 @@ UNVERSIONED_RESULTS = dict(
     wall_time_s=12.0, checkpoint="/somewhere/old-run/checkpoint_000001", artifacts=["config.py"], versions={})
 
 
+@pytest.mark.subprocess
 def test_light_commands_import_neither_torch_nor_mmdet(tmp_path):
     (tmp_path / "old-run").mkdir()
     (tmp_path / "old-run" / "results.json").write_text(json.dumps(UNVERSIONED_RESULTS))
@@ -39,6 +42,7 @@ def test_light_commands_import_neither_torch_nor_mmdet(tmp_path):
     assert all("[]" in line and not line.endswith(" 0") for line in lines), lines
 
 
+@pytest.mark.subprocess
 def test_table_reads_results_written_before_schemas(tmp_path):
     (tmp_path / "old-run").mkdir()
     (tmp_path / "old-run" / "results.json").write_text(json.dumps(UNVERSIONED_RESULTS))

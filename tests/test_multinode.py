@@ -16,8 +16,11 @@ import time
 
 import boto3
 import pytest
-from conftest import ATSS, REPO, config_with_user_hook, s3_keys
-from two_nodes import HEAD_IP, NODE2_IP, WORKER_RESOURCE, two_node_cluster
+
+from support.paths import ATSS, REPO
+from support.runs import config_with_user_hook
+from support.s3 import s3_keys
+from support.two_nodes import HEAD_IP, NODE2_IP, WORKER_RESOURCE, two_node_cluster
 
 CREDENTIALS = dict(AWS_ACCESS_KEY_ID="AKIATESTYOLORRAY", AWS_SECRET_ACCESS_KEY="multinode-test-secret",
                    AWS_DEFAULT_REGION="us-east-1")
@@ -67,6 +70,8 @@ def read_json(client, bucket, key):
     return json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_node2_has_its_own_disk(cluster):
     """Where node 2 writes in its temp dir, the head sees nothing; the hidden folder is empty there."""
     (cluster.hidden / "only-on-the-head").write_text("x")
@@ -105,6 +110,8 @@ def two_node_run(cluster, s3_endpoint, s3, tiny_data):
     return proc, read_json(client, bucket, "runs/two-nodes/results.json"), s3_keys(client, bucket)
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_training_and_evaluation_across_nodes(two_node_run):
     proc, record, keys = two_node_run
     assert record["world_size"] == 2
@@ -118,6 +125,8 @@ def test_training_and_evaluation_across_nodes(two_node_run):
     assert "dataset" in proc.stderr and "checked on 2 node(s)" in proc.stderr
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_rank0_logs_land_in_storage(two_node_run):
     _, _, keys = two_node_run
     logs = [k for k in keys if k.startswith("runs/two-nodes/logs/")]
@@ -125,6 +134,8 @@ def test_rank0_logs_land_in_storage(two_node_run):
     assert any(k.endswith("vis_data/scalars.json") for k in logs), logs
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_data_missing_on_node2_fails_up_front(cluster, s3_endpoint, s3, tiny_data):
     bucket, client = s3
     hidden_data = cluster.hidden / "shapes"
@@ -154,6 +165,8 @@ class FailInEpoch2Hook(Hook):
 '''
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_logs_in_storage_after_a_run_fails_in_epoch_2(cluster, s3_endpoint, s3, tiny_data, tmp_path):
     bucket, client = s3
     (cluster.modules / "fail_in_epoch2.py").write_text(FAILING_HOOK)  # a user's module, on every node
@@ -188,6 +201,8 @@ def _registered_checkpoint(client, bucket) -> bool:
     return "checkpoint_" in snapshot["Body"].read().decode()
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_lost_node_resumes_from_last_checkpoint(cluster, s3_endpoint, s3, tiny_data):
     """Node 2 killed (its raylet and workers, by pid) mid-epoch, then started again."""
     bucket, client = s3
@@ -234,6 +249,8 @@ def test_lost_node_resumes_from_last_checkpoint(cluster, s3_endpoint, s3, tiny_d
     assert 0 < twice <= per_epoch
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_sweep_trials_train_on_both_nodes(cluster, s3_endpoint, s3, tiny_data):
     bucket, client = s3
     proc = on_cluster(cluster, s3_endpoint, "tune", ATSS, "--data", tiny_data, "--small", "--image-size", 64,

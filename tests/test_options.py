@@ -3,11 +3,16 @@ weight-decay recipe, the resume guard and --dry-run: all before Ray starts."""
 from __future__ import annotations
 
 import pytest
-from conftest import ATSS, REPO, YOLOR_ATSS, yolor_ray
 from mmengine.config import Config
 
 from yolor_ray.train.spec import OptionError, TrainSpec
 from yolor_ray.tune.spec import SweepSpec
+
+from support.paths import ATSS, REPO, YOLOR_ATSS
+from support.runs import yolor_ray
+
+# One torch thread: on 2 shared cores a pool of 2 spins against the other processes (conftest's one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 YOLOR_SPARSE = REPO / "configs" / "yolor" / "yolor_sparse-rcnn_r50_fpn_1x_coco.py"
 
@@ -119,6 +124,7 @@ def test_resume_with_another_scale_is_refused(shapes_dir, tmp_path):
         _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2, use_gpu=True)
 
 
+@pytest.mark.subprocess
 def test_dry_run_prints_the_plan_and_writes_nothing(shapes_dir, tmp_path):
     storage = tmp_path / "results"
     out = tmp_path / "merged.py"

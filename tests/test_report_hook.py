@@ -1,8 +1,12 @@
 """train/loss is the mean over every rank's iterations, not rank 0's: two real gloo processes."""
 from __future__ import annotations
 
+import pytest
 import torch.multiprocessing as mp
-from conftest import free_port
+
+from support.net import free_port
+
+pytestmark = pytest.mark.subprocess
 
 
 def _rank(rank: int, port: int, out) -> None:

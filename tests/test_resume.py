@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ATSS, REPO, logs_text, yolor_ray
+
+from support.paths import ATSS, REPO
+from support.runs import logs_text, yolor_ray
 
 EPOCHS = 4
 
@@ -59,6 +61,8 @@ def _check_complete(run_dir: Path, restarts: int):
     return record
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_killed_worker_resumes_from_last_checkpoint(shapes_dir, tmp_path):
     storage, name = tmp_path / "results", "killed-worker"
     proc = _start(shapes_dir, storage, name)
@@ -77,6 +81,8 @@ def test_killed_worker_resumes_from_last_checkpoint(shapes_dir, tmp_path):
     assert "resumed epoch: 1" in logs_text(storage / name)  # the restarted worker's log, in storage
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_driver_killed_and_run_again_continues(shapes_dir, tmp_path):
     storage, name = tmp_path / "results", "killed-driver"
     proc = _start(shapes_dir, storage, name)
@@ -96,6 +102,7 @@ def test_driver_killed_and_run_again_continues(shapes_dir, tmp_path):
     _check_complete(storage / name, restarts=1)
 
 
+@pytest.mark.subprocess
 def test_resume_with_another_config_is_refused(shapes_dir, tmp_path):
     storage = tmp_path / "results"
     run = storage / "taken"

@@ -5,10 +5,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ATSS, PLANTED_SECRET, REPO, assert_tensorboard_scalars, free_port, s3_keys, yolor_ray
-from wandb_records import offline_run
 
 from yolor_ray.storage import StorageError, StorageSpec
+
+from support.net import TCPProxy, free_port
+from support.paths import ATSS, REPO
+from support.runs import assert_tensorboard_scalars, yolor_ray
+from support.s3 import PLANTED_SECRET, s3_keys
+from support.wandb_records import offline_run
 
 
 @pytest.mark.parametrize("uri, match", [
@@ -35,14 +39,17 @@ def test_spec_parts():
     assert not StorageSpec("./results").is_s3
 
 
-def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp_path):
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp_path, ray_tmpdir):
     """Also the trackers: MLflow on a local SQLite store and W&B offline (its API key, the planted
     secret, must land nowhere); the run pulled back to read its TensorBoard and W&B files."""
     name, client = bucket
     work = tmp_path / "work"
     work.mkdir()
     env = dict(os.environ, MLFLOW_TRACKING_URI="sqlite:///mlflow.db", MLFLOW_EXPERIMENT_NAME="s3-runs",
-               WANDB_MODE="offline", WANDB_PROJECT="yolor-s3", WANDB_API_KEY=PLANTED_SECRET, WANDB_SILENT="true")
+               WANDB_MODE="offline", WANDB_PROJECT="yolor-s3", WANDB_API_KEY=PLANTED_SECRET, WANDB_SILENT="true",
+               RAY_TMPDIR=str(ray_tmpdir))
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--epochs", 2,
                      "--storage", f"s3://{name}/runs", "--s3-endpoint", s3_endpoint, "--name", "atss-s3",
                      "--samples", 1, "--tracker", "mlflow", "--tracker", "wandb", cwd=work, env=env)
@@ -61,8 +68,7 @@ def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp
     for key in keys:
         assert PLANTED_SECRET.encode() not in client.get_object(Bucket=name, Key=key)["Body"].read(), key
     assert PLANTED_SECRET not in proc.stdout + proc.stderr
-    ray_logs = proc_ray_session_logs(proc.stdout + proc.stderr)
-    for path in ray_logs:
+    for path in run_ray_session_files(ray_tmpdir):
         assert PLANTED_SECRET.encode() not in path.read_bytes(), path
 
     # yolor-ray pull: the run's folder from S3 to a local one, TensorBoard's reader on its events.
@@ -104,13 +110,28 @@ def test_train_to_s3_and_no_secret_anywhere(bucket, s3_endpoint, shapes_dir, tmp
     assert PLANTED_SECRET not in json.dumps([run.data.params, run.data.tags])
 
 
-def proc_ray_session_logs(output: str):
-    """Files of the newest local Ray session (where this run's driver and workers logged)."""
+@pytest.fixture
+def ray_tmpdir():
+    """An empty folder for a run's local Ray (``RAY_TMPDIR``: Ray's temp dir is its ``ray/``), so
+    that the run's own session is the one there. Short: Ray's unix sockets live under it."""
+    import shutil
+    import tempfile
     from pathlib import Path
 
-    latest = Path("/tmp/ray/session_latest")
-    return [p for p in latest.resolve().rglob("*") if p.is_file() and p.stat().st_size < 50_000_000] \
-        if latest.exists() else []
+    root = Path(tempfile.mkdtemp(prefix="yrs-", dir="/tmp"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def run_ray_session_files(ray_tmpdir) -> list:
+    """Every file of the one Ray session a run started under ``ray_tmpdir`` (its driver's,
+    raylet's and workers' logs); fails when there is none, or more than one."""
+    sessions = [p for p in (ray_tmpdir / "ray").glob("session_*") if p.is_dir() and not p.is_symlink()]
+    assert len(sessions) == 1, f"the run's own Ray session: expected one under {ray_tmpdir / 'ray'}, got {sessions}"
+    files = [p for p in sessions[0].rglob("*") if p.is_file() and p.stat().st_size < 50_000_000]
+    logs = {p.name for p in files if p.parent == sessions[0] / "logs"}
+    assert {"raylet.out", "gcs_server.out"} <= logs and any(n.startswith("worker-") for n in logs), sorted(logs)
+    return files
 
 
 def _rejected(proc, match):
@@ -119,18 +140,21 @@ def _rejected(proc, match):
     assert "Traceback" not in proc.stderr and PLANTED_SECRET not in proc.stderr
 
 
+@pytest.mark.subprocess
 def test_missing_bucket(s3_endpoint, aws_env, shapes_dir):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", "s3://no-such-bucket-here/runs",
                      "--s3-endpoint", s3_endpoint)
     _rejected(proc, "bucket 'no-such-bucket-here' does not exist")
 
 
+@pytest.mark.subprocess
 def test_unreachable_endpoint(aws_env, shapes_dir):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", "s3://some-bucket/runs",
                      "--s3-endpoint", f"http://127.0.0.1:{free_port()}")
     _rejected(proc, "cannot reach the S3 endpoint")
 
 
+@pytest.mark.subprocess
 def test_wrong_credentials(aws_env, shapes_dir, tmp_path):
     """A second endpoint that checks credentials: moto with IAM auth on and no known keys."""
     port = free_port()
@@ -147,6 +171,7 @@ def test_wrong_credentials(aws_env, shapes_dir, tmp_path):
         server.wait(timeout=10)
 
 
+@pytest.mark.subprocess
 def test_malformed_uri_on_the_command_line(aws_env, shapes_dir, tmp_path):
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--storage", "s3://UPPER/runs", cwd=tmp_path)
     _rejected(proc, "'UPPER' is not a valid bucket name")
@@ -166,12 +191,12 @@ def _wait_for_port(port, timeout_s=20.0):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
 def test_outage_during_checkpoint_uploads_leaves_only_whole_checkpoints(bucket, s3_endpoint, shapes_dir, tmp_path):
     """The S3 endpoint goes away for 12 s while checkpoints upload, then comes back.
     The run retries or fails with a clear error; every checkpoint left is whole."""
     import time
-
-    from tcp_proxy import TCPProxy
 
     from yolor_ray.engine.checkpoint import load_checkpoint_file
 

@@ -3,9 +3,11 @@ a user gets before any cluster time. Real runs with MLflow and W&B: test_storage
 import importlib.util
 
 import pytest
-from conftest import ATSS, yolor_ray
 
 from yolor_ray.train.trackers import TrackerError, check_trackers, tracker_backends, tracker_params, tracker_settings
+
+from support.paths import ATSS
+from support.runs import yolor_ray
 
 PARAMS = tracker_params({"placements": ["fpn", "pred"], "modeling": "vector"}, 0.01, "ATSS", "atss.py", 2, 12, 4)
 
@@ -45,6 +47,7 @@ def test_a_missing_tracker_package_is_named(monkeypatch):
         check_trackers(("mlflow", "wandb"))
 
 
+@pytest.mark.subprocess
 def test_cli_refuses_mlflow_without_its_uri_before_ray(shapes_dir, tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MLFLOW_")}
     proc = yolor_ray("train", ATSS, "--data", shapes_dir, "--small", "--image-size", 64, "--tracker", "mlflow",
@@ -55,6 +58,7 @@ def test_cli_refuses_mlflow_without_its_uri_before_ray(shapes_dir, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.subprocess  # W&B's service (wandb-core)
 def test_a_run_that_fails_ends_its_tracker_runs_as_failed(tmp_path, monkeypatch):
     """Real MLflow (SQLite store) and W&B (offline) backends in a real Visualizer: closed
     after a failure, the MLflow run is FAILED and the W&B run exits with 1, with what they
@@ -62,9 +66,10 @@ def test_a_run_that_fails_ends_its_tracker_runs_as_failed(tmp_path, monkeypatch)
     import mlflow
     from mmengine.config import Config
     from mmengine.visualization import Visualizer
-    from wandb_records import offline_run
 
     from yolor_ray.train.trackers import close_unfinished
+
+    from support.wandb_records import offline_run
 
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root, ./mlruns
     settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db", WANDB_MODE="offline",

@@ -3,13 +3,18 @@ import json
 import re
 from pathlib import Path
 
-from conftest import YOLOR_ATSS, assert_tensorboard_scalars, config_with_user_hook, env_with_test_modules, yolor_ray
+import pytest
+
+from support.paths import YOLOR_ATSS
+from support.runs import assert_tensorboard_scalars, config_with_user_hook, env_with_test_modules, yolor_ray
+
+pytestmark = [pytest.mark.ray, pytest.mark.subprocess]
 
 
 def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     storage = tmp_path / "results"
     # The YOLOR config plus a module of the user's own (custom_imports): every worker imports it.
-    config = config_with_user_hook(tmp_path / "yolor_atss_with_hook.py", YOLOR_ATSS, "rank_marker_hook",
+    config = config_with_user_hook(tmp_path / "yolor_atss_with_hook.py", YOLOR_ATSS, "support.rank_marker_hook",
                                    "RankMarkerHook")
     markers = tmp_path / "markers"
     markers.mkdir()

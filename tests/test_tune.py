@@ -9,7 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ATSS, REPO, yolor_ray
+
+from support.paths import ATSS, REPO
+from support.runs import yolor_ray
+from support.s3 import s3_keys
+
+pytestmark = pytest.mark.subprocess
 
 SWEEP_EPOCHS = 3
 
@@ -45,6 +50,7 @@ def finished_sweep(sweep_data, tmp_path_factory):
     return storage / "grid4", proc, elapsed
 
 
+@pytest.mark.ray
 def test_sweep_stops_weak_trials_and_leaderboard_agrees_with_trials(finished_sweep):
     sweep, proc, elapsed = finished_sweep
     board = json.loads((sweep / "leaderboard.json").read_text())
@@ -76,6 +82,7 @@ def test_sweep_stops_weak_trials_and_leaderboard_agrees_with_trials(finished_swe
     print(markdown)
 
 
+@pytest.mark.ray
 def test_trials_reuse_their_actors_and_a_stopped_trial_stops(finished_sweep):
     """4 trials, 2 at a time: the 3rd and 4th train in the actors of the first two (Tune's
     reuse_actors), which it can only do once the trial before has stopped training."""
@@ -98,6 +105,7 @@ def test_trials_reuse_their_actors_and_a_stopped_trial_stops(finished_sweep):
         assert earlier and reports[earlier[-1]][-1]["timestamp"] <= reports[later][0]["timestamp"]
 
 
+@pytest.mark.ray
 def test_every_trial_is_an_mlflow_run_with_its_variant(finished_sweep):
     import mlflow
 
@@ -120,6 +128,7 @@ def test_every_trial_is_an_mlflow_run_with_its_variant(finished_sweep):
             assert run.info.status in ("KILLED", "RUNNING"), (trial, run.info.status)
 
 
+@pytest.mark.ray
 def test_table_pairs_rows_from_the_stored_results(finished_sweep, sweep_data, tmp_path):
     sweep, _, _ = finished_sweep
     board = json.loads((sweep / "leaderboard.json").read_text())
@@ -138,6 +147,7 @@ def test_table_pairs_rows_from_the_stored_results(finished_sweep, sweep_data, tm
     assert f"{stopped} trial(s) stopped early" in proc.stdout
 
 
+@pytest.mark.ray
 def test_best_config_trains(finished_sweep, sweep_data, tmp_path):
     sweep, _, _ = finished_sweep
     board = json.loads((sweep / "leaderboard.json").read_text())
@@ -186,6 +196,7 @@ def _kill_once_checkpointed(args, runs: Path, grace_s: float = 0) -> str:
     return proc.stdout.read()
 
 
+@pytest.mark.ray
 def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
     storage, name = tmp_path / "sweeps", "resumed"
     args = _sweep_args(sweep_data, storage, name, "--search", "random", "--trials", 2, "--placements", "fpn",
@@ -214,7 +225,8 @@ def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--placements", "fpn+roi"], "'roi' is not a placement of this detector; valid here: fpn, pred, head_in"),
     (["--metric", "coco/segm_mAP"], "metric 'coco/segm_mAP' is never reported by atss_r50_fpn_1x_coco.py"),
-    (["--num-workers", 2], "the local Ray cluster can never hold a trial: one trial needs 3 CPU"),
+    pytest.param(["--num-workers", 2], "the local Ray cluster can never hold a trial: one trial needs 3 CPU",
+                 marks=pytest.mark.ray),  # Ray starts to tell
     (["--search", "grid", "--lr", "0.01", "0.02", "--space", "{space}"], "grid search needs lists of choices"),
     (["--space", "{empty}"], "the search space is empty"),
 ])
@@ -229,9 +241,8 @@ def test_bad_sweeps_are_refused_before_anything_is_written(shapes_dir, tmp_path,
     assert not storage.exists() or not any(storage.iterdir())
 
 
+@pytest.mark.ray
 def test_sweep_to_s3_with_optuna_and_its_table(bucket, s3_endpoint, sweep_data, tmp_path):
-    from conftest import s3_keys
-
     name, client = bucket
     proc = yolor_ray("tune", ATSS, "--data", sweep_data, "--small", "--image-size", 128, "--epochs", 1,
                      "--storage", f"s3://{name}/sweeps", "--s3-endpoint", s3_endpoint, "--name", "on-s3",
@@ -253,6 +264,7 @@ def test_sweep_to_s3_with_optuna_and_its_table(bucket, s3_endpoint, sweep_data, 
     assert f"| ATSS | ✓ | {100 * m['coco/bbox_mAP']:.1f} | {100 * m['coco/bbox_mAP_50']:.1f} |" in table.stdout
 
 
+@pytest.mark.ray
 def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline, tmp_path):
     """4 YOLOR variants fine-tuned from one trained baseline: each validates before its first
     epoch at the baseline's AP (its implicit parameters at their init)."""
@@ -280,6 +292,7 @@ def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline,
     assert "start |" in (storage / "warm" / "leaderboard.md").read_text()
 
 
+@pytest.mark.ray
 def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline, tmp_path):
     """A warm-started sweep of pred at its usual init and a planted dead variant (multiply at
     0: no predictions), then --confirm 2 --seeds 2: both and the baseline at seeds 0 and 1.

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ATSS, YOLOR_ATSS, yolor_ray
+
+from support.paths import ATSS, YOLOR_ATSS
+from support.runs import yolor_ray
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +84,7 @@ def test_train_implicit_freezes_everything_else():
 
 
 @pytest.mark.parametrize("case, message", [
-    ("missing", "--from {path}: no such run folder or checkpoint file"),
+    ("missing", "--from {path} not found"),
     ("unfinished", "--from {path}: that run has not finished (no results.json); finish it first or pass one "
                    "of its checkpoint files"),
     ("other", "--from {path} is not a baseline of this YOLOR: 2 key(s) beyond the implicit ones differ "
@@ -104,6 +106,7 @@ def test_bad_baselines_are_refused_before_ray(baseline_weights, shapes_dir, tmp_
     assert str(raised.value) == message.format(path=repr(str(path)))
 
 
+@pytest.mark.subprocess
 def test_the_cli_says_it_in_one_line(baseline_weights, shapes_dir, tmp_path):
     proc = yolor_ray("train", YOLOR_ATSS, "--data", shapes_dir, "--small", "--image-size", 128, "--storage",
                      tmp_path / "results", "--from", baseline_weights[1], "--dry-run")

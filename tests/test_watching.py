@@ -4,10 +4,12 @@ TensorBoard backend and classwise metric, pull from a local folder. Real runs: t
 import json
 
 import pytest
-from conftest import ATSS, yolor_ray
 
 from yolor_ray.metrics import format_per_class_table, per_class_ap
 from yolor_ray.train.progress import epoch_line, format_duration
+
+from support.paths import ATSS
+from support.runs import yolor_ray
 
 
 def test_epoch_line():
@@ -50,6 +52,7 @@ def stored_run(tmp_path):
     return run
 
 
+@pytest.mark.subprocess
 def test_pull_a_local_run(stored_run, tmp_path):
     proc = yolor_ray("pull", stored_run, tmp_path / "copy", timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -59,6 +62,7 @@ def test_pull_a_local_run(stored_run, tmp_path):
     assert json.loads((tmp_path / "copy" / "run.json").read_text())["config"] == "x.py"
 
 
+@pytest.mark.subprocess
 def test_pull_refuses_what_is_not_a_run(stored_run, tmp_path):
     (stored_run / "run.json").unlink()
     proc = yolor_ray("pull", stored_run, tmp_path / "copy", timeout=120)

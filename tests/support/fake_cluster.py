@@ -12,8 +12,9 @@ is in the head's session, and teardown signals exactly that session.
 Loopback only: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` makes Ray resolve its own node
 address to 127.0.0.1 (the fake nodes and drivers otherwise pick the machine's address).
 
-``python tests/fake_cluster.py watch GCS_ADDRESS OUT`` is the node watcher the test
-runs beside a job: one JSON line per second with the alive nodes and their resources.
+``python -m support.fake_cluster watch GCS_ADDRESS OUT`` (tests/ on the path) is the node
+watcher the test runs beside a job: one JSON line per second with the alive nodes and their
+resources.
 """
 from __future__ import annotations
 
@@ -32,16 +33,11 @@ from pathlib import Path
 
 import yaml
 
+from support import tiers
+from support.net import free_port
+
 RAY = str(Path(sys.executable).parent / "ray")
 HEAD_TYPE = "ray.head.default"  # the fake provider tags its head with this type name
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fake_config(gcs_address: str, worker_types: dict, head_cpus: int, max_workers: int,
@@ -121,6 +117,7 @@ def local_ray_head(num_cpus: int = 2, head_env: dict | None = None, autoscaling_
     on exit, exactly its processes are stopped and its temp dir is gone (other Rays on the
     machine are left alone, unlike ``ray stop``). ``autoscaling_config(gcs_address)``: the
     autoscaler config its monitor runs; ``head_env``: extra environment of the head's processes."""
+    tiers.require(tiers.RAY, "starts a Ray head")
     # Short: Ray's unix socket paths live under it (108 bytes at most).
     temp_dir = Path(tempfile.mkdtemp(prefix="yrhead-", dir="/tmp"))
     gcs_address = f"127.0.0.1:{free_port()}"
@@ -208,4 +205,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["watch"] and len(sys.argv) == 4:
         watch(sys.argv[2], sys.argv[3])
     else:
-        sys.exit("usage: python tests/fake_cluster.py watch GCS_ADDRESS OUT")
+        sys.exit("usage: python -m support.fake_cluster watch GCS_ADDRESS OUT")

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import copy
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-YOLOR_CONFIGS = sorted((REPO / "configs" / "yolor").glob("*.py"))
+from support.paths import REPO
+
 # One config per family (the 3x Sparse R-CNN row has the 1x row's model but 300 proposals).
 FAMILIES = {
     "faster_rcnn": "yolor_faster-rcnn_r50_fpn_1x_coco.py",
@@ -20,19 +18,6 @@ FAMILIES = {
     "sparse_rcnn": "yolor_sparse-rcnn_r50_fpn_1x_coco.py",
 }
 NUM_CLASSES = 4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread while these tests run.
-
-    On 2 shared cores, torch's OpenMP pool of 2 spins against the other processes: a
-    small detector step measured 30x slower than with one thread.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def quiet_mmengine() -> None:

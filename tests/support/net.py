@@ -1,8 +1,16 @@
-"""A TCP proxy on 127.0.0.1 that can be cut and restored: a storage outage on loopback."""
+"""Loopback networking: a free port, and a TCP proxy that can be cut and restored (a
+storage outage on loopback)."""
 from __future__ import annotations
 
 import socket
 import threading
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class TCPProxy:

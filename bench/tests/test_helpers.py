@@ -1,13 +1,17 @@
 """The benchmark scripts' own bookkeeping: the CPU profile and the ASHA bench's noise and
-process groups (the timings themselves are measured by bench/, never asserted)."""
+process groups (the timings themselves are measured by bench/, never asserted); the GPU
+bench's skip without CUDA and its CPU rehearsal."""
 import math
 import subprocess
 import sys
+
+import pytest
 
 from bench.asha_vs_exhaustive import grouped, process_group, seed_noise
 from bench.cpu_profile import CpuSampler
 
 
+@pytest.mark.subprocess
 def test_cpu_sampler_counts_a_process_that_exits_between_readings():
     burn = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\n"
     with CpuSampler(interval_s=0.05) as cpu:
@@ -42,6 +46,7 @@ def test_seed_noise_pairs_only_variants_both_sweeps_finished():
     assert math.isnan(seed_noise(exhaustive, dict(seed=1, trials=[]))["sd"])
 
 
+@pytest.mark.subprocess
 def test_gpu_bench_skips_in_one_line_without_cuda(tmp_path):
     """CI has no GPU: bench.gpu says so in one line, exits 0 and writes no result file."""
     from bench.common import RESULTS
@@ -54,6 +59,7 @@ def test_gpu_bench_skips_in_one_line_without_cuda(tmp_path):
     assert after == before
 
 
+@pytest.mark.subprocess
 def test_gpu_bench_runs_its_every_step_on_a_cpu_in_rehearsal(tmp_path):
     """--cpu-rehearsal: the GPU bench's code path (train cells in fp32 and bf16, peak memory,
     learned implicit tensors, extras, fused inference) on one row, tiny, on a CPU."""

@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fake_cluster import RAY, free_port
+from support import tiers
+from support.fake_cluster import RAY
+from support.net import free_port
 
 HEAD_IP, NODE2_IP = "127.0.0.3", "127.0.0.2"
 WORKER_RESOURCE = "yolor_worker"
@@ -128,6 +130,7 @@ def two_node_cluster(extra_env: dict | None = None, timeout_s: float = 180.0):
     """Yields a :class:`TwoNodeCluster` with both nodes alive; on exit exactly its processes
     are stopped and its folders removed. ``extra_env``: for every Ray process and driver
     (e.g. AWS credentials, as an instance profile would give every node)."""
+    tiers.require(tiers.RAY, "starts a two-node Ray cluster")
     root = Path(tempfile.mkdtemp(prefix="yr2n-", dir="/tmp"))  # short: Ray's socket paths live under it
     hidden, modules = root / "hidden", root / "modules"
     hidden.mkdir()
