@@ -5,12 +5,14 @@ from mmengine.model import MMDistributedDataParallel
 
 
 class CPUFriendlyDDP(MMDistributedDataParallel):
-    """MMEngine's DDP wrapper that also works for CPU modules.
+    """MMEngine's DDP wrapper that also works for CPU modules, and on the GPU the module is on.
 
     MMEngine passes ``device_ids=[LOCAL_RANK]``, which torch's DDP rejects for a
-    module on the CPU (gloo workers under Ray Train); CPU DDP wants ``None``.
+    module on the CPU (gloo workers under Ray Train); CPU DDP wants ``None``. On a GPU
+    the module is where the worker put it, the GPU Ray assigned (``train.devices``),
+    which need not be the local rank's index.
     """
 
     def __init__(self, module, device_ids=None, **kwargs):
-        on_cpu = next(module.parameters()).device.type == "cpu"
-        super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
+        device = next(module.parameters()).device
+        super().__init__(module=module, device_ids=None if device.type == "cpu" else [device.index], **kwargs)

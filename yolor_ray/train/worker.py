@@ -32,6 +32,7 @@ from yolor_ray.engine.runner import TextOnceConfig, WorkerRunner
 from yolor_ray.engine.worker_output import copy_output_to
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.records import RunState
+from yolor_ray.train.devices import assigned_device
 from yolor_ray.train.nodes import gather_topology, raise_if_data_differs, spans_nodes
 from yolor_ray.train.trackers import close_unfinished
 
@@ -63,33 +64,34 @@ def train_worker(config: dict) -> None:
     """Ray Train's per-worker function: one MMEngine Runner in this process. What the worker
     prints (library warnings, evaluation tables) is also copied into its log folder."""
     ctx = ray.train.get_context()
-    _run_rank(config, RayTrainReporter(), ray.train.get_checkpoint(), ctx.get_world_rank(), ctx.get_local_rank())
+    _run_rank(config, RayTrainReporter(), ray.train.get_checkpoint(), ctx.get_world_rank(), in_train_worker=True)
 
 
 def train_here(config: dict, reporter: Reporter, checkpoint) -> None:
     """One rank's training in this process, no process group: a sweep's 1-worker trial.
     ``checkpoint``: a ``ray.train.Checkpoint`` (or Tune's) to resume from, or None."""
-    _run_rank(config, reporter, checkpoint, world_rank=0, local_rank=0)
+    _run_rank(config, reporter, checkpoint, world_rank=0, in_train_worker=False)
 
 
-def _run_rank(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_rank: int) -> None:
+def _run_rank(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_train_worker: bool) -> None:
     """One rank in a temporary work_dir; what it prints is also copied into its log folder."""
     work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{world_rank}-")
     try:
         with copy_output_to(Path(work_dir) / WORKER_OUTPUT) as output_file:
-            _train(config, reporter, checkpoint, world_rank, local_rank, work_dir, output_file)
+            _train(config, reporter, checkpoint, world_rank, in_train_worker, work_dir, output_file)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, local_rank: int, work_dir: str,
+def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_train_worker: bool, work_dir: str,
            output_file: Path) -> None:
     if config["data_check"] is not None:
         # A node that joined after the driver's check (autoscaling) is checked here.
         raise_if_data_differs(config["data_check"])
     if config["use_gpu"]:
-        # MMEngine only calls set_device when it initialises the group itself.
-        torch.cuda.set_device(local_rank)
+        # The GPU Ray assigned this process (MMEngine calls set_device only when it
+        # initialises the group itself, and then with the local rank).
+        torch.cuda.set_device(assigned_device(True, in_train_worker))
     else:
         torch.set_num_threads(config["threads"])
     cfg = TextOnceConfig(config["cfg"])
