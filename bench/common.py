@@ -152,11 +152,12 @@ class TimedRun:
 
 
 def timed_run(command: list[str], threads: int, scratch: Path, name: str,
-              pin: tuple[set[int], set[int]] | None = None) -> TimedRun:
+              pin: tuple[set[int], set[int]] | None = None, extra_env: dict | None = None) -> TimedRun:
     """Run a training child with bench.iter_times' hook recording to ``scratch/NAME.times.json``.
     ``pin``: (the cores of every process of the run, the cores its training thread moves to)."""
     times = scratch / f"{name}.times.json"
     env = child_env(threads, times)
+    env.update(extra_env or {})
     if pin is not None:
         env[TRAIN_CPUS_ENV] = ",".join(map(str, sorted(pin[1])))
     launched = time.perf_counter()

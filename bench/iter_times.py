@@ -22,17 +22,35 @@ from mmengine.registry import HOOKS
 from bench.common import ITER_TIMES_ENV, TRAIN_CPUS_ENV
 from bench.cpu_profile import by_name, cpu_seconds
 
+IMPORTED = time.perf_counter()  # in a Ray worker: its imports are done (the config's custom_imports)
+
+
+def process_started() -> float:
+    """When this process started, on the clock of ``time.perf_counter`` (the system-wide
+    monotonic one): /proc's start time counts clock ticks since boot."""
+    with open("/proc/self/stat") as f:
+        started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.perf_counter() - (since_boot - started_ticks / os.sysconf("SC_CLK_TCK"))
+
 
 @HOOKS.register_module()
 class BenchIterTimes(Hook):
     priority = "VERY_LOW"  # after the optimizer step and every other hook of the iteration
 
     def __init__(self):
+        # Start-up phases of the process that trains (bench.startup_stamps has the driver's).
+        self.stamps = {"process started": process_started(), "hook module imported": IMPORTED,
+                       "runner's hooks built": time.perf_counter()}
         self.epochs: list[list[float]] = []
         self._cpu_start: tuple[float, dict] | None = None
         self.cpu: dict | None = None
 
+    def before_run(self, runner):
+        self.stamps["before_run"] = time.perf_counter()
+
     def before_train(self, runner):
+        self.stamps["before_train"] = time.perf_counter()
         cpus = os.environ.get(TRAIN_CPUS_ENV)
         if cpus:  # this thread (the one that trains) to its own cores; the process's other threads stay
             os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
@@ -55,4 +73,4 @@ class BenchIterTimes(Hook):
         path = os.environ.get(ITER_TIMES_ENV)
         if path and get_rank() == 0:
             with open(path, "w") as f:
-                json.dump(dict(epochs=self.epochs, world_size=runner.world_size, cpu=self.cpu), f)
+                json.dump(dict(epochs=self.epochs, world_size=runner.world_size, cpu=self.cpu, stamps=self.stamps), f)

@@ -44,7 +44,28 @@ def ray_overhead(r: dict) -> list[str]:
             "", "Per pair: " + ", ".join(f"{p:.3f}" for p in r["ratio"]["pairs"]) + ". While the iterations ran, "
             f"other processes took {r['other_processes_cores']['ray']:.2f} cores beside the Ray worker "
             f"({_top(r['top_other_processes']['ray'])}) and {r['other_processes_cores']['plain']:.2f} beside the "
-            f"plain Runner ({_top(r['top_other_processes']['plain'])})."]
+            f"plain Runner ({_top(r['top_other_processes']['plain'])}).", *_startup_profile(r)]
+
+
+def _startup_profile(r: dict) -> list[str]:
+    """Start-up's goal, its phases and the CPU-seconds before the first epoch (results since issue 24)."""
+    if "startup_phases_s" not in r:
+        return []
+    extra = r["startup_s"]["ray"] - r["startup_s"]["plain"]
+
+    def phases(variant: str) -> str:
+        return ", ".join(f"{phase} {s:.1f}" for phase, s in r["startup_phases_s"][variant].items())
+
+    def cpu(variant: str) -> str:
+        used = r["startup_cpu_s"][variant]
+        listed = ", ".join(f"{name} {s:.1f}" for name, s in used.items() if s >= 0.1)
+        return f"{sum(used.values()):.1f} in all: {listed}"
+
+    goal = f"goal {r['startup_goal']}: {_met(r['startup_met'])}"
+    return ["", f"Start-up: Ray {extra:+.1f} s over the plain Runner ({goal}); every process of a run starts "
+            "on one core. Seconds per phase (mean over runs), Ray: "
+            f"{phases('ray')}; plain: {phases('plain')}. CPU-seconds before the first epoch, Ray: {cpu('ray')}; "
+            f"plain: {cpu('plain')}."]
 
 
 def _top(processes: dict) -> str:

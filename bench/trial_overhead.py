@@ -2,14 +2,14 @@
 trial that trains in its own Tune actor (the default) and for one that is a TorchTrainer
 run (``--trainer-trials``, what every trial was before).
 
-Per kind of trial, two sweeps on one local Ray, one trial at a time, the same variant
+Per kind of trial, two sweeps on one local Ray, one trial at a time, variants of one cost
 (ATSS + YOLOR on fpn, shapes): 1 trial of K epochs, and K trials of 1 epoch each (K = 4).
 Both train K epochs and pay the sweep's own start once, so their difference over K - 1 is
 one more trial's fixed cost: its model and data, its results, Ray Train's helpers where
 there are any, and its actor and imports where the actor is not reused (an in-process
 trial reuses the actor the trial before it leaves; a TorchTrainer trial's actor is fresh).
-Measured as wall time and as CPU-seconds of every process on the machine (/proc,
-grouped by what the process is), the same difference per group.
+Measured as wall time and as CPU-seconds of the bench's own processes, Ray's included
+(/proc, grouped by what the process is), the same difference per group.
 
     python -m bench.trial_overhead            -> bench/results/trial_overhead.json
 
@@ -28,7 +28,9 @@ from bench.common import REPO, fresh_scratch, log, positive_int, shapes, write_r
 from bench.cpu_profile import CpuSampler
 
 CONFIG = REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py"
-SPACE = dict(placements=[["fpn"]])  # one variant: every trial trains the same
+# Variants of one cost: the same placement, its initial spread apart (a sweep runs each variant
+# once, so K trials need K of them; the spread changes no step's work).
+SPACE = dict(placements=[["fpn"]], init=dict(add_std=[0.01, 0.02, 0.03, 0.04, 0.05, 0.06]))
 KINDS = ("in_process", "trainer")
 GOAL_WALL_S, GOAL_CPU_S = 10.0, 15.0
 
@@ -40,7 +42,7 @@ def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
     name = f"{kind}-{trials}x{epochs}"
     spec = SweepSpec(train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name, trials=trials,
                      search="random", early_stopping=False, max_concurrent=1, trainer_trials=kind == "trainer")
-    with CpuSampler(own_label="bench driver") as cpu:
+    with CpuSampler(own_label="bench driver", own_tree=True) as cpu:  # not other work on a shared machine
         board = run_sweep(spec)
     statuses = [t.status for t in board.trials]
     if statuses != ["completed"] * trials:
@@ -66,8 +68,7 @@ def fixed_cost(many_trials: dict, one_trial: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     script_start = time.perf_counter()
-    import ray
-
+    from yolor_ray.train.ray_cluster import private_ray
     from yolor_ray.train.spec import TrainSpec
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -77,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--trials", type=int, default=4, help="K: the sweeps are 1 x K and K x 1 (default 4)")
     args = parser.parse_args(argv)
-    if args.trials < 2:
-        parser.error(f"--trials must be >= 2 (the difference of 1 x K and K x 1), got {args.trials}")
+    variants = len(SPACE["init"]["add_std"])
+    if not 2 <= args.trials <= variants:
+        parser.error(f"--trials must be >= 2 (the difference of 1 x K and K x 1) and <= {variants} (the space's "
+                     f"variants), got {args.trials}")
     k = args.trials
 
     data = shapes("trial-overhead", args.images, args.val_images, args.image_size)
@@ -87,16 +90,13 @@ def main(argv: list[str] | None = None) -> int:
                       batch_size=args.batch_size, num_workers=1, storage=str(scratch / "storage"), num_samples=0,
                       keep_checkpoints=1)
     # 2 logical CPUs: a TorchTrainer trial's actor and its worker, or an in-process trial alone.
-    ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
-             logging_level=logging.WARNING)
+    # The private local Ray `yolor-ray tune` starts on a machine of its own (ray_cluster.private_ray).
     sweeps: dict[str, dict] = {kind: {} for kind in KINDS}
-    try:
+    with private_ray(num_cpus=2, logging_level=logging.WARNING):
         # Interleaved: in-process, trainer, trainer, in-process (drift and going first cancel).
         for kind, trials, epochs in (("in_process", 1, k), ("trainer", 1, k), ("trainer", k, 1),
                                      ("in_process", k, 1)):
             sweeps[kind][f"{trials}x{epochs}"] = one_sweep(train, kind, trials, epochs, scratch)
-    finally:
-        ray.shutdown()
 
     fixed = {kind: fixed_cost(sweeps[kind][f"{k}x1"], sweeps[kind][f"1x{k}"]) for kind in KINDS}
     cheap, trainer = fixed["in_process"], fixed["trainer"]

@@ -19,7 +19,7 @@ from typing import Callable
 import ray
 from mmengine.config import Config
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
-from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.torch import TorchConfig
 
 from yolor_ray import config as cfglib
 from yolor_ray.data.coco import CocoFolder
@@ -33,8 +33,9 @@ from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import render_samples, write_results
 from yolor_ray.train.prepare import PreparedRun, prepare_run
 from yolor_ray.train.progress import epoch_progress
-from yolor_ray.train.ray_cluster import ray_session, require_fit, shortfalls
+from yolor_ray.train.ray_cluster import on_private_ray, ray_session, require_fit, shortfalls
 from yolor_ray.train.spec import TrainSpec
+from yolor_ray.train.trainer import RunTrainer
 from yolor_ray.train.worker import train_here, train_worker
 
 log = logging.getLogger("yolor_ray")
@@ -64,7 +65,8 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
         if data_check is not None and check_nodes and not local:  # a local Ray is this machine alone
             check_data_on_nodes(data_check, spec.resources_per_worker())
         _write_run_files(run)
-        with epoch_progress(run.cfg.train_cfg.max_epochs, enabled=progress) as progress_callbacks:
+        with epoch_progress(run.cfg.train_cfg.max_epochs, enabled=progress,
+                            same_machine=on_private_ray()) as progress_callbacks:
             result, wall_time_s = _fit(run, (*callbacks, *progress_callbacks), data_check)
     return _finish(run, Path(result.checkpoint.path).name, wall_time_s,
                    lambda: result.checkpoint.as_directory())
@@ -124,7 +126,7 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
     """The TorchTrainer of a run, fitted; (Ray's result, seconds)."""
     spec = run.spec
     storage_path, storage_filesystem = run.storage.ray_storage()
-    trainer = TorchTrainer(
+    trainer = RunTrainer(
         train_worker,
         train_loop_config=_worker_config(run, data_check),
         torch_config=_torch_config(run.cfg),
@@ -141,6 +143,7 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
             failure_config=FailureConfig(max_failures=spec.max_failures),
             callbacks=list(callbacks),
         ),
+        private_ray=on_private_ray(),
     )
     log.info("%s %s on %d %s worker(s); results in %s", "resuming" if run.resuming else "training",
              spec.config.name, spec.num_workers, "GPU" if spec.use_gpu else "CPU", run.location)

@@ -15,6 +15,15 @@ from yolor_ray.errors import UserError
 # there, so a worker node's CPUs go to workers and a lost worker node loses no trial.
 HEAD_RESOURCE = "node:__internal_head__"
 SMALLER_HINT = "Use fewer --num-workers or --cpus-per-worker, or --address of a larger cluster"
+# Set in the driver and in every process of a private local Ray (its job's runtime env):
+# this machine alone, started for one command and shut down with it. Ray Train drops there
+# what only a cluster needs (``train.trainer``); its preemption watcher polls Ray for nodes
+# being drained, which never happens to a private Ray (Ray Train's own switch, which its
+# controller passes on to the workers).
+PRIVATE_RAY_ENV = "YOLOR_RAY_PRIVATE_LOCAL"
+PRIVATE_RAY_ENV_VARS = {PRIVATE_RAY_ENV: "1", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+                        # Ray Train's metrics, for a Prometheus scraping a cluster's nodes: none here
+                        "RAY_TRAIN_METRICS_ENABLED": "0"}
 
 log = logging.getLogger("yolor_ray")
 
@@ -26,8 +35,8 @@ class ClusterTooSmallError(UserError):
 @contextmanager
 def ray_session(address: str | None, verbose: bool = False) -> Iterator[bool]:
     """Connect to ``address`` (else ``RAY_ADDRESS``), or start a private local Ray when
-    neither is set; yields True for a local Ray, which is shut down on exit. An already
-    initialised Ray (a sweep's trial) is used as it is.
+    neither is set (:func:`private_ray`); yields True for a local Ray, which is shut down on
+    exit. An already initialised Ray (a sweep's trial) is used as it is.
 
     Workers' and actors' output stays in Ray's logs and the run's log files (``--verbose``:
     streamed to this driver too, as Ray does by default), on a local Ray and a cluster alike.
@@ -37,17 +46,44 @@ def ray_session(address: str | None, verbose: bool = False) -> Iterator[bool]:
         return
     quiet = dict(log_to_driver=verbose, logging_level=logging.WARNING if verbose else logging.ERROR,
                  configure_logging=True)
-    local = address is None and not os.environ.get("RAY_ADDRESS")
-    if local:
-        # The dashboard serves Ray's state API, which Train's placement-group cleaner polls.
-        ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", **quiet)
-    else:
-        ray.init(address=address or os.environ["RAY_ADDRESS"], **quiet)
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        with private_ray(**quiet):
+            yield True
+        return
+    ray.init(address=address or os.environ["RAY_ADDRESS"], **quiet)
+    yield False
+
+
+@contextmanager
+def private_ray(**init_options) -> Iterator[None]:
+    """A private local Ray for this process (``ray.init``'s ``init_options``), shut down on exit.
+
+    It starts without the dashboard: nothing of ours uses it on a private Ray, and its head
+    and nine module processes cost seconds of every run's start-up on a small machine. Nor
+    does Ray start an idle worker per CPU for this driver (ours run in processes of their
+    own: trainers, actors). Every process of it, and this driver while it runs, gets
+    :data:`PRIVATE_RAY_ENV_VARS` (:func:`on_private_ray`).
+    """
+    saved = {key: os.environ.get(key) for key in PRIVATE_RAY_ENV_VARS}
+    os.environ.update(PRIVATE_RAY_ENV_VARS)  # this driver's own trainers read them here
     try:
-        yield local
-    finally:
-        if local:
+        ray.init(address="local", include_dashboard=False, runtime_env=dict(env_vars=dict(PRIVATE_RAY_ENV_VARS)),
+                 _system_config=dict(prestart_worker_first_driver=False), **init_options)
+        try:
+            yield
+        finally:
             ray.shutdown()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def on_private_ray() -> bool:
+    """Whether this process belongs to a private local Ray (:func:`private_ray` started it)."""
+    return os.environ.get(PRIVATE_RAY_ENV) == "1"
 
 
 def shortfalls(need: dict[str, float], total: dict[str, float]) -> dict[str, float]:
