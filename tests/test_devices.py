@@ -74,6 +74,6 @@ def test_the_worker_sets_the_device_ray_assigned(monkeypatch, tmp_path, in_train
     monkeypatch.setattr(worker, "assigned_device", assigned)
     monkeypatch.setattr(torch.cuda, "set_device", set_device)
     with pytest.raises(Stop):
-        worker._train(dict(data_check=None, use_gpu=True), None, None, 0, in_train_worker, str(tmp_path),
-                      tmp_path / "output.log")
+        worker._train(worker.WorkerConfig(cfg={}, run_name="r", storage=None, use_gpu=True), None, None, 0,
+                      in_train_worker, str(tmp_path), tmp_path / "output.log")
     assert calls == [(True, in_train_worker), torch.device("cuda", 1)]

@@ -36,7 +36,7 @@ from yolor_ray.train.progress import epoch_progress
 from yolor_ray.train.ray_cluster import on_private_ray, ray_session, require_fit, shortfalls
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.train.trainer import RunTrainer
-from yolor_ray.train.worker import train_here, train_worker
+from yolor_ray.train.worker import WORKER_CONFIG, WorkerConfig, train_here, train_worker
 
 log = logging.getLogger("yolor_ray")
 
@@ -113,13 +113,14 @@ def _finish(run: PreparedRun, checkpoint_folder: str, wall_time_s: float, checkp
                          extra_artifacts=samples)
 
 
-def _worker_config(run: PreparedRun, data_check: DataCheck | None) -> dict:
-    """What each worker trains from (train_loop_config of a TorchTrainer)."""
+def _worker_config(run: PreparedRun, data_check: DataCheck | None) -> WorkerConfig:
+    """What each worker trains from."""
     spec = run.spec
-    return dict(cfg=run.cfg.to_dict(), use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
-                checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
-                run_name=run.name, storage=run.storage.portable_spec(), s3_endpoint=spec.s3_endpoint,
-                validate_first=spec.from_baseline is not None, trackers=list(run.trackers))
+    return WorkerConfig(cfg=run.cfg.to_dict(), run_name=run.name, storage=run.storage.portable_spec(),
+                        use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
+                        checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
+                        s3_endpoint=spec.s3_endpoint, validate_first=spec.from_baseline is not None,
+                        trackers=tuple(run.trackers))
 
 
 def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
@@ -128,7 +129,7 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
     storage_path, storage_filesystem = run.storage.ray_storage()
     trainer = RunTrainer(
         train_worker,
-        train_loop_config=_worker_config(run, data_check),
+        train_loop_config={WORKER_CONFIG: _worker_config(run, data_check)},
         torch_config=_torch_config(run.cfg),
         scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
                                      resources_per_worker=spec.resources_per_worker()),

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import traceback
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray.train
@@ -32,11 +33,29 @@ from yolor_ray.engine.runner import TextOnceConfig, WorkerRunner
 from yolor_ray.engine.worker_output import copy_output_to
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.records import RunState
+from yolor_ray.storage import StorageSpec
 from yolor_ray.train.devices import assigned_device
-from yolor_ray.train.nodes import gather_topology, raise_if_data_differs, spans_nodes
+from yolor_ray.train.nodes import DataCheck, gather_topology, raise_if_data_differs, spans_nodes
 from yolor_ray.train.trackers import close_unfinished
 
 log = logging.getLogger("yolor_ray")
+WORKER_CONFIG = "worker"  # the key of a TorchTrainer's train_loop_config that holds the WorkerConfig
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every rank trains from: the driver's prepared run, as a worker needs it."""
+
+    cfg: dict  # the run's config, adapted and checked on the driver (train.prepare), as a plain dict
+    run_name: str
+    storage: StorageSpec  # the run's storage, the endpoint resolved on the driver
+    use_gpu: bool = False
+    threads: int = 1  # torch threads of a CPU worker (--cpus-per-worker)
+    checkpoint_interval: int = 1
+    data_check: DataCheck | None = None  # the driver's --data fingerprint, for a node that joins later
+    s3_endpoint: str | None = None  # where an s3:// load_from is fetched from
+    validate_first: bool = False  # a warm start validates once before its first epoch
+    trackers: tuple[dict, ...] = ()  # rank 0's MMEngine vis backends of --tracker
 
 
 def _fetch_load_from(uri: str, work_dir: str, s3_endpoint: str | None) -> str:
@@ -60,20 +79,22 @@ class RayTrainReporter:
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def train_worker(config: dict) -> None:
-    """Ray Train's per-worker function: one MMEngine Runner in this process. What the worker
-    prints (library warnings, evaluation tables) is also copied into its log folder."""
+def train_worker(loop_config: dict) -> None:
+    """Ray Train's per-worker function (``train_loop_config={WORKER_CONFIG: WorkerConfig}``):
+    one MMEngine Runner in this process. What the worker prints (library warnings, evaluation
+    tables) is also copied into its log folder."""
     ctx = ray.train.get_context()
-    _run_rank(config, RayTrainReporter(), ray.train.get_checkpoint(), ctx.get_world_rank(), in_train_worker=True)
+    _run_rank(loop_config[WORKER_CONFIG], RayTrainReporter(), ray.train.get_checkpoint(), ctx.get_world_rank(),
+              in_train_worker=True)
 
 
-def train_here(config: dict, reporter: Reporter, checkpoint) -> None:
+def train_here(config: WorkerConfig, reporter: Reporter, checkpoint) -> None:
     """One rank's training in this process, no process group: a sweep's 1-worker trial.
     ``checkpoint``: a ``ray.train.Checkpoint`` (or Tune's) to resume from, or None."""
     _run_rank(config, reporter, checkpoint, world_rank=0, in_train_worker=False)
 
 
-def _run_rank(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_train_worker: bool) -> None:
+def _run_rank(config: WorkerConfig, reporter: Reporter, checkpoint, world_rank: int, in_train_worker: bool) -> None:
     """One rank in a temporary work_dir; what it prints is also copied into its log folder."""
     work_dir = tempfile.mkdtemp(prefix=f"yolor-ray-rank{world_rank}-")
     try:
@@ -83,18 +104,18 @@ def _run_rank(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_train_worker: bool, work_dir: str,
+def _train(config: WorkerConfig, reporter: Reporter, checkpoint, world_rank: int, in_train_worker: bool, work_dir: str,
            output_file: Path) -> None:
-    if config["data_check"] is not None:
+    if config.data_check is not None:
         # A node that joined after the driver's check (autoscaling) is checked here.
-        raise_if_data_differs(config["data_check"])
-    if config["use_gpu"]:
+        raise_if_data_differs(config.data_check)
+    if config.use_gpu:
         # The GPU Ray assigned this process (MMEngine calls set_device only when it
         # initialises the group itself, and then with the local rank).
         torch.cuda.set_device(assigned_device(True, in_train_worker))
     else:
-        torch.set_num_threads(config["threads"])
-    cfg = TextOnceConfig(config["cfg"])
+        torch.set_num_threads(config.threads)
+    cfg = TextOnceConfig(config.cfg)
     if cfg.get("custom_imports"):
         # Config.fromfile imported them on the driver; a config rebuilt from a dict does not.
         import_modules_from_strings(**cfg.custom_imports)
@@ -109,7 +130,7 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_tra
     # MMEngine keeps its logger, message hub and visualizer per process, by name, and hands
     # an existing one back: a run after another in the same process (a reused trial actor)
     # would get the last run's visualizer, writing into that run's deleted work_dir.
-    cfg.experiment_name = f"{config['run_name']}-{uuid.uuid4().hex[:8]}"
+    cfg.experiment_name = f"{config.run_name}-{uuid.uuid4().hex[:8]}"
     if cfg.get("visualizer") is not None:
         cfg.visualizer.name = cfg.experiment_name
     # In a TorchTrainer Ray made the process group. One rank (in-process, or a 1-worker
@@ -120,8 +141,8 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_tra
     cfg.model_wrapper_cfg = dict(type="CPUFriendlyDDP", broadcast_buffers=False,
                                  find_unused_parameters=cfg.get("find_unused_parameters", False))
     cfg.default_hooks.checkpoint = None  # checkpoints go to Ray's storage through the report hook
-    report_hook = dict(reporter=reporter, checkpoint_interval=config["checkpoint_interval"], topology=topology,
-                       validate_first=config.get("validate_first", False))
+    report_hook = dict(reporter=reporter, checkpoint_interval=config.checkpoint_interval, topology=topology,
+                       validate_first=config.validate_first)
     if checkpoint is not None:
         with checkpoint.as_directory() as ckpt_dir:
             shutil.copy(Path(ckpt_dir) / CHECKPOINT_FILE, work_dir)
@@ -130,12 +151,12 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_tra
         cfg.resume = True
         report_hook.update(history=state.history, restarts=state.restarts + 1, before_training=state.before_training)
     elif cfg.get("load_from"):
-        cfg.load_from = _fetch_load_from(cfg.load_from, work_dir, config.get("s3_endpoint"))
-    storage = dict(uri=config["storage"].uri, endpoint=config["storage"].endpoint)
+        cfg.load_from = _fetch_load_from(cfg.load_from, work_dir, config.s3_endpoint)
+    storage = dict(uri=config.storage.uri, endpoint=config.storage.endpoint)
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), *_sync_buffers_hook(cfg),
-                        dict(type="StorageLogHook", storage=storage, run_name=config["run_name"])]
-    if world_rank == 0 and config.get("trackers"):
-        cfg.visualizer.vis_backends = [*cfg.visualizer.get("vis_backends", []), *config["trackers"]]
+                        dict(type="StorageLogHook", storage=storage, run_name=config.run_name)]
+    if world_rank == 0 and config.trackers:
+        cfg.visualizer.vis_backends = [*cfg.visualizer.get("vis_backends", []), *config.trackers]
     runner = None
     try:
         runner = WorkerRunner.from_cfg(cfg)
@@ -152,4 +173,4 @@ def _train(config: dict, reporter: Reporter, checkpoint, world_rank: int, in_tra
     finally:  # upload_logs never raises, so a failure's own traceback stays
         if runner is not None:
             # Every rank, also when training failed (rank 0's are in storage every epoch too).
-            upload_logs(runner.log_dir, config["storage"], config["run_name"], world_rank, output_file=output_file)
+            upload_logs(runner.log_dir, config.storage, config.run_name, world_rank, output_file=output_file)
