@@ -384,3 +384,23 @@ def test_the_command_says_it_in_one_line_and_writes_nothing(t, case):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == [f"yolor-ray: error: {message}"]
     assert _tree(t) == before  # no storage, output folder or file made
+
+
+def test_a_configs_own_annotation_file_without_data(t):
+    """Without --data the config's own dataset is used: its annotation file is checked as any input file."""
+    from mmengine.config import Config
+
+    from yolor_ray.data.coco import DatasetError
+    from yolor_ray.train.prepare import _check_config_annotations
+
+    def cfg(ann_file):
+        loader = dict(dataset=dict(data_root=str(t), ann_file=ann_file))
+        return Config(dict(train_dataloader=loader, val_dataloader=loader))
+
+    hint = "pass --data DIR for a COCO-layout folder (make one with: yolor-ray make-shapes DIR)"
+    with pytest.raises(DatasetError) as raised:
+        _check_config_annotations(cfg("nope.json"))
+    assert str(raised.value) == f"train_dataloader's annotation file {q(t / 'nope.json')} not found; {hint}"
+    with pytest.raises(DatasetError) as raised:
+        _check_config_annotations(cfg("folder"))
+    assert str(raised.value) == f"train_dataloader's annotation file {q(t / 'folder')} is a folder; {hint}"

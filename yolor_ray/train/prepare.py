@@ -28,6 +28,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
 from yolor_ray import config as cfglib
+from yolor_ray import paths
 from yolor_ray.data.coco import CocoFolder, DatasetError, inspect_coco_folder
 from yolor_ray.engine.checkpoint import (
     CheckpointError,
@@ -265,9 +266,8 @@ def _check_config_annotations(cfg: Config) -> None:
     for name in ("train_dataloader", "val_dataloader"):
         dataset = cfglib.innermost_dataset(cfg[name])
         ann = Path(dataset.get("data_root") or "") / dataset.get("ann_file", "")
-        if not ann.is_file():
-            raise DatasetError(f"{name}'s annotation file {str(ann)!r} not found; pass --data DIR for a COCO-layout "
-                               "folder (make one with: yolor-ray make-shapes DIR)")
+        paths.input_file(ann, f"{name}'s annotation file", DatasetError,
+                         hint="pass --data DIR for a COCO-layout folder (make one with: yolor-ray make-shapes DIR)")
 
 
 # What a bad key or value in a config part raises while MMEngine's registry builds it (the
