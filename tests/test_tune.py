@@ -2,16 +2,13 @@
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from support.paths import ATSS, REPO
-from support.runs import yolor_ray
+from support.paths import ATSS
+from support.runs import checkpointed, kill_once_checkpointed, yolor_ray
 from support.s3 import s3_keys
 
 pytestmark = pytest.mark.subprocess
@@ -162,49 +159,15 @@ def test_best_config_trains(finished_sweep, sweep_data, tmp_path):
     assert record["model"] == "ATSS"
 
 
-def _checkpointed(runs: Path) -> set[str]:
-    """The runs under ``runs`` with a whole checkpoint (not one whose upload the kill cut short)."""
-    whole = set()
-    for state in runs.glob("*/checkpoint_*/run_state.json"):
-        weights = state.parent / "checkpoint.pth"
-        try:
-            size = json.loads(state.read_text())["checkpoint_bytes"]
-        except ValueError:  # still being written
-            continue
-        if weights.is_file() and weights.stat().st_size == size:
-            whole.add(state.parent.parent.name)
-    return whole
-
-
-def _kill_once_checkpointed(args, runs: Path, grace_s: float = 0) -> str:
-    """Runs the CLI until a run under ``runs`` has a whole checkpoint, then kills it (the
-    driver and the local Ray it started) ``grace_s`` later; returns what it printed."""
-    proc = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 400
-        while not _checkpointed(runs):
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint appeared"
-            time.sleep(0.2)
-        time.sleep(grace_s)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    return proc.stdout.read()
-
-
 @pytest.mark.ray
 def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
     storage, name = tmp_path / "sweeps", "resumed"
     args = _sweep_args(sweep_data, storage, name, "--search", "random", "--trials", 2, "--placements", "fpn",
                        "fpn+pred", "--num-workers", 1, "--epochs", 2)  # last --epochs wins
-    _kill_once_checkpointed(args, storage / name / "runs", grace_s=3)  # grace: Tune saves its experiment state
+    kill_once_checkpointed(args, storage / name / "runs", grace_s=3)  # grace: Tune saves its experiment state
     assert not (storage / name / "leaderboard.json").exists()
     # 1-worker trials train in their Tune actors: their checkpoints are Tune's, in runs/TRIAL.
-    interrupted = _checkpointed(storage / name / "runs")
+    interrupted = checkpointed(storage / name / "runs")
     assert interrupted
     time.sleep(2)
     again = yolor_ray(*args)
@@ -312,10 +275,10 @@ def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline,
     # The complete sweep confirmed afterwards: its trials are not trained again.
     confirm = [*sweep, "--confirm", 2, "--seeds", 2]
     confirm_runs = storage / "confirmed" / "confirm"
-    output = _kill_once_checkpointed(confirm, confirm_runs)
+    output = kill_once_checkpointed(confirm, confirm_runs)
     assert "is complete: confirming its top 2 variant(s)" in output and "6 run(s) to train, 0 reused" in output
     finished = {p.parent.name for p in confirm_runs.glob("*/results.json")}
-    interrupted = _checkpointed(confirm_runs) - finished
+    interrupted = checkpointed(confirm_runs) - finished
     assert interrupted and len(finished) < 6, (finished, interrupted)
     time.sleep(2)
     proc = yolor_ray(*confirm)

@@ -1,4 +1,4 @@
-"""The ``yolor-ray`` command: make-shapes, train, tune, table, pull, cluster check, fuse.
+"""The ``yolor-ray`` command: make-shapes, train, tune, reproduce, table, pull, cluster check, fuse.
 
 A :class:`~yolor_ray.errors.UserError` (what was wrong, what was received, what is
 valid) is printed as one line with exit status 2; a training run that fails for good
@@ -24,6 +24,8 @@ from yolor_ray.layout import (
     LEADERBOARD_FILE,
     LEADERBOARD_MD,
     LOGS_DIR,
+    REPRODUCTION_FILE,
+    REPRODUCTION_MD,
     RESULTS_FILE,
     RUNS_DIR,
     TRIALS_PNG,
@@ -31,9 +33,11 @@ from yolor_ray.layout import (
 from yolor_ray.metrics import format_ap_table, format_per_class_table
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared by ``yolor-ray train`` and ``jobs/train.py``."""
-    parser.add_argument("config", help="MMDetection config file, e.g. configs/baseline/atss_r50_fpn_1x_coco.py")
+def add_train_arguments(parser: argparse.ArgumentParser, one_config: bool = True) -> None:
+    """Arguments shared by ``yolor-ray train`` and ``jobs/train.py`` (and, without the config and
+    the warm start, ``one_config=False``, by ``reproduce``: each of its runs has its row's config)."""
+    if one_config:
+        parser.add_argument("config", help="MMDetection config file, e.g. configs/baseline/atss_r50_fpn_1x_coco.py")
     parser.add_argument("--data", metavar="DIR", help="COCO-layout folder (annotations/instances_{train,val}.json, "
                         "train/, val/); overrides the config's dataset and classes")
     parser.add_argument("--check-all-images", action="store_true", help="before training, look for every image "
@@ -55,30 +59,30 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--s3-endpoint", metavar="URL", help="custom S3 endpoint, e.g. http://127.0.0.1:9000 "
                         "(default: AWS_ENDPOINT_URL, else AWS)")
     parser.add_argument("--name", help="run name (default: CONFIG-STEM-DATE-TIME); an unfinished run of the same "
-                        "name and config resumes from its last checkpoint")
+                        "name and config resumes from its last checkpoint" if one_config else "the reproduction's "
+                        "name (default: reproduce-DATE-TIME); the same name again reuses its done runs, resumes "
+                        "the unfinished and retrains the failed")
     parser.add_argument("--checkpoint-interval", type=int, default=1, help="epochs between checkpoints (default 1)")
     parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept: the best K by bbox mAP, "
                         "plus the latest (default 2)")
     parser.add_argument("--max-failures", type=int, default=3, help="worker-group restarts from the last checkpoint "
                         "before the run fails (default 3)")
     parser.add_argument("--address", help="Ray cluster to use (default: RAY_ADDRESS, else a private local Ray)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0; MMEngine's randomness.seed)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0; MMEngine's randomness.seed)"
+                        if one_config else "the first seed: runs train at SEED .. SEED + --seeds - 1 (default 0)")
     parser.add_argument("--deterministic", action="store_true", help="deterministic algorithms "
                         "(MMEngine's randomness.deterministic; slower)")
     parser.add_argument("--load-from", metavar="PATH|s3://BUCKET/KEY", help="start from this checkpoint's weights "
                         "(an MMEngine / mmdet checkpoint, e.g. a baseline for its YOLOR variant); loaded with an "
                         "allow-list, keys compared with the model before Ray starts")
-    parser.add_argument("--from", dest="from_baseline", metavar="BASELINE", help="warm start: fine-tune from a "
-                        "trained baseline (a finished run folder, local or s3://, or a checkpoint file); implicit "
-                        "parameters keep their init, so a YOLOR variant starts as the baseline (docs/tune.md)")
-    parser.add_argument("--train", dest="train_params", default="all", choices=("all", "implicit"),
-                        help="with --from: fine-tune every parameter (default) or the implicit ones alone")
-    parser.add_argument("--finetune-lr-factor", type=float, default=0.1, help="with --from: the fine-tuning LR "
-                        "is the config's x this (default 0.1), constant, no warm-up; --cfg-options win")
+    if one_config:
+        add_warm_start_arguments(parser)
     parser.add_argument("--amp", nargs="?", const="fp16", choices=("fp16", "bf16"), help="mixed precision: "
                         "--amp is fp16 (GPU, MMEngine's AmpOptimWrapper), --amp bf16 also works on CPU")
     parser.add_argument("--dry-run", nargs="?", const="-", metavar="FILE", help="run every check, print what "
-                        "would run and the merged config (to FILE if given), write nothing, exit 0")
+                        "would run and the merged config (to FILE if given), write nothing, exit 0" if one_config
+                        else "run every check, print the plan and its cost estimate (also to FILE if given), "
+                        "write nothing, exit 0")
     parser.add_argument("--tracker", action="append", default=[], choices=("mlflow", "wandb"),
                         help="also log to this experiment tracker (repeatable; TensorBoard files are always "
                         "written): mlflow reads MLFLOW_TRACKING_URI (required, e.g. sqlite:///mlflow.db) and "
@@ -94,13 +98,24 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         "dict (optim_wrapper.accumulative_counts=2) and not look like a typo of a key beside it")
 
 
-def train_spec_from_args(args: argparse.Namespace):
+def add_warm_start_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_baseline", metavar="BASELINE", help="warm start: fine-tune from a "
+                        "trained baseline (a finished run folder, local or s3://, or a checkpoint file); implicit "
+                        "parameters keep their init, so a YOLOR variant starts as the baseline (docs/tune.md)")
+    parser.add_argument("--train", dest="train_params", default="all", choices=("all", "implicit"),
+                        help="with --from: fine-tune every parameter (default) or the implicit ones alone")
+    parser.add_argument("--finetune-lr-factor", type=float, default=0.1, help="with --from: the fine-tuning LR "
+                        "is the config's x this (default 0.1), constant, no warm-up; --cfg-options win")
+
+
+def train_spec_from_args(args: argparse.Namespace, config: Path | None = None):
+    """The run settings of ``args``; ``config``: the run's config file when ``args`` names none (reproduce)."""
     from yolor_ray.config import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.train.trackers import tracker_settings
 
     return TrainSpec(
-        config=Path(args.config), data_root=Path(args.data) if args.data else None, small=args.small,
+        config=config or Path(args.config), data_root=Path(args.data) if args.data else None, small=args.small,
         image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, num_workers=args.num_workers,
         use_gpu=args.gpu, cpus_per_worker=args.cpus_per_worker, storage=args.storage, s3_endpoint=args.s3_endpoint,
         worker_resources=parse_worker_resources(args.worker_resources), check_all_images=args.check_all_images,
@@ -109,21 +124,26 @@ def train_spec_from_args(args: argparse.Namespace):
         keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, load_from=args.load_from,
         deterministic=args.deterministic, amp=args.amp, trackers=tuple(args.tracker),
         tracker_env=tracker_settings() if args.tracker else {}, verbose=args.verbose,
-        from_baseline=args.from_baseline, train_params=args.train_params,
-        finetune_lr_factor=args.finetune_lr_factor)
+        from_baseline=getattr(args, "from_baseline", None), train_params=getattr(args, "train_params", "all"),
+        finetune_lr_factor=getattr(args, "finetune_lr_factor", 0.1))
 
 
 def parse_worker_resources(items: list[str]) -> dict[str, float]:
-    resources = {}
+    return parse_named_numbers(items, "--worker-resources", "NAME=AMOUNT", "a10g=1")
+
+
+def parse_named_numbers(items: list[str], option: str, form: str, example: str) -> dict[str, float]:
+    """``NAME=NUMBER`` entries of an option to a dict (one line naming the form for a bad one)."""
+    numbers = {}
     for item in items:
-        name, _, amount = item.partition("=")
+        name, _, number = item.partition("=")
         try:
-            resources[name] = float(amount)
+            numbers[name] = float(number)
         except ValueError:
             name = ""
         if not name:
-            raise UserError(f"--worker-resources entries look like NAME=AMOUNT (e.g. a10g=1), got {item!r}")
-    return resources
+            raise UserError(f"{option} entries look like {form} (e.g. {example}), got {item!r}")
+    return numbers
 
 
 class HeldWarnings(logging.Handler):
@@ -165,14 +185,15 @@ def check_run_paths(args: argparse.Namespace) -> None:
     """Every local path ``train`` and ``tune`` take, checked before the heavy imports
     (:mod:`yolor_ray.paths`): a wrong one fails at once, before Ray starts and before anything
     is written. What the files hold is checked where they are read; ``s3://`` where it is opened."""
-    paths.read_text(args.config, "config file")
+    if getattr(args, "config", None):
+        paths.read_text(args.config, "config file")
     if args.data:
         paths.input_folder(args.data, "dataset folder", hint=DATA_HINT)
     if getattr(args, "space", None):
         paths.read_text(args.space, "--space file")
     if args.load_from and "://" not in args.load_from:
         paths.input_file(Path(args.load_from).expanduser(), "--load-from checkpoint")
-    if args.from_baseline and "://" not in args.from_baseline:
+    if getattr(args, "from_baseline", None) and "://" not in args.from_baseline:
         paths.input_file_or_folder(Path(args.from_baseline).expanduser(), "--from")
     if "://" not in args.storage:
         paths.output_folder(Path(args.storage).expanduser(), "--storage folder")
@@ -286,13 +307,95 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``yolor-ray reproduce`` and ``jobs/reproduce.py``: the train ones
+    (every run's), plus the reproduction's."""
+    from yolor_ray.seed import SEED_ROWS
+
+    add_train_arguments(parser, one_config=False)
+    group = parser.add_argument_group("reproduction (each run is one training run with the options above)")
+    group.add_argument("--rows", nargs="+", choices=tuple(SEED_ROWS), default=list(SEED_ROWS), metavar="ROW",
+                       help=f"the seed's rows to train (default all six: {' '.join(SEED_ROWS)})")
+    group.add_argument("--seeds", type=int, default=3, help="seeds per row and arm (default 3; at least 2 for a "
+                       "paired interval)")
+    group.add_argument("--yolor-options", nargs="+", default=[], metavar="KEY=VALUE", help="--cfg-options of the "
+                       "YOLOR runs alone, e.g. model.implicit.init.multiply.std=0.05")
+    group.add_argument("--max-concurrent", type=int, help="runs at a time (default: as many as the cluster holds)")
+    group.add_argument("--fixed-cluster", action="store_true", help="the cluster cannot grow (no autoscaler): run "
+                       "at most as many runs at a time as fit now (always so on the private local Ray)")
+    group.add_argument("--trainer-runs", action="store_true", help="every run a TorchTrainer run, 1-worker ones "
+                       "too (by default those train in their Tune actor, as a sweep's trials)")
+    group.add_argument("--calibrate", type=int, default=0, metavar="N", help="with --dry-run: time N training "
+                       "iterations of each row's configs on one worker of the cluster for the cost estimate")
+    group.add_argument("--seconds-per-iter", nargs="+", default=[], metavar="ROW=SECONDS", help="with --dry-run: "
+                       "seconds per iteration of each row for the cost estimate, e.g. atss=0.22 (measured elsewhere)")
+
+
+def reproduce_spec_from_args(args: argparse.Namespace):
+    from yolor_ray.config import parse_cfg_options  # deferred: imports torch
+    from yolor_ray.reproduce.spec import ReproduceSpec
+    from yolor_ray.seed import baseline_config
+
+    train = dataclasses.replace(train_spec_from_args(args, config=baseline_config(args.rows[0])), name=None)
+    return ReproduceSpec(train=train, rows=tuple(args.rows), seeds=args.seeds, name=args.name,
+                         yolor_options=parse_cfg_options(args.yolor_options), max_concurrent=args.max_concurrent,
+                         fixed_cluster=args.fixed_cluster, trainer_runs=args.trainer_runs, calibrate=args.calibrate,
+                         seconds_per_iter=parse_named_numbers(args.seconds_per_iter, "--seconds-per-iter",
+                                                                          "ROW=SECONDS", "atss=0.22"))
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    """Train the seed's rows x baseline/YOLOR x seeds (or print the plan and its cost), then the table."""
+    check_run_paths(args)
+    if (args.calibrate or args.seconds_per_iter) and not args.dry_run:
+        raise UserError("--calibrate and --seconds-per-iter estimate the cost of a plan: add --dry-run")
+    held = hold_library_warnings(args.verbose or bool(args.dry_run))
+    from yolor_ray.reproduce.dry_run import describe_reproduction  # deferred: torch, mmdet, Ray
+    from yolor_ray.reproduce.launch import run_reproduction
+    from yolor_ray.table import format_reproduction
+
+    spec = reproduce_spec_from_args(args)
+    if args.dry_run:
+        text = describe_reproduction(spec)
+        print(text)
+        if args.dry_run != "-":
+            Path(args.dry_run).write_text(text + "\n", encoding="utf-8")
+        return 0
+    reproduction = run_reproduction(spec)
+    save_held_warnings(held, args, reproduction.name)
+    print("\n" + format_reproduction(reproduction))
+    print(f"reproduction: {reproduction.location}/{REPRODUCTION_FILE}\n              beside it: {REPRODUCTION_MD}; "
+          f"every run under {RUNS_DIR}/")
+    missing = [r for r in reproduction.runs if r["status"] != "completed"]
+    if missing:
+        first = missing[0]
+        raise RunFailedError(f"{len(missing)} of {len(reproduction.runs)} run(s) have no results (first: "
+                             f"{first['row']} {first['arm']} seed {first['seed']}: {first['error']}); the same "
+                             f"command with --name {reproduction.name} trains them again, the others are reused")
+    return 0
+
+
 def run_table(args: argparse.Namespace) -> int:
-    from yolor_ray.table import format_confirmation, load_confirmations, load_records, seed_table  # deferred: boto3
+    """The seed-style table of the runs under a path; a reproduction's own table with its noise."""
+    from yolor_ray.table import (  # deferred: boto3
+        format_confirmation,
+        format_reproduction,
+        load_confirmations,
+        load_records,
+        load_reproductions,
+        outside_reproductions,
+        seed_table,
+    )
 
     records = load_records(args.path, args.s3_endpoint)
     if not records:
         raise UserError(f"no {RESULTS_FILE} under {args.path!r}: point it at a results folder, a run or a sweep")
-    print(seed_table(records).markdown)
+    reproductions = load_reproductions(args.path, args.s3_endpoint)
+    for where, reproduction in reproductions:
+        print(f"<!-- {where} -->\n" + format_reproduction(reproduction))
+    single = outside_reproductions(records, [where for where, _ in reproductions])
+    if single:
+        print(seed_table(single).markdown)
     for where, confirmation in load_confirmations(args.path, args.s3_endpoint):
         print("\n" + "\n".join(format_confirmation(confirmation, title=f"{where}: confirmation")))
     return 0
@@ -360,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune = sub.add_parser("tune", help="search implicit placements / modeling / init with Ray Tune (ASHA)")
     add_tune_arguments(tune)
     tune.set_defaults(func=run_tune)
+
+    reproduce = sub.add_parser("reproduce", help="the seed's table again: its rows x baseline/YOLOR x seeds, "
+                               "with paired 95%% intervals and GPU-hours (docs/reproduce.md)")
+    add_reproduce_arguments(reproduce)
+    reproduce.set_defaults(func=run_reproduce)
 
     table = sub.add_parser("table", help="the seed-style AP table of stored runs and sweeps")
     table.add_argument("path", help="a results folder, a run or a sweep; local or s3://bucket/prefix")

@@ -16,8 +16,14 @@ A run, ``STORAGE/NAME/``::
 A sweep, ``STORAGE/NAME/``: Tune's experiment, ``sweep.json``, ``runs/TRIAL/`` (one run
 each, as above), ``leaderboard.json`` (written last), ``leaderboard.md``, ``trials.png``,
 ``best_config.py``; with ``--confirm``, ``confirm/ARM-seedN/`` (runs) and
-``confirmation.json``. ``yolor-ray fuse`` writes ``deploy.pth``, ``deploy.py`` and
-``fuse_report.json`` into its output folder.
+``confirmation.json``.
+
+A reproduction of the seed table (``yolor-ray reproduce``), ``STORAGE/NAME/``:
+``reproduce_plan.json`` (written first: the rows, seeds and settings the name belongs to),
+``runs/ROW-ARM-seedN/`` (one run each, as above; ARM is baseline or yolor), ``reproduce.json``
+and ``reproduce.md`` (written after every pass, failed runs marked).
+
+``yolor-ray fuse`` writes ``deploy.pth``, ``deploy.py`` and ``fuse_report.json`` into its output folder.
 """
 
 # A run
@@ -42,6 +48,11 @@ TRIALS_PNG = "trials.png"
 BEST_CONFIG = "best_config.py"
 CONFIRM_DIR = "confirm"  # --confirm: a run per arm and seed, confirm/ARM-seedN
 CONFIRMATION_FILE = "confirmation.json"
+
+# A reproduction of the seed table
+REPRODUCE_PLAN = "reproduce_plan.json"
+REPRODUCTION_FILE = "reproduce.json"
+REPRODUCTION_MD = "reproduce.md"
 
 # yolor-ray fuse
 DEPLOY_CHECKPOINT = "deploy.pth"

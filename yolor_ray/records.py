@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R", bound="Record")
+# In each epoch's record of a run's history: seconds from the epoch's start to its report
+# (training and its validation). Summed, the time a run trained, across restarts and resumes.
+EPOCH_TIME = "epoch_time_s"
 
 
 class Record:
@@ -60,7 +63,7 @@ class RunState(Record):
     @property
     def final_metrics(self) -> dict:
         final = self.history[-1] if self.history else {}
-        return {k: v for k, v in final.items() if k not in ("epoch", "iter")}
+        return {k: v for k, v in final.items() if k not in ("epoch", "iter", EPOCH_TIME)}
 
 
 @dataclass
@@ -114,6 +117,14 @@ class RunResults(Record):
     @property
     def is_yolor(self) -> bool:
         return self.implicit is not None
+
+    @property
+    def train_time_s(self) -> float:
+        """Seconds it trained and validated, summed over its epochs (restarts and resumes
+        included; start-up and an interrupted epoch not); its last fit's wall time for a run
+        written before epochs were timed."""
+        timed = [h[EPOCH_TIME] for h in self.history if EPOCH_TIME in h]
+        return float(sum(timed)) if len(timed) == len(self.history) and timed else self.wall_time_s
 
 
 @dataclass
@@ -185,3 +196,33 @@ class Leaderboard(Record):
         board = super().from_dict(raw)
         board.trials = [t if isinstance(t, LeaderboardEntry) else LeaderboardEntry.from_dict(t) for t in board.trials]
         return board
+
+
+@dataclass
+class ReproduceManifest(Record):
+    """``reproduce_plan.json``, written before the first run: what a reproduction's name
+    belongs to. Rows and seeds may grow on a later pass; the settings may not."""
+
+    rows: list[str]
+    seeds: list[int]
+    settings: dict  # what every run shares (epochs, scale, workers, data ...), compared on each pass
+
+
+@dataclass
+class Reproduction(Record):
+    """``reproduce.json``: every run of the seed's rows x baseline/YOLOR x seeds, and per row
+    and metric the paired YOLOR - baseline difference with its 95% interval (``yolor_ray.noise``).
+
+    ``runs``: row, arm, seed, run (where), status ('completed', 'failed' or 'not run'), error,
+    metrics, train_time_s, device_hours; ``rows``: row, model, metrics (per metric: label,
+    baseline/yolor values per seed, mean, sd, the difference's mean, sd, low, high,
+    within_noise, the seed's figures) and device_hours, failed (what failed, why)."""
+
+    name: str
+    location: str
+    method: str
+    device: str  # 'GPU' or 'CPU': what device_hours count
+    seeds: list[int]
+    settings: dict
+    rows: list[dict] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)

@@ -1,9 +1,10 @@
 """The seed's AP table from stored results: ``yolor-ray table PATH``.
 
-Every ``results.json`` under PATH (a folder or an ``s3://`` prefix; single runs and
-sweeps' trials alike) becomes a row. Rows are grouped by detector and training
-setting (dataset, scale, epochs), baseline first, so each YOLOR row sits under the
-baseline it should be compared with. Trials that a sweep's scheduler stopped early
+A reproduction's runs (``yolor-ray reproduce``) are shown as its own table, with the noise of
+its seeds (:func:`format_reproduction`). Every other ``results.json`` under PATH (a folder or
+an ``s3://`` prefix; single runs and sweeps' trials alike) becomes a row. Rows are grouped by
+detector and training setting (dataset, scale, epochs), baseline first, so each YOLOR row sits
+under the baseline it should be compared with. Trials that a sweep's scheduler stopped early
 trained for fewer epochs than their group and are left out (and counted).
 """
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yolor_ray import paths
-from yolor_ray.layout import CONFIRMATION_FILE, RESULTS_FILE
-from yolor_ray.records import Confirmation, RunResults
+from yolor_ray.layout import CONFIRMATION_FILE, REPRODUCTION_FILE, RESULTS_FILE
+from yolor_ray.records import Confirmation, Reproduction, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 
 # mmdet's model types as the seed's table names them, in its row order.
@@ -116,3 +117,100 @@ def load_confirmations(path: str, s3_endpoint: str | None = None) -> list[tuple[
     storage = open_storage(StorageSpec(path, s3_endpoint))
     return [("/".join(parts) or ".", Confirmation.from_json(storage.read_text(*parts, CONFIRMATION_FILE)))
             for parts in storage.find(CONFIRMATION_FILE)]
+
+
+def _ap_cell(arm: dict) -> str:
+    if arm["mean"] is None:
+        return "-"
+    return f"{arm['mean']:.2f} ± {arm['sd']:.2f}" if sum(v is not None for v in arm["values"]) > 1 \
+        else f"{arm['mean']:.2f}"
+
+
+def _figure(value: float | None, signed: bool = False) -> str:
+    return "-" if value is None else f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def _per_seed(entry: dict, seeds: list[int]) -> str:
+    cells = []
+    for seed, base, yolor in zip(seeds, entry["baseline"]["values"], entry["yolor"]["values"]):
+        cells.append(f"{seed}: {'-' if base is None else f'{base:.1f}'} → {'-' if yolor is None else f'{yolor:.1f}'}")
+    return "; ".join(cells)
+
+
+def format_reproduction(rep: Reproduction) -> str:
+    """``reproduce.md``: per row and metric both arms' mean ± sd over the seeds, the paired
+    difference with its 95% interval and verdict, the seed's figures; then the cost; then what failed."""
+    settings = rep.settings
+    data = settings.get("data_root") or "the configs' dataset"
+    scale = f"--small {settings.get('image_size')}px, " if settings.get("small") else ""
+    epochs = f"{settings['epochs']} epochs" if settings.get("epochs") else "each row's own schedule"
+    unit = f"{rep.device}-hours"
+    lines = [f"# Reproduction `{rep.name}`: the seed's rows, {len(rep.seeds)} seeds ({', '.join(map(str, rep.seeds))})",
+             "",
+             f"{data}, {scale}{epochs}, {settings.get('num_workers')} {rep.device} worker(s) per run"
+             + (f", batch {settings['batch_size']} per worker" if settings.get("batch_size") else "")
+             + (f", AMP {settings['amp']}" if settings.get("amp") else "") + ". APs in %.",
+             "",
+             f"YOLOR − baseline with its 95% interval: {rep.method}; \"within noise\": the interval holds 0, "
+             "the seeds cannot tell YOLOR from the baseline. A seed's baseline and YOLOR runs see the same data "
+             "in the same order. The seed's columns: its single runs (COCO val2017, 1x or 3x schedule) and "
+             "the difference it claims.",
+             "",
+             "| Model | metric | baseline | YOLOR | YOLOR − baseline [95% interval] | | seed: baseline | seed: YOLOR "
+             "| seed: Δ | per seed: baseline → YOLOR |",
+             "| :-- | :-- | --: | --: | --: | :-- | --: | --: | --: | :-- |"]
+    for row in rep.rows:
+        for entry in row["metrics"]:
+            if "low" in entry:
+                interval = f"{entry['diff_mean']:+.2f} [{entry['low']:+.2f}, {entry['high']:+.2f}]"
+                verdict = "within noise" if entry["within_noise"] else "**beyond noise**"
+            else:
+                interval, verdict = f"needs 2 seeds with both arms ({entry['pairs']} here)", ""
+            lines.append(f"| {row['model']} | {entry['label']} | {_ap_cell(entry['baseline'])} | "
+                         f"{_ap_cell(entry['yolor'])} | {interval} | {verdict} | "
+                         f"{_figure(entry['baseline']['seed_figure'])} | {_figure(entry['yolor']['seed_figure'])} | "
+                         f"{_figure(entry['seed_delta'], signed=True)} | {_per_seed(entry, rep.seeds)} |")
+        if not row["metrics"]:
+            lines.append(f"| {row['model']} | | no run finished | | | | | | | |")
+    lines += ["", f"## Cost ({unit}: training and validation time x the {rep.device}s each run held; start-up "
+              "not counted)", "",
+              f"| Model | runs complete | {unit} per run, baseline | per run, YOLOR | row total |",
+              "| :-- | --: | --: | --: | --: |"]
+    total = 0.0
+    for row in rep.rows:
+        hours = row["device_hours"]
+        row_total = hours["baseline"] + hours["yolor"]
+        total += row_total
+        per_run = ["-" if h is None else f"{h:.3g}" for h in (hours["per_run"]["baseline"], hours["per_run"]["yolor"])]
+        lines.append(f"| {row['model']} | {row['completed']} of {row['planned']} | {per_run[0]} | {per_run[1]} | "
+                     f"{row_total:.3g} |")
+    lines.append(f"| total | {sum(r['completed'] for r in rep.rows)} of {sum(r['planned'] for r in rep.rows)} | | | "
+                 f"{total:.3g} |")
+    lines += ["", "## Runs", "", f"| run | status | box AP | {unit} | restarts | where |",
+              "| :-- | :-- | --: | --: | --: | :-- |"]
+    for run in rep.runs:
+        ap = run["metrics"].get("coco/bbox_mAP")
+        hours = run["device_hours"]
+        lines.append(f"| {run['row']} {run['arm']} seed {run['seed']} | {run['status']} | "
+                     f"{'-' if ap is None else f'{100 * ap:.2f}'} | {'-' if hours is None else f'{hours:.3g}'} | "
+                     f"{'-' if run['restarts'] is None else run['restarts']} | {run['run']} |")
+    failed = [(row, f) for row in rep.rows for f in row["failed"]]
+    if failed:
+        lines += ["", "## Runs without results", ""]
+        lines += [f"- {row['model']}, {'YOLOR' if f['arm'] == 'yolor' else 'baseline'}, seed {f['seed']}: "
+                  f"{f['error']}" for row, f in failed]
+        lines += ["", f"The same command with `--name {rep.name}` trains them again (the others are reused)."]
+    return "\n".join(lines) + "\n"
+
+
+def outside_reproductions(runs: list[StoredRun], reproductions: list[str]) -> list[StoredRun]:
+    """The runs not of a reproduction at one of ``reproductions`` (its table shows them)."""
+    prefixes = tuple("runs/" if where == "." else f"{where}/runs/" for where in reproductions)
+    return [run for run in runs if not run.path.startswith(prefixes)] if prefixes else runs
+
+
+def load_reproductions(path: str, s3_endpoint: str | None = None) -> list[tuple[str, Reproduction]]:
+    """Every reproduction's reproduce.json under PATH, with where it is."""
+    storage = open_storage(StorageSpec(path, s3_endpoint))
+    return [("/".join(parts) or ".", Reproduction.from_json(storage.read_text(*parts, REPRODUCTION_FILE)))
+            for parts in storage.find(REPRODUCTION_FILE)]

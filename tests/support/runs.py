@@ -2,9 +2,12 @@
 hook of the user's own module, and what a run leaves in its storage folder."""
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from support import tiers
@@ -60,3 +63,39 @@ def logs_text(run_dir: Path) -> str:
     """Every log file of a run's ranks in its storage folder (the workers' output is there, not
     on the driver), concatenated."""
     return "\n".join(p.read_text(errors="replace") for p in sorted((run_dir / "logs").rglob("*.log")))
+
+
+def checkpointed(runs: Path) -> set[str]:
+    """The runs under ``runs`` with a whole checkpoint (not one whose upload the kill cut short)."""
+    whole = set()
+    for state in runs.glob("*/checkpoint_*/run_state.json"):
+        weights = state.parent / "checkpoint.pth"
+        try:
+            size = json.loads(state.read_text())["checkpoint_bytes"]
+        except ValueError:  # still being written
+            continue
+        if weights.is_file() and weights.stat().st_size == size:
+            whole.add(state.parent.parent.name)
+    return whole
+
+
+def kill_once_checkpointed(args, runs: Path, grace_s: float = 0, env: dict | None = None) -> str:
+    """Runs the CLI until a run under ``runs`` has a whole checkpoint, then kills it (the
+    driver and the local Ray it started) ``grace_s`` later; returns what it printed."""
+    tiers.require(tiers.SUBPROCESS, f"runs `yolor-ray {args[0]}` in a subprocess")
+    proc = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=env)
+    try:
+        deadline = time.monotonic() + 400
+        while not checkpointed(runs):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.2)
+        time.sleep(grace_s)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.stdout.read()

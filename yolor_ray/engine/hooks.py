@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Protocol
@@ -17,7 +18,7 @@ from yolor_ray.engine.run_logs import upload_logs
 from yolor_ray.errors import require_int
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.metrics import RESTARTS, coco_keys
-from yolor_ray.records import RunState
+from yolor_ray.records import EPOCH_TIME, RunState
 from yolor_ray.storage import StorageSpec
 
 
@@ -57,12 +58,16 @@ class EpochReportHook(Hook):
         self._loss_count = 0
         self._train_record: dict | None = None
         self._checkpoint_due = False
+        self._epoch_start = 0.0
 
     def before_train(self, runner) -> None:
         if not self.validate_first or self.history or self.before_training or runner.val_loop is None:
             return  # resumed: its start was measured before the restart
         metrics = _with_empty_coco_as_zero(runner, dict(runner.val_loop.run() or {}))  # every rank: a collective
         self.before_training = {k: _plain(v) for k, v in metrics.items()}
+
+    def before_train_epoch(self, runner) -> None:
+        self._epoch_start = time.monotonic()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         for key, value in (outputs or {}).items():
@@ -117,6 +122,7 @@ class EpochReportHook(Hook):
     def _report(self, runner, metrics: dict) -> None:
         record = dict(self._train_record)
         record.update({k: _plain(v) for k, v in metrics.items()})
+        record[EPOCH_TIME] = round(time.monotonic() - self._epoch_start, 3)
         self._train_record = None
         self.history.append(record)
         with_checkpoint = self._checkpoint_due and (bool(metrics) or runner.val_loop is None)

@@ -106,11 +106,10 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None, folder_made: bo
         classes = data.train.classes
     else:
         data = None
-    cfg = run_config(spec, data)
+    cfg, model = config_and_model(spec, data)
     if data is None:
         classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
         _check_config_annotations(cfg)
-    model = build_model(cfg)
     num_params = sum(p.numel() for p in model.parameters())
     if spec.train_params == "implicit" and not any(is_implicit_key(k) for k, _ in model.named_parameters()):
         raise warm_start.BaselineError("--train implicit: this model has no implicit parameters (a baseline "
@@ -173,6 +172,21 @@ def run_config(spec: TrainSpec, data: CocoFolder | None) -> Config:
     if isinstance(cfg.get("load_from"), str) and cfg.load_from and "://" not in cfg.load_from:
         cfg.load_from = str(Path(cfg.load_from).expanduser().resolve())  # Ray moves workers' cwd
     return cfg
+
+
+def config_and_model(spec: TrainSpec, data: CocoFolder | None) -> tuple[Config, torch.nn.Module]:
+    """The run's config (:func:`run_config`) and its model, built from it on the driver. Building
+    completes the config: mmdet's detectors hand their train/test settings down into their
+    heads' dicts, which config.py and the run's fingerprint hold."""
+    cfg = run_config(spec, data)
+    return cfg, build_model(cfg)
+
+
+def fingerprint_of(spec: TrainSpec, data: CocoFolder | None) -> str:
+    """The fingerprint a run of ``spec`` has in its run.json (:func:`run_fingerprint`), without the
+    other checks of :func:`prepare_run`: is a stored run of that name this one?"""
+    cfg, _ = config_and_model(spec, data)
+    return run_fingerprint(cfg.pretty_text, spec)
 
 
 def prepare_trackers(spec: TrainSpec, cfg: Config, name: str) -> tuple:

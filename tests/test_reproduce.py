@@ -1,0 +1,276 @@
+"""``yolor-ray reproduce``: the seed's rows x baseline/YOLOR x seeds as real runs on a real
+local Ray, their table with paired intervals; resume, a failed run, the dry run and its cost."""
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from yolor_ray.noise import paired_difference
+from yolor_ray.records import RunResults
+from yolor_ray.reproduce.estimate import ArmCost, Estimate
+from yolor_ray.reproduce.plan import DONE, PlannedRun
+from yolor_ray.reproduce.spec import ReproduceSpec
+from yolor_ray.reproduce.summary import RunOutcome, summarize
+from yolor_ray.table import format_reproduction
+from yolor_ray.train.spec import OptionError, TrainSpec
+
+from support.runs import checkpointed, env_with_test_modules, kill_once_checkpointed, yolor_ray
+
+SMALL = ("--small", "--image-size", 128, "--batch-size", 4, "--samples", 0)
+
+
+def _run(row: str, arm: str, seed: int) -> PlannedRun:
+    return PlannedRun(row, arm, seed, TrainSpec(config=Path(f"{row}.py"), name=f"{row}-{arm}-seed{seed}"), DONE)
+
+
+def _results(ap: float, epoch_times=(30.0, 30.0), segm: float | None = None, world_size: int = 2) -> RunResults:
+    metrics = {"coco/bbox_mAP": ap, "coco/bbox_mAP_50": ap + 0.2, "coco/bbox_mAP_75": ap - 0.01}
+    if segm is not None:
+        metrics["coco/segm_mAP"] = segm
+    history = [{"epoch": i + 1, "epoch_time_s": t} for i, t in enumerate(epoch_times)]
+    return RunResults(name="r", location="l", config="c.py", model="ATSS", metrics=metrics, history=history,
+                      world_size=world_size, use_gpu=True, wall_time_s=5.0)
+
+
+def test_the_table_pairs_seeds_and_marks_what_failed():
+    """Per row and metric: means over the seeds, the paired interval of noise.py on the seeds
+    with both arms, the seed's own figures; a failed run in its row; GPU-hours from the epochs' times."""
+    spec = ReproduceSpec(train=TrainSpec(config=Path("x.py"), use_gpu=True, num_workers=2),
+                         rows=("atss", "mask-rcnn"), seeds=3)
+    atss = {"baseline": [0.394, 0.391, 0.396], "yolor": [0.397, 0.393, 0.399]}
+    outcomes = [RunOutcome(_run("atss", arm, seed), f"runs/atss-{arm}-seed{seed}", _results(atss[arm][seed]))
+                for arm in ("baseline", "yolor") for seed in range(3)]
+    outcomes += [RunOutcome(_run("mask-rcnn", "baseline", s), "m", _results(0.38, segm=0.34)) for s in range(3)]
+    outcomes += [RunOutcome(_run("mask-rcnn", "yolor", 0), "m", _results(0.38, segm=0.35)),
+                 RunOutcome(_run("mask-rcnn", "yolor", 1), "m", None, "RuntimeError: CUDA out of memory"),
+                 RunOutcome(_run("mask-rcnn", "yolor", 2), "m", _results(0.39, segm=0.35))]
+    rep = summarize(spec, "seedtable", "s3://b/seedtable", {"num_workers": 2, "epochs": None}, outcomes)
+    atss_row, mask_row = rep.rows
+    box = atss_row["metrics"][0]
+    assert box["label"] == "box AP" and box["baseline"]["seed_figure"] == 39.4 and box["seed_delta"] == 0.2
+    expected = paired_difference([100 * v for v in atss["yolor"]], [100 * v for v in atss["baseline"]])
+    assert box["low"] == pytest.approx(expected.low) and box["high"] == pytest.approx(expected.high)
+    assert box["within_noise"] == expected.within_noise
+    assert box["yolor"]["mean"] == pytest.approx(39.633, abs=1e-3)
+    assert [m["label"] for m in mask_row["metrics"]] == ["box AP", "box AP50", "box AP75", "mask AP"]
+    mask_ap = mask_row["metrics"][3]
+    assert mask_ap["pairs"] == 2 and mask_ap["yolor"]["values"] == [35.0, None, 35.0]
+    assert mask_row["failed"] == [dict(arm="yolor", seed=1, error="RuntimeError: CUDA out of memory")]
+    # 2 GPUs x 60 s of epochs = 1/30 GPU-hour a run; 3 + 3 runs of ATSS
+    assert atss_row["device_hours"]["baseline"] == pytest.approx(0.1) and rep.device == "GPU"
+    assert {r["status"] for r in rep.runs} == {"completed", "failed"}
+    md = format_reproduction(rep)
+    assert "| ATSS | box AP | 39.37 ± 0.25 | 39.63 ± 0.31 |" in md
+    assert "- Mask R-CNN, YOLOR, seed 1: RuntimeError: CUDA out of memory" in md and "--name seedtable" in md
+    assert "| Mask R-CNN | 5 of 6 |" in md
+    assert "| mask-rcnn yolor seed 1 | failed | - | - | - | m |" in md
+    assert "| atss baseline seed 0 | completed | 39.40 | 0.0333 | 0 | runs/atss-baseline-seed0 |" in md
+
+
+def test_an_epoch_trains_on_the_images_mmdet_keeps(tmp_path):
+    """Without --data: the config's annotation file, images without a (non-crowd) box left out
+    when the config filters empty images, as mmdet's CocoDataset does."""
+    from mmengine.config import Config
+
+    from yolor_ray.reproduce.estimate import train_images
+
+    anns = [dict(id=1, image_id=1, iscrowd=0), dict(id=2, image_id=1, iscrowd=0), dict(id=3, image_id=2, iscrowd=1)]
+    (tmp_path / "train.json").write_text(json.dumps(dict(images=[dict(id=i) for i in (1, 2, 3)], annotations=anns)))
+    for filtered, images in ((True, 1), (False, 3)):
+        dataset = dict(data_root=str(tmp_path), ann_file="train.json", filter_cfg=dict(filter_empty_gt=filtered))
+        assert train_images(Config(dict(train_dataloader=dict(dataset=dataset))), None) == images
+
+
+def test_a_run_written_before_epochs_were_timed_counts_its_wall_time():
+    timed, untimed = _results(0.3), _results(0.3)
+    untimed.history = [{"epoch": 1}, {"epoch": 2}]
+    assert timed.train_time_s == 60.0 and untimed.train_time_s == 5.0
+
+
+def test_wall_time_schedules_the_longest_runs_first():
+    arms = (ArmCost("atss", "baseline", 3600, 1.0, "given", 3), ArmCost("atss", "yolor", 1800, 1.0, "given", 2))
+    est = Estimate(arms, devices_per_run=2, device="GPU", concurrency=2, concurrency_source="x", assumptions=())
+    assert est.device_hours == pytest.approx(2 * (3 + 1))
+    assert est.wall_hours == pytest.approx(2.0)  # 1 | 1, then 1 + 0.5 | 0.5 + 0.5 ... the last ends at 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(seeds=1), "--seeds must be an int >= 2 (a paired interval needs two seeds), got 1"),
+    (dict(rows=("atss", "atss")), "--rows names a row twice"),
+    (dict(seconds_per_iter={"retinanet": 0.2}), "unknown seed row 'retinanet'"),
+    (dict(calibrate=2, seconds_per_iter={"atss": 0.2}), "pass one"),
+])
+def test_bad_reproduce_settings_are_named(change, message):
+    with pytest.raises(OptionError, match=re.escape(message)):
+        ReproduceSpec(train=TrainSpec(config=Path("x.py")), **change)
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("extra, message", [
+    (["--calibrate", 2], "--calibrate and --seconds-per-iter estimate the cost of a plan: add --dry-run"),
+    (["--seeds", 1], "--seeds must be an int >= 2"),
+    (["--yolor-options", "model.implicit.init.multiply.mea=0"], "did you mean 'mean'"),
+])
+def test_bad_reproductions_are_refused_before_anything_is_written(shapes_dir, tmp_path, extra, message):
+    storage = tmp_path / "results"
+    proc = yolor_ray("reproduce", "--rows", "atss", "--data", shapes_dir, *SMALL, "--storage", storage, *extra)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not storage.exists() or not any(storage.iterdir())
+
+
+@pytest.mark.subprocess
+def test_dry_run_prints_the_plan_and_its_cost_and_writes_nothing(shapes_dir, tmp_path):
+    storage = tmp_path / "results"
+    proc = yolor_ray("reproduce", "--rows", "atss", "faster-rcnn", "--seeds", 2, "--data", shapes_dir, *SMALL,
+                     "--epochs", 2, "--storage", storage, "--name", "plan", "--max-concurrent", 2, "--dry-run",
+                     "--seconds-per-iter", "atss=0.5", "faster-rcnn=0.25")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "runs:     8 = 2 row(s) x baseline/YOLOR x 2 seeds; 8 to train, 0 reused" in out
+    # 16 images / batch 4 = 4 iterations an epoch, 2 epochs; 4 runs x 8 x 0.5 s + 4 x 8 x 0.25 s on 1 CPU each
+    assert "atss            baseline               8      0.5" in out
+    # wall: 2 at a time, 4 + 4 s, 4 + 4 s, then 2 + 2 s twice: 12 s
+    assert "estimate: 0.00667 CPU-hours; wall 0.00333 h at 2 run(s) at a time (--max-concurrent)" in out
+    assert "assumptions:" in out and "validation after each epoch" in out
+    assert not storage.exists()
+    unpriced = yolor_ray("reproduce", "--rows", "atss", "--data", shapes_dir, *SMALL, "--storage", storage,
+                         "--dry-run")
+    assert unpriced.returncode == 0 and "no estimate: pass --calibrate N" in unpriced.stdout, unpriced.stderr
+    assert not storage.exists()
+
+
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_calibrate_times_each_rows_configs_on_one_worker(shapes_dir, tmp_path):
+    storage = tmp_path / "results"
+    proc = yolor_ray("reproduce", "--rows", "atss", "--seeds", 2, "--data", shapes_dir, *SMALL, "--epochs", 3,
+                     "--storage", storage, "--dry-run", "--calibrate", 2)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [line.split() for line in proc.stdout.splitlines() if line.startswith(("  atss  ",))]
+    lines = [line for line in lines if line[1] in ("baseline", "yolor")]  # the cost table's
+    assert [line[1] for line in lines] == ["baseline", "yolor"], proc.stdout
+    for line in lines:  # row arm iterations s/iter hours runs source...
+        assert line[2] == "12" and float(line[3]) > 0 and " ".join(line[6:]) == "measured, median of 2 iteration(s)"
+    assert "estimate: " in proc.stdout and "as many as the cluster holds now" in proc.stdout
+    assert not storage.exists()
+
+
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    return sorted((str(p), p.stat().st_size) for p in folder.rglob("*") if p.is_file())
+
+
+def _settled(folder: Path, quiet_s: float = 3.0, timeout_s: float = 120.0) -> list[tuple[str, int]]:
+    """The files under ``folder`` once nothing has changed there for ``quiet_s``."""
+    deadline = time.monotonic() + timeout_s
+    listing = _listing(folder)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = _listing(folder)
+        if now == listing:
+            return now
+        listing = now
+    raise AssertionError(f"files under {folder} still changing {timeout_s} s after the kill")
+
+
+def _reproduction(storage: Path, name: str) -> dict:
+    return json.loads((storage / name / "reproduce.json").read_text())
+
+
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tmp_path):
+    """ATSS and Faster R-CNN x baseline/YOLOR x 2 seeds. Killed once a run has a checkpoint;
+    run again with one run made to fail (a user's hook); run again: only that one trains."""
+    storage, name = tmp_path / "results", "seedtable"
+    runs = storage / name / "runs"
+    args = ["reproduce", "--rows", "atss", "faster-rcnn", "--seeds", 2, "--data", shapes_dir, *SMALL,
+            "--epochs", 2, "--storage", storage, "--name", name, "--max-failures", 0, "--cfg-options",
+            "custom_imports.imports=['yolor_ray.registrations','support.planted_failure_hook']",
+            "default_hooks.planted={'type':'PlantedFailureHook'}"]
+    env = env_with_test_modules()
+    kill_once_checkpointed(args, runs, env=env)
+    before = _settled(storage)  # a run's actor outlives the killed driver by a few seconds
+    finished = {p.parent.name for p in runs.glob("*/results.json")}
+    interrupted = checkpointed(runs) - finished
+    assert interrupted and len(finished) < 8, (finished, interrupted)
+
+    # Its dry run says where it stands and writes nothing.
+    plan = yolor_ray(*args, "--dry-run", env=env)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert f"{len(finished)} run(s) done" in plan.stdout and f"{8 - len(finished)} to train" in plan.stdout
+    assert _listing(storage) == before
+
+    failing = "faster-rcnn-yolor-seed1"
+    second = yolor_ray(*args, env=env_with_test_modules(YOLOR_TEST_FAIL_RUN=failing))
+    assert second.returncode == 1, second.stdout[-4000:] + second.stderr[-4000:]
+    assert (f"8 run(s), {8 - len(finished)} to train ({len(interrupted)} continue from a checkpoint), "
+            f"{len(finished)} reused") in second.stderr
+    assert "1 of 8 run(s) have no results (first: faster-rcnn yolor seed 1: RuntimeError: planted failure" \
+        in second.stderr and f"--name {name}" in second.stderr
+    for run in interrupted:  # continued from its checkpoint: one restart, every epoch once
+        record = json.loads((runs / run / "results.json").read_text())
+        assert record["restarts"] == 1 and [h["epoch"] for h in record["history"]] == [1, 2], record["history"]
+    rep = _reproduction(storage, name)
+    atss, faster = rep["rows"]
+    assert atss["completed"] == 4 and not atss["failed"] and "low" in atss["metrics"][0]
+    assert faster["completed"] == 3 and faster["failed"][0]["seed"] == 1 and faster["failed"][0]["arm"] == "yolor"
+    assert faster["metrics"][0]["pairs"] == 1 and "low" not in faster["metrics"][0]
+    marked = "- Faster R-CNN, YOLOR, seed 1: RuntimeError: planted failure"
+    assert marked in (storage / name / "reproduce.md").read_text()
+
+    # The failed run again, as a TorchTrainer run (--trainer-runs: the path of runs with several workers).
+    third = yolor_ray(*args, "--trainer-runs", env=env)
+    assert third.returncode == 0, third.stdout[-4000:] + third.stderr[-4000:]
+    assert "8 run(s), 1 to train (0 continue from a checkpoint), 7 reused" in third.stderr
+    assert (storage / name / "tune").is_dir()  # Tune's experiment of TorchTrainer runs, beside runs/
+    assert json.loads((runs / failing / "results.json").read_text())["world_size"] == 1
+    rep = _reproduction(storage, name)
+    assert [r["completed"] for r in rep["rows"]] == [4, 4] and rep["seeds"] == [0, 1]
+    for row in rep["rows"]:
+        box = row["metrics"][0]
+        assert box["label"] == "box AP" and box["pairs"] == 2 and box["low"] <= box["diff_mean"] <= box["high"]
+        assert len(box["baseline"]["values"]) == 2 and box["baseline"]["seed_figure"] is not None
+    for run in rep["runs"]:  # CPU-hours: the run's epochs' time x its 1 CPU
+        record = json.loads((Path(run["run"]) / "results.json").read_text())
+        assert run["device_hours"] == pytest.approx(sum(h["epoch_time_s"] for h in record["history"]) / 3600,
+                                                    abs=1e-6) and run["device_hours"] > 0
+    # A seed's baseline and YOLOR runs: the same data in the same order (the sampler's seed is the run's).
+    def loader(run: str) -> str:
+        text = (runs / run / "config.py").read_text()
+        return text[text.index("train_dataloader = "):text.index("train_pipeline = ")]
+    assert loader("atss-baseline-seed1") == loader("atss-yolor-seed1") != loader("atss-baseline-seed0")
+    assert "seed=1," in loader("atss-yolor-seed1")
+
+    table = yolor_ray("table", storage)
+    assert table.returncode == 0, table.stderr
+    assert f"# Reproduction `{name}`: the seed's rows, 2 seeds (0, 1)" in table.stdout
+    assert "| ATSS | box AP |" in table.stdout and "| Faster R-CNN | box AP50 |" in table.stdout
+    assert "| Model | YOLOR | AP |" not in table.stdout  # its runs are in its own table, not again as single runs
+
+    epochs = args.index("--epochs") + 1
+    changed = yolor_ray(*args[:epochs], 1, *args[epochs + 1:], env=env)
+    assert changed.returncode == 2 and "was started with epochs 2 (now 1)" in changed.stderr, changed.stderr
+
+
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_a_dead_yolor_variant_comes_out_beyond_noise(trained_baseline, tmp_path):
+    """ATSS from a trained checkpoint for both arms, 3 seeds; YOLOR's prediction multipliers
+    planted at 0 (no predictions): its AP falls, and the interval says so. Three seeds, not
+    two: one epoch moves the baseline's AP by up to 1.3 points between seeds here (measured),
+    and two seeds' interval (t = 12.7) is 6.35 x that wide around the difference."""
+    storage = tmp_path / "results"
+    checkpoint = sorted(trained_baseline["run"].glob("checkpoint_*/checkpoint.pth"))[-1]
+    proc = yolor_ray("reproduce", "--rows", "atss", "--seeds", 3, "--data", trained_baseline["data"], *SMALL,
+                     "--epochs", 1, "--storage", storage, "--name", "dead", "--load-from", checkpoint,
+                     "--yolor-options", "model.implicit.init.multiply.mean=0.0", "model.implicit.init.multiply.std=0.0")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    rep = _reproduction(storage, "dead")
+    box = rep["rows"][0]["metrics"][0]
+    print(json.dumps(box, indent=1))
+    assert min(box["baseline"]["values"]) > 1.0  # % AP: the baseline detects
+    assert box["diff_mean"] < 0 and box["high"] < 0 and not box["within_noise"], box
+    assert "**beyond noise**" in (storage / "dead" / "reproduce.md").read_text()
