@@ -10,7 +10,6 @@ import shutil
 import statistics
 import tempfile
 import time
-import uuid
 
 import ray
 from mmengine.config import Config
@@ -37,22 +36,16 @@ def seconds_per_iteration(configs: dict[tuple[str, str], Config], train: TrainSp
 def _measure(cfg_dict: dict, iterations: int, use_gpu: bool, threads: int) -> float:
     """In the Ray task: N + 1 iterations of the config's model, data and optimizer."""
     import torch
-    from mmengine.utils import import_modules_from_strings
 
-    import yolor_ray.registrations  # noqa: F401  (registries are per process)
-    from yolor_ray.engine.runner import TextOnceConfig, WorkerRunner
+    from yolor_ray.engine.runner import WorkerRunner
+    from yolor_ray.train.worker import runner_config  # registers our types in this process too
 
     if not use_gpu:
         torch.set_num_threads(threads)
-    cfg = TextOnceConfig(cfg_dict)
-    if cfg.get("custom_imports"):
-        import_modules_from_strings(**cfg.custom_imports)
     work_dir = tempfile.mkdtemp(prefix="yolor-ray-calibrate-")
     try:
-        cfg.work_dir, cfg.launcher = work_dir, "none"
-        cfg.experiment_name = f"calibrate-{uuid.uuid4().hex[:8]}"  # MMEngine's instances by name: one each
-        if cfg.get("visualizer") is not None:
-            cfg.visualizer.name = cfg.experiment_name
+        cfg = runner_config(cfg_dict, "calibrate", work_dir)
+        cfg.launcher = "none"
         cfg.default_hooks.checkpoint = None
         runner = WorkerRunner.from_cfg(cfg)
         model = runner.model

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import logging
 
-import ray
 from ray import tune
-from ray.tune.schedulers import FIFOScheduler
 
 from yolor_ray.data.coco import CocoFolder
-from yolor_ray.layout import REPRODUCE_PLAN, REPRODUCTION_FILE, REPRODUCTION_MD, RESULTS_FILE
+from yolor_ray.layout import REPRODUCE_PLAN, REPRODUCTION_FILE, REPRODUCTION_MD, RESULTS_FILE, RUNS_DIR
 from yolor_ray.records import Reproduction, RunResults
 from yolor_ray.reproduce.plan import DONE, PlannedRun, ReproducePlan, prepare_reproduction
 from yolor_ray.reproduce.spec import ReproduceSpec
@@ -24,10 +22,10 @@ from yolor_ray.reproduce.summary import RunOutcome, summarize
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.table import format_reproduction
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
-from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
+from yolor_ray.train.ray_cluster import ray_session
 from yolor_ray.train.spec import TrainSpec
-from yolor_ray.tune.sweep import concurrency, sweep_concurrency
-from yolor_ray.tune.trial import actor_resources, train_trial, trial_resources
+from yolor_ray.tune.sweep import trials_at_a_time
+from yolor_ray.tune.trial import actor_resources, fit_independent_runs, train_trial
 
 log = logging.getLogger("yolor_ray")
 TUNE_DIR = "tune"  # Tune's experiment of TorchTrainer runs (1-worker runs' is runs/, their own folders)
@@ -51,27 +49,13 @@ def run_reproduction(spec: ReproduceSpec) -> Reproduction:
 
 def runs_at_a_time(plan: ReproducePlan, local: bool) -> int:
     """How many runs train side by side on this cluster (a one-line error when not one fits)."""
-    cheap, train = plan.in_process, plan.spec.train
-    need = trial_resources(train, cheap)
-    fixed = local or plan.spec.fixed_cluster
-    total, on_head = ray.cluster_resources(), head_cpus()
-    fits = concurrency(total, need, head_cpus=None if cheap else on_head)
-    described = ", ".join(f"{amount:g} {key}" for key, amount in need.items())
-    require_fit(fits >= 1, "a run", f"one run needs {described}, but the cluster has "
-                + ", ".join(f"{total.get(key, 0):g} {key}" for key in need), fixed, local)
-    at_a_time, cut = sweep_concurrency(fits, plan.spec.max_concurrent, fixed)
-    if cut:
-        log.warning(cut)
-    return at_a_time
+    spec = plan.spec
+    return trials_at_a_time(spec.train, plan.in_process, spec.max_concurrent, spec.fixed_cluster, local, what="run")
 
 
 def reproduce_run(config: dict, runs: dict[str, TrainSpec], data: CocoFolder | None, cheap: bool) -> None:
     """Tune's function trainable: the run named ``config['run']``, trained as a sweep's trial is."""
     train_trial(runs[config["run"]], data, cheap)
-
-
-def _run_folder(trial) -> str:
-    return trial.config["run"]
 
 
 def _train(plan: ReproducePlan, pending: tuple[PlannedRun, ...], at_a_time: int, local: bool) -> dict[str, str]:
@@ -81,21 +65,15 @@ def _train(plan: ReproducePlan, pending: tuple[PlannedRun, ...], at_a_time: int,
         check_data_on_nodes(DataCheck.of(plan.data), train.resources_per_worker())
     storage_path, filesystem = plan.storage.ray_storage()
     cheap = plan.in_process
-    trainable = tune.with_resources(
-        tune.with_parameters(reproduce_run, runs={run.name: run.spec for run in pending}, data=plan.data,
-                             cheap=cheap),
-        actor_resources(train, cheap))
-    # 1-worker runs: Tune's experiment is runs/, each trial's folder its run's (Tune's checkpoints land there).
-    experiment, name_trials = ("runs", {"trial_dirname_creator": _run_folder}) if cheap else (TUNE_DIR, {})
-    tuner = tune.Tuner(
-        trainable, param_space={"run": tune.grid_search([run.name for run in pending])},
-        tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=at_a_time, reuse_actors=cheap,
-                                    **name_trials),
-        run_config=tune.RunConfig(name=experiment, storage_path=f"{storage_path}/{plan.name}",
-                                  storage_filesystem=filesystem, verbose=1,
-                                  failure_config=tune.FailureConfig(max_failures=train.max_failures)))
+    trainable = tune.with_parameters(reproduce_run, runs={run.name: run.spec for run in pending}, data=plan.data,
+                                     cheap=cheap)
     log.info("training %d run(s), %d at a time", len(pending), min(at_a_time, len(pending)))
-    return {result.config["run"]: _reason(result.error) for result in tuner.fit() if result.error is not None}
+    # 1-worker runs: Tune's experiment is runs/, each trial's folder its run's (Tune's checkpoints land there).
+    results = fit_independent_runs(trainable, [run.name for run in pending], str,
+                                   resources=actor_resources(train, cheap), storage_path=f"{storage_path}/{plan.name}",
+                                   filesystem=filesystem, experiment=RUNS_DIR if cheap else TUNE_DIR,
+                                   at_a_time=at_a_time, cheap=cheap, max_failures=train.max_failures)
+    return {result.config["run"]: _reason(result.error) for result in results if result.error is not None}
 
 
 def _reason(error: BaseException) -> str:

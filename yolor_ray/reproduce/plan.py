@@ -25,6 +25,7 @@ from yolor_ray.seed import baseline_config, yolor_config
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 from yolor_ray.train.prepare import PreparedRun, RunExistsError, fingerprint_of, prepare_run, run_config
 from yolor_ray.train.spec import TrainSpec
+from yolor_ray.tune.trial import in_process
 
 log = logging.getLogger("yolor_ray")
 # The sampler's own seed (MMEngine's DefaultSampler): the data order follows the run's seed
@@ -78,7 +79,7 @@ class ReproducePlan:
     @property
     def in_process(self) -> bool:
         """1-worker runs train in their Tune actors, as a sweep's trials do."""
-        return self.spec.train.num_workers == 1 and not self.spec.trainer_runs
+        return in_process(self.spec.train, self.spec.trainer_runs)
 
 
 def run_name(row: str, arm: str, seed: int) -> str:

@@ -81,7 +81,7 @@ def _row(row: str, outcomes: list[RunOutcome], seeds: list[int], cpus_per_worker
     return dict(row=row, model=ROW_TITLES[row], metrics=metrics, failed=failed,
                 completed=sum(o.results is not None for o in outcomes), planned=len(outcomes),
                 device_hours=dict(baseline=sum(hours["baseline"]), yolor=sum(hours["yolor"]),
-                                  per_run=dict(baseline=_mean(hours["baseline"]), yolor=_mean(hours["yolor"]))))
+                                  per_run={arm: mean_sd(hours[arm])[0] if hours[arm] else None for arm in ARMS}))
 
 
 def _ap(results: RunResults | None, metric: str) -> float | None:
@@ -89,7 +89,3 @@ def _ap(results: RunResults | None, metric: str) -> float | None:
     if results is None or results.metrics.get(metric) is None or results.metrics[metric] < 0:
         return None
     return 100 * results.metrics[metric]
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None

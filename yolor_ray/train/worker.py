@@ -58,6 +58,23 @@ class WorkerConfig:
     trackers: tuple[dict, ...] = ()  # rank 0's MMEngine vis backends of --tracker
 
 
+def runner_config(cfg_dict: dict, name: str, work_dir: str) -> TextOnceConfig:
+    """The driver's config of a run (a plain dict) rebuilt in this process for a Runner in
+    ``work_dir`` named ``name``-<random>; checkpoints are left to the caller."""
+    cfg = TextOnceConfig(cfg_dict)
+    if cfg.get("custom_imports"):
+        # Config.fromfile imported them on the driver; a config rebuilt from a dict does not.
+        import_modules_from_strings(**cfg.custom_imports)
+    cfg.work_dir = work_dir
+    # MMEngine keeps its logger, message hub and visualizer per process, by name, and hands
+    # an existing one back: a run after another in the same process (a reused trial actor)
+    # would get the last run's visualizer, writing into that run's deleted work_dir.
+    cfg.experiment_name = f"{name}-{uuid.uuid4().hex[:8]}"
+    if cfg.get("visualizer") is not None:
+        cfg.visualizer.name = cfg.experiment_name
+    return cfg
+
+
 def _fetch_load_from(uri: str, work_dir: str, s3_endpoint: str | None) -> str:
     """``load_from`` through our allow-listed loader (and our own s3:// download)."""
     return TRUSTED_PREFIX + str(fetch_checkpoint(uri, work_dir, s3_endpoint).resolve())
@@ -115,10 +132,7 @@ def _train(config: WorkerConfig, reporter: Reporter, checkpoint, world_rank: int
         torch.cuda.set_device(assigned_device(True, in_train_worker))
     else:
         torch.set_num_threads(config.threads)
-    cfg = TextOnceConfig(config.cfg)
-    if cfg.get("custom_imports"):
-        # Config.fromfile imported them on the driver; a config rebuilt from a dict does not.
-        import_modules_from_strings(**cfg.custom_imports)
+    cfg = runner_config(config.cfg, config.run_name, work_dir)
     topology = gather_topology()
     if spans_nodes(topology):
         # Each node has its own disk: results are gathered through the process group.
@@ -126,13 +140,6 @@ def _train(config: WorkerConfig, reporter: Reporter, checkpoint, world_rank: int
         if changed and world_rank == 0:
             log.info("ranks on %d nodes: %s collect results through the process group",
                      len({r["node_id"] for r in topology}), ", ".join(changed))
-    cfg.work_dir = work_dir
-    # MMEngine keeps its logger, message hub and visualizer per process, by name, and hands
-    # an existing one back: a run after another in the same process (a reused trial actor)
-    # would get the last run's visualizer, writing into that run's deleted work_dir.
-    cfg.experiment_name = f"{config.run_name}-{uuid.uuid4().hex[:8]}"
-    if cfg.get("visualizer") is not None:
-        cfg.visualizer.name = cfg.experiment_name
     # In a TorchTrainer Ray made the process group. One rank (in-process, or a 1-worker
     # TorchTrainer) trains unwrapped: DDP's per-iteration gradient copies into its buckets
     # buy nothing there (bench/ray_overhead).

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import re
 
 from ray import tune
-from ray.tune.schedulers import FIFOScheduler
 
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.errors import UserError
@@ -26,7 +26,7 @@ from yolor_ray.records import Confirmation, LeaderboardEntry, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune.plan import PreparedSweep
-from yolor_ray.tune.trial import actor_resources, train_trial, trial_for
+from yolor_ray.tune.trial import actor_resources, fit_independent_runs, train_trial, trial_for
 
 log = logging.getLogger("yolor_ray")
 BASELINE = "baseline"
@@ -47,12 +47,8 @@ def arm_spec(trial_spec: TrainSpec, variant: dict | None, base_implicit: dict, n
 def confirm_trial(config: dict, trial_spec: TrainSpec, base_implicit: dict, data: CocoFolder | None = None,
                   cheap: bool = True) -> None:
     """Tune's function trainable of one confirmation run (named by its arm and seed)."""
-    arm = config["arm"]
+    arm = config["run"]
     train_trial(arm_spec(trial_spec, arm["variant"], base_implicit, arm["run"], arm["seed"]), data, cheap)
-
-
-def _run_folder(trial) -> str:
-    return trial.config["arm"]["run"]
 
 
 def check_confirmable(plan: PreparedSweep) -> None:
@@ -94,20 +90,15 @@ def run_confirmation(plan: PreparedSweep, ranked: list[LeaderboardEntry], max_co
 
 def _train(plan: PreparedSweep, confirm_spec: TrainSpec, pending: list[dict], max_concurrent: int) -> None:
     storage_path, filesystem = plan.storage.ray_storage()
-    trainable = tune.with_resources(
-        tune.with_parameters(confirm_trial, trial_spec=confirm_spec, base_implicit=plan.base_implicit,
-                             data=plan.data, cheap=plan.in_process),
-        actor_resources(plan.trial_spec, plan.in_process))
     # As the sweep's: Tune's experiment in confirm/, each in-process run's Tune folder its run folder.
-    tuner = tune.Tuner(
-        trainable, param_space={"arm": tune.grid_search(pending)},
-        tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=max_concurrent,
-                                    reuse_actors=plan.in_process,
-                                    **({"trial_dirname_creator": _run_folder} if plan.in_process else {})),
-        run_config=tune.RunConfig(name=CONFIRM_DIR, storage_path=f"{storage_path}/{plan.name}",
-                                  storage_filesystem=filesystem, verbose=1,
-                                  failure_config=tune.FailureConfig(max_failures=plan.trial_spec.max_failures)))
-    errors = [r.error for r in tuner.fit() if r.error is not None]
+    trainable = tune.with_parameters(confirm_trial, trial_spec=confirm_spec, base_implicit=plan.base_implicit,
+                                     data=plan.data, cheap=plan.in_process)
+    results = fit_independent_runs(trainable, pending, operator.itemgetter("run"),
+                                   resources=actor_resources(plan.trial_spec, plan.in_process),
+                                   storage_path=f"{storage_path}/{plan.name}", filesystem=filesystem,
+                                   experiment=CONFIRM_DIR, at_a_time=max_concurrent, cheap=plan.in_process,
+                                   max_failures=plan.trial_spec.max_failures)
+    errors = [r.error for r in results if r.error is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} confirmation run(s) failed: {errors[0]}")
 

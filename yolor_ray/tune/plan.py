@@ -9,6 +9,7 @@ from yolor_ray.storage import Storage
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.spec import SweepSpec
+from yolor_ray.tune.trial import in_process
 
 
 @dataclass(frozen=True)
@@ -43,4 +44,4 @@ class PreparedSweep:
     @property
     def in_process(self) -> bool:
         """Trials train in their Tune actors (1 worker each), not in TorchTrainer runs."""
-        return self.trial_spec.num_workers == 1 and not self.spec.trainer_trials
+        return in_process(self.trial_spec, self.spec.trainer_trials)

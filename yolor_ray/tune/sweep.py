@@ -54,7 +54,7 @@ from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import write_results
 from yolor_ray.train.prepare import describe_run, prepare_run
 from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
-from yolor_ray.train.spec import OptionError
+from yolor_ray.train.spec import OptionError, TrainSpec
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.confirm import check_confirmable, run_confirmation
 from yolor_ray.tune.leaderboard import ranked_entries, write_sweep_results
@@ -232,17 +232,23 @@ def run_sweep(spec: SweepSpec):
 
 
 def _trials_at_a_time(plan: PreparedSweep, local: bool) -> int:
-    """How many trials run side by side on this cluster (a one-line error when not one fits)."""
-    cheap, spec = plan.in_process, plan.spec
-    need = trial_resources(plan.trial_spec, cheap)
-    fixed = local or spec.fixed_cluster
+    return trials_at_a_time(plan.trial_spec, plan.in_process, plan.spec.max_concurrent, plan.spec.fixed_cluster,
+                            local)
+
+
+def trials_at_a_time(trial_spec: TrainSpec, cheap: bool, requested: int | None, fixed_cluster: bool, local: bool,
+                     what: str = "trial") -> int:
+    """How many trials (a sweep's, or a reproduction's runs: ``what``) of ``trial_spec`` run side
+    by side on this cluster; a one-line error when not one fits a cluster that cannot grow."""
+    need = trial_resources(trial_spec, cheap)
+    fixed = local or fixed_cluster
     total, on_head = ray.cluster_resources(), head_cpus()
     fits = concurrency(total, need, head_cpus=None if cheap else on_head)
-    layout = ("its worker, in the trial's own process" if cheap else
-              f"1 CPU on the head for the trial, the rest for its {plan.trial_spec.num_workers} worker(s)")
-    require_fit(fits >= 1, "a trial", f"one trial needs {_describe(need)} ({layout}), but the cluster has "
+    layout = (f"its worker, in the {what}'s own process" if cheap else
+              f"1 CPU on the head for the {what}, the rest for its {trial_spec.num_workers} worker(s)")
+    require_fit(fits >= 1, f"a {what}", f"one {what} needs {_describe(need)} ({layout}), but the cluster has "
                 f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
-    max_concurrent, cut = sweep_concurrency(fits, spec.max_concurrent, fixed)
+    max_concurrent, cut = sweep_concurrency(fits, requested, fixed)
     if cut:
         log.warning(cut)
     return max_concurrent

@@ -8,11 +8,14 @@ callback. Both leave the same run folder, ``runs/TRIAL`` (docs/tune.md).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
+from typing import Callable
 
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import FIFOScheduler
 
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.layout import CHECKPOINT_DIR_PREFIX, CHECKPOINT_FILE, RUN_STATE_FILE
@@ -143,3 +146,23 @@ def train_trial(spec: TrainSpec, data: CocoFolder | None, cheap: bool) -> None:
     run_training(spec, callbacks=(TuneReportCallback(),), data=data,
                  check_nodes=False,  # the sweep's driver checked them for every trial
                  progress=False)  # Tune's own status table is the sweep's progress
+
+
+def fit_independent_runs(trainable, items: list, folder_of: Callable, *, resources: dict, storage_path: str,
+                         filesystem, experiment: str, at_a_time: int, cheap: bool, max_failures: int):
+    """Independent training runs through one Tuner (a confirmation's, a reproduction's): FIFO,
+    no early stopping, every run to its last epoch, ``at_a_time`` side by side. Each trial's
+    config is ``{"run": item}``; an in-process (``cheap``) run's Tune folder is its run folder,
+    ``folder_of(item)``, so Tune's checkpoints land there. Returns Tune's results."""
+    folders = {"trial_dirname_creator": functools.partial(_folder_of_trial, folder_of)} if cheap else {}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources), param_space={"run": tune.grid_search(items)},
+        tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=at_a_time, reuse_actors=cheap,
+                                    **folders),
+        run_config=tune.RunConfig(name=experiment, storage_path=storage_path, storage_filesystem=filesystem,
+                                  verbose=1, failure_config=tune.FailureConfig(max_failures=max_failures)))
+    return tuner.fit()
+
+
+def _folder_of_trial(folder_of: Callable, trial) -> str:
+    return folder_of(trial.config["run"])
