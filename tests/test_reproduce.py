@@ -16,7 +16,7 @@ from yolor_ray.reproduce.summary import RunOutcome, summarize
 from yolor_ray.table import format_reproduction
 from yolor_ray.train.spec import OptionError, TrainSpec
 
-from support.runs import checkpointed, env_with_test_modules, kill_once_checkpointed, yolor_ray
+from support.runs import env_with_test_modules, kill_once_checkpointed, whole_checkpoints, yolor_ray
 
 SMALL = ("--small", "--image-size", 128, "--batch-size", 4, "--samples", 0)
 
@@ -175,11 +175,6 @@ def _settled(folder: Path, quiet_s: float = 3.0, timeout_s: float = 120.0) -> li
     raise AssertionError(f"files under {folder} still changing {timeout_s} s after the kill")
 
 
-def _checkpointed_epoch(run: Path) -> int:
-    """The furthest epoch of a run's stored checkpoints (their run states)."""
-    return max(json.loads(p.read_text())["history"][-1]["epoch"] for p in run.glob("checkpoint_*/run_state.json"))
-
-
 def _reproduction(storage: Path, name: str) -> dict:
     return json.loads((storage / name / "reproduce.json").read_text())
 
@@ -199,10 +194,11 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
     kill_once_checkpointed(args, runs, env=env)
     before = _settled(storage)  # a run's actor outlives the killed driver by a few seconds
     finished = {p.parent.name for p in runs.glob("*/results.json")}
-    interrupted = checkpointed(runs) - finished
+    checkpoint_epochs = whole_checkpoints(runs)
+    interrupted = set(checkpoint_epochs) - finished
     assert interrupted and len(finished) < 8, (finished, interrupted)
     # A run killed after its last epoch's checkpoint but before results.json has nothing left to train.
-    mid_training = {run for run in interrupted if _checkpointed_epoch(runs / run) < 2}
+    mid_training = {run for run in interrupted if checkpoint_epochs[run] < 2}
 
     # Its dry run says where it stands and writes nothing.
     plan = yolor_ray(*args, "--dry-run", env=env)

@@ -65,18 +65,25 @@ def logs_text(run_dir: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in sorted((run_dir / "logs").rglob("*.log")))
 
 
-def checkpointed(runs: Path) -> set[str]:
-    """The runs under ``runs`` with a whole checkpoint (not one whose upload the kill cut short)."""
-    whole = set()
+def whole_checkpoints(runs: Path) -> dict[str, int]:
+    """Run name -> the furthest epoch of its whole checkpoints under ``runs`` (not one whose
+    upload the kill cut short)."""
+    furthest = {}
     for state in runs.glob("*/checkpoint_*/run_state.json"):
         weights = state.parent / "checkpoint.pth"
         try:
-            size = json.loads(state.read_text())["checkpoint_bytes"]
+            record = json.loads(state.read_text())
         except ValueError:  # still being written
             continue
-        if weights.is_file() and weights.stat().st_size == size:
-            whole.add(state.parent.parent.name)
-    return whole
+        if weights.is_file() and weights.stat().st_size == record["checkpoint_bytes"]:
+            run = state.parent.parent.name
+            furthest[run] = max(furthest.get(run, 0), record["history"][-1]["epoch"])
+    return furthest
+
+
+def checkpointed(runs: Path) -> set[str]:
+    """The runs under ``runs`` with a whole checkpoint (not one whose upload the kill cut short)."""
+    return set(whole_checkpoints(runs))
 
 
 def kill_once_checkpointed(args, runs: Path, grace_s: float = 0, env: dict | None = None) -> str:
