@@ -89,3 +89,39 @@ def test_a_run_that_fails_ends_its_tracker_runs_as_failed(tmp_path, monkeypatch)
     wandb_run = offline_run(run_file)
     assert wandb_run["name"] == "failing-run" and wandb_run["exit_code"] == 1
     assert [row["loss"] for row in wandb_run["history"] if "loss" in row] == [1.5]
+
+
+def test_a_stopped_run_is_killed_before_mmengine_ends_it(tmp_path, monkeypatch):
+    """Tune may end a stopped trial's process anywhere in its close: the MLflow run is
+    KILLED already while MMEngine's close logs artifacts and ends it FINISHED, and KILLED
+    again after. Real MLflow (SQLite store) in a real Visualizer."""
+    import mlflow
+    from mmengine.config import Config
+    from mmengine.visualization import MLflowVisBackend, Visualizer
+
+    from yolor_ray.train.trackers import close_unfinished
+
+    monkeypatch.chdir(tmp_path)
+    settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
+    visualizer = Visualizer(name="stopped-run", vis_backends=tracker_backends(("mlflow",), "stopped-run", PARAMS,
+                                                                             settings),
+                            save_dir=str(tmp_path / "vis"))
+    (tmp_path / "work").mkdir()
+    visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
+                                      randomness={})))
+    visualizer.add_scalars({"loss": 1.5}, step=1)
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = mlflow.active_run().info.run_id
+    at_close = []
+    real_close = MLflowVisBackend.close
+
+    def close(backend):
+        at_close.append(client.get_run(run_id).info.status)
+        real_close(backend)
+        at_close.append(client.get_run(run_id).info.status)  # MMEngine's own end
+
+    monkeypatch.setattr(MLflowVisBackend, "close", close)
+    close_unfinished(visualizer, stopped=True)
+    assert at_close == ["KILLED", "FINISHED"]
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.metrics["loss"] == 1.5

@@ -18,14 +18,14 @@ from mmengine.config import Config
 
 from yolor_ray.data.coco import CocoFolder, inspect_coco_folder
 from yolor_ray.errors import UserError
-from yolor_ray.layout import CHECKPOINT_DIR_PREFIX, REPRODUCE_PLAN, RESULTS_FILE, RUN_FILE, RUNS_DIR
+from yolor_ray.layout import REPRODUCE_PLAN, RESULTS_FILE, RUN_FILE, RUNS_DIR
 from yolor_ray.records import ReproduceManifest, RunManifest
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
 from yolor_ray.seed import baseline_config, yolor_config
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 from yolor_ray.train.prepare import PreparedRun, RunExistsError, fingerprint_of, prepare_run, run_config
 from yolor_ray.train.spec import TrainSpec
-from yolor_ray.tune.trial import in_process
+from yolor_ray.tune.trial import in_process, stored_checkpoints
 
 log = logging.getLogger("yolor_ray")
 # The sampler's own seed (MMEngine's DefaultSampler): the data order follows the run's seed
@@ -131,8 +131,7 @@ def prepare_reproduction(spec: ReproduceSpec) -> ReproducePlan:
                 if (row, arm) not in configs:
                     configs[row, arm] = run_config(train, data)  # a bad option fails here, in one line
                 state = _run_state(runs_storage, train, data)
-                checkpointed = state == UNFINISHED and any(folder.startswith(CHECKPOINT_DIR_PREFIX)
-                                                           for folder in runs_storage.list_dirs(train.name))
+                checkpointed = state == UNFINISHED and bool(stored_checkpoints(runs_storage, train.name)[0])
                 run = PlannedRun(row, arm, seed, train, state, checkpointed)
                 if run.state != DONE and (row, arm) not in prepared:
                     prepared[row, arm] = prepare_run(train, data, folder_made=True)

@@ -16,7 +16,7 @@ import importlib.util
 import logging
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from yolor_ray.errors import UserError
 
@@ -129,21 +129,39 @@ def close_unfinished(visualizer, stopped: bool) -> None:
     TensorBoard flushed, tracker runs ended, an MLflow run marked KILLED (``stopped``: the
     sweep's scheduler stopped the trial) or FAILED instead of MMEngine's FINISHED, and a
     failed run's W&B run ended with exit code 1 (W&B's "failed"; a stopped one "finished")."""
-    mlflow_run = None
+    mark_mlflow_run = None
     if visualizer.get_backend("MLflowVisBackend") is not None:
-        import mlflow  # deferred: optional, and imported by the backend already
-
-        mlflow_run = mlflow.active_run()  # None when the backend never started its run
+        mark_mlflow_run = _mlflow_run_marker(STOPPED_STATUS if stopped else FAILED_STATUS)
     if not stopped and visualizer.get_backend("WandbVisBackend") is not None:
-        import wandb  # deferred as mlflow
+        import wandb  # deferred: optional, and imported by the backend already
 
         if wandb.run is not None:
             wandb.run.finish(exit_code=1)  # the backend's close() then finds no run to end
+    if mark_mlflow_run is not None:
+        # Marked before the close as well: a stopped trial's process may be ended at any
+        # moment of it (Tune does not wait for a stopped trial's thread), and MMEngine's
+        # close logs artifacts and then ends the run FINISHED. Only the instant between
+        # that end and the mark after it can leave FINISHED.
+        mark_mlflow_run()
     visualizer.close()
-    if mlflow_run is not None:
-        status = STOPPED_STATUS if stopped else FAILED_STATUS
+    if mark_mlflow_run is not None:
+        mark_mlflow_run()
+
+
+def _mlflow_run_marker(status: str) -> Callable[[], None] | None:
+    """Sets the active MLflow run's status (None: the backend never started its run). The
+    client is made here, once: both marks are then a single write to the store."""
+    import mlflow  # deferred: optional, and imported by the backend already
+
+    run = mlflow.active_run()
+    if run is None:
+        return None
+    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
+
+    def mark() -> None:
         try:
-            mlflow.MlflowClient(mlflow.get_tracking_uri()).set_terminated(mlflow_run.info.run_id, status)
+            client.set_terminated(run.info.run_id, status)
         except Exception as err:  # the store gone: the run's own end matters more than its status
-            log.warning("could not mark MLflow run %s %s: %s: %s", mlflow_run.info.run_id, status,
+            log.warning("could not mark MLflow run %s %s: %s: %s", run.info.run_id, status,
                         type(err).__name__, err)
+    return mark

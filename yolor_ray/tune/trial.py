@@ -84,14 +84,11 @@ class TuneReporter:
         tune.report(metrics, checkpoint=checkpoint)
 
 
-def latest_stored_checkpoint(storage_spec: StorageSpec, name: str) -> str | None:
-    """The whole checkpoint folder of run ``name`` that got furthest (by its run state's
-    epochs), among those Tune persisted (checkpoint_000000, ...); None when there is none.
-    By the run state, not the name: a trial resumed from storage numbers its folders from 0
-    again. A folder whose upload was cut short (a killed trial: its checkpoint file missing
-    or shorter than its run state says) is removed, so what stays is whole or absent."""
-    storage = open_storage(storage_spec)
-    furthest = None
+def stored_checkpoints(storage, name: str) -> tuple[list[tuple[int, str]], list[str]]:
+    """The checkpoint folders Tune persisted for run ``name`` (checkpoint_000000, ...), read
+    only: (epochs run, folder) of each whole one, and the folders whose upload was cut short
+    (a killed trial: the checkpoint file missing or shorter than its run state says)."""
+    whole, partial = [], []
     for folder in storage.list_dirs(name):
         if not folder.startswith(CHECKPOINT_DIR_PREFIX):
             continue
@@ -99,10 +96,26 @@ def latest_stored_checkpoint(storage_spec: StorageSpec, name: str) -> str | None
         state = RunState.from_json(text) if text is not None else None
         size = storage.size(name, folder, CHECKPOINT_FILE)
         if state is None or size is None or state.checkpoint_bytes not in (None, size):
-            log.warning("removing partial checkpoint %s (its upload did not finish)", storage.location(name, folder))
-            storage.delete_tree(name, folder)
-        elif furthest is None or state.epochs_run >= furthest[0]:
-            furthest = (state.epochs_run, folder)
+            partial.append(folder)
+        else:
+            whole.append((state.epochs_run, folder))
+    return whole, partial
+
+
+def latest_stored_checkpoint(storage_spec: StorageSpec, name: str) -> str | None:
+    """The whole checkpoint folder of run ``name`` that got furthest (by its run state's
+    epochs); None when there is none. By the run state, not the name: a trial resumed from
+    storage numbers its folders from 0 again. Partial folders are removed, so what stays is
+    whole or absent."""
+    storage = open_storage(storage_spec)
+    whole, partial = stored_checkpoints(storage, name)
+    for folder in partial:
+        log.warning("removing partial checkpoint %s (its upload did not finish)", storage.location(name, folder))
+        storage.delete_tree(name, folder)
+    furthest = None
+    for epochs, folder in whole:  # among equals the last listed, as Tune numbers them
+        if furthest is None or epochs >= furthest[0]:
+            furthest = (epochs, folder)
     return furthest[1] if furthest else None
 
 
