@@ -27,7 +27,7 @@ def test_backends_from_the_standard_environment(tmp_path, monkeypatch):
     # relative sqlite path made absolute: Ray moves the workers' working directory
     assert mlflow["tracking_uri"] == f"sqlite:///{tmp_path}/mlflow.db"
     assert (mlflow["type"], mlflow["exp_name"], mlflow["run_name"], mlflow["params"]) == (
-        "MLflowVisBackend", "exp", "run-1", PARAMS)
+        "StatusMLflowVisBackend", "exp", "run-1", PARAMS)
     assert wandb["type"] == "WandbVisBackend"
     assert wandb["init_kwargs"] == dict(project="proj", name="run-1", mode="offline", dir=str(tmp_path / "wb"),
                                         config={"yolor_ray": PARAMS}, reinit="finish_previous")
@@ -67,6 +67,7 @@ def test_a_run_that_fails_ends_its_tracker_runs_as_failed(tmp_path, monkeypatch)
     from mmengine.config import Config
     from mmengine.visualization import Visualizer
 
+    import yolor_ray.registrations  # noqa: F401  (the MLflow backend's type)
     from yolor_ray.train.trackers import close_unfinished
 
     from support.wandb_records import offline_run
@@ -91,37 +92,62 @@ def test_a_run_that_fails_ends_its_tracker_runs_as_failed(tmp_path, monkeypatch)
     assert [row["loss"] for row in wandb_run["history"] if "loss" in row] == [1.5]
 
 
-def test_a_stopped_run_is_killed_before_mmengine_ends_it(tmp_path, monkeypatch):
-    """Tune may end a stopped trial's process anywhere in its close: the MLflow run is
-    KILLED already while MMEngine's close logs artifacts and ends it FINISHED, and KILLED
-    again after. Real MLflow (SQLite store) in a real Visualizer."""
+@pytest.mark.parametrize("stopped, status", [(True, "KILLED"), (False, "FAILED")])
+def test_an_unfinished_run_is_never_finished_even_for_a_moment(tmp_path, monkeypatch, stopped, status):
+    """Tune may end a stopped trial's process anywhere in its close, so the one write that
+    ends the MLflow run writes its status: MMEngine's close ends it KILLED (or FAILED), never
+    FINISHED first, and still logs the log folder's artifacts. Every status MLflow writes is
+    recorded. Real MLflow (SQLite store) in a real Visualizer."""
     import mlflow
     from mmengine.config import Config
-    from mmengine.visualization import MLflowVisBackend, Visualizer
+    from mmengine.visualization import Visualizer
 
+    import yolor_ray.registrations  # noqa: F401  (the backend's type)
     from yolor_ray.train.trackers import close_unfinished
+
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root, ./mlruns
+    settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
+    visualizer = Visualizer(name="early-run", vis_backends=tracker_backends(("mlflow",), "early-run", PARAMS,
+                                                                           settings),
+                            save_dir=str(tmp_path / "vis"))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "run.log").write_text("epoch 1\n")
+    visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
+                                      randomness={})))
+    visualizer.add_scalars({"loss": 1.5}, step=1)
+    run_id = mlflow.active_run().info.run_id
+    written = []
+    real_set_terminated = mlflow.MlflowClient.set_terminated
+
+    def set_terminated(client, run, status=None, *args, **kwargs):
+        written.append(status)
+        return real_set_terminated(client, run, status, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", set_terminated)
+    close_unfinished(visualizer, stopped=stopped)
+    assert written == [status] and mlflow.active_run() is None
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(run_id)
+    assert run.info.status == status and run.data.metrics["loss"] == 1.5
+    assert "run.log" in [a.path for a in client.list_artifacts(run_id)]  # MMEngine's close logged it
+
+
+def test_a_finished_run_ends_as_mmengine_ends_it(tmp_path, monkeypatch):
+    """Our backend changes nothing for a run that trained all its epochs: FINISHED."""
+    import mlflow
+    from mmengine.config import Config
+    from mmengine.visualization import Visualizer
+
+    import yolor_ray.registrations  # noqa: F401
 
     monkeypatch.chdir(tmp_path)
     settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
-    visualizer = Visualizer(name="stopped-run", vis_backends=tracker_backends(("mlflow",), "stopped-run", PARAMS,
-                                                                             settings),
+    visualizer = Visualizer(name="whole-run", vis_backends=tracker_backends(("mlflow",), "whole-run", PARAMS,
+                                                                           settings),
                             save_dir=str(tmp_path / "vis"))
     (tmp_path / "work").mkdir()
     visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
                                       randomness={})))
-    visualizer.add_scalars({"loss": 1.5}, step=1)
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     run_id = mlflow.active_run().info.run_id
-    at_close = []
-    real_close = MLflowVisBackend.close
-
-    def close(backend):
-        at_close.append(client.get_run(run_id).info.status)
-        real_close(backend)
-        at_close.append(client.get_run(run_id).info.status)  # MMEngine's own end
-
-    monkeypatch.setattr(MLflowVisBackend, "close", close)
-    close_unfinished(visualizer, stopped=True)
-    assert at_close == ["KILLED", "FINISHED"]
-    run = client.get_run(run_id)
-    assert run.info.status == "KILLED" and run.data.metrics["loss"] == 1.5
+    visualizer.close()  # as MMEngine's after_run does
+    assert mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status == "FINISHED"

@@ -9,13 +9,14 @@ can build the types below (and mmcv's ops without a bf16 kernel fall back to flo
 Importing ``yolor_ray`` itself registers nothing.
 """
 from mmdet.registry import MODELS, TRANSFORMS
-from mmengine.registry import HOOKS, MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+from mmengine.registry import HOOKS, MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, VISBACKENDS
 from mmengine.runner import CheckpointLoader
 
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, load_trusted_checkpoint
 from yolor_ray.engine.ddp import CPUFriendlyDDP
 from yolor_ray.engine.hooks import StorageLogHook
 from yolor_ray.engine.low_precision import install_fp32_fallback
+from yolor_ray.engine.mlflow_run import StatusMLflowVisBackend
 from yolor_ray.engine.optim import BF16OptimWrapper, YOLOROptimWrapperConstructor
 from yolor_ray.engine.transforms import LoadImageOrSkip
 from yolor_ray.implicit import YOLOR_TYPE, build_yolor
@@ -27,6 +28,7 @@ REGISTERED = (
     (OPTIM_WRAPPERS, "BF16OptimWrapper", BF16OptimWrapper),
     (TRANSFORMS, "LoadImageOrSkip", LoadImageOrSkip),
     (HOOKS, "StorageLogHook", StorageLogHook),
+    (VISBACKENDS, "StatusMLflowVisBackend", StatusMLflowVisBackend),  # --tracker mlflow
 )
 
 for registry, name, module in REGISTERED:

@@ -46,7 +46,7 @@ from yolor_ray.records import RunManifest
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 from yolor_ray.train import warm_start
 from yolor_ray.train.spec import TrainSpec
-from yolor_ray.train.trackers import prepare_mlflow_experiment, tracker_backends, tracker_params
+from yolor_ray.train.trackers import MLFLOW_BACKEND, prepare_mlflow_experiment, tracker_backends, tracker_params
 
 log = logging.getLogger("yolor_ray")
 
@@ -199,7 +199,7 @@ def prepare_trackers(spec: TrainSpec, cfg: Config, name: str) -> tuple:
                             spec.num_workers, cfg.train_cfg.max_epochs, cfg.train_dataloader.batch_size)
     backends = tuple(tracker_backends(spec.trackers, name, params, spec.tracker_env))
     for backend in backends:
-        if backend["type"] == "MLflowVisBackend":
+        if backend["type"] == MLFLOW_BACKEND:
             prepare_mlflow_experiment(backend["tracking_uri"], backend["exp_name"])
     return backends
 

@@ -1,5 +1,6 @@
 """Experiment trackers beside TensorBoard (``--tracker mlflow|wandb``): MMEngine's
-MLflowVisBackend and WandbVisBackend, configured on the driver from the trackers' standard
+MLflowVisBackend (as ``engine.mlflow_run.StatusMLflowVisBackend``, whose run can end KILLED or
+FAILED) and WandbVisBackend, configured on the driver from the trackers' standard
 environment variables and passed to rank 0's visualizer explicitly.
 
 MLflow: ``MLFLOW_TRACKING_URI`` (required: MMEngine's backend would default to a ``file://``
@@ -13,16 +14,15 @@ as parameters (:func:`tracker_params`).
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
+from yolor_ray.engine.mlflow_run import StatusMLflowVisBackend
 from yolor_ray.errors import UserError
 
-log = logging.getLogger("yolor_ray")
-
 PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}
+MLFLOW_BACKEND = StatusMLflowVisBackend.__name__  # registered under its class name (yolor_ray.registrations)
 DEFAULT_PROJECT = "yolor-ray"
 WANDB_PARAMS_KEY = "yolor_ray"  # W&B's config: our parameters under this key, MMEngine's config beside it
 # Config keys MLflow records as parameters beside ours (the whole config would be
@@ -77,7 +77,7 @@ def tracker_backends(trackers: tuple[str, ...], run_name: str, params: dict[str,
     backends = []
     for tracker in trackers:
         if tracker == "mlflow":
-            backends.append(dict(type="MLflowVisBackend", tracking_uri=mlflow_tracking_uri(env),
+            backends.append(dict(type=MLFLOW_BACKEND, tracking_uri=mlflow_tracking_uri(env),
                                  exp_name=env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_PROJECT, run_name=run_name,
                                  params=params, tracked_config_keys=MLFLOW_CONFIG_KEYS))
         elif tracker == "wandb":
@@ -126,42 +126,15 @@ STOPPED_STATUS, FAILED_STATUS = "KILLED", "FAILED"
 
 def close_unfinished(visualizer, stopped: bool) -> None:
     """Closes the visualizer of a run that ends early (MMEngine's after_run never comes):
-    TensorBoard flushed, tracker runs ended, an MLflow run marked KILLED (``stopped``: the
+    TensorBoard flushed, tracker runs ended, an MLflow run ended KILLED (``stopped``: the
     sweep's scheduler stopped the trial) or FAILED instead of MMEngine's FINISHED, and a
     failed run's W&B run ended with exit code 1 (W&B's "failed"; a stopped one "finished")."""
-    mark_mlflow_run = None
-    if visualizer.get_backend("MLflowVisBackend") is not None:
-        mark_mlflow_run = _mlflow_run_marker(STOPPED_STATUS if stopped else FAILED_STATUS)
+    mlflow_backend = visualizer.get_backend(MLFLOW_BACKEND)
+    if mlflow_backend is not None:
+        mlflow_backend.end_status = STOPPED_STATUS if stopped else FAILED_STATUS
     if not stopped and visualizer.get_backend("WandbVisBackend") is not None:
         import wandb  # deferred: optional, and imported by the backend already
 
         if wandb.run is not None:
             wandb.run.finish(exit_code=1)  # the backend's close() then finds no run to end
-    if mark_mlflow_run is not None:
-        # Marked before the close as well: a stopped trial's process may be ended at any
-        # moment of it (Tune does not wait for a stopped trial's thread), and MMEngine's
-        # close logs artifacts and then ends the run FINISHED. Only the instant between
-        # that end and the mark after it can leave FINISHED.
-        mark_mlflow_run()
     visualizer.close()
-    if mark_mlflow_run is not None:
-        mark_mlflow_run()
-
-
-def _mlflow_run_marker(status: str) -> Callable[[], None] | None:
-    """Sets the active MLflow run's status (None: the backend never started its run). The
-    client is made here, once: both marks are then a single write to the store."""
-    import mlflow  # deferred: optional, and imported by the backend already
-
-    run = mlflow.active_run()
-    if run is None:
-        return None
-    client = mlflow.MlflowClient(mlflow.get_tracking_uri())
-
-    def mark() -> None:
-        try:
-            client.set_terminated(run.info.run_id, status)
-        except Exception as err:  # the store gone: the run's own end matters more than its status
-            log.warning("could not mark MLflow run %s %s: %s: %s", run.info.run_id, status,
-                        type(err).__name__, err)
-    return mark
