@@ -59,7 +59,7 @@ class Target:
             torch.cuda.synchronize()
 
 
-REHEARSAL = Target(device="cpu", image=(128, 128), dtypes=("fp32", "bf16"), batches=(4, 2), result="gpu_rehearsal",
+REHEARSAL = Target(device="cpu", image=(64, 64), dtypes=("fp32", "bf16"), batches=(2, 1), result="gpu_rehearsal",
                    folder=WORK)
 COCO_1X_IMAGES = 12 * 117_266  # 12 epochs of train2017's images with a box (mmdet's filter_empty_gt)
 STEP_GOAL, ATSS_GOAL = 1.02, 130.0

@@ -66,13 +66,15 @@ def test_gpu_bench_runs_its_every_step_on_a_cpu_in_rehearsal(tmp_path):
     import json
 
     from bench.common import WORK
+    from bench.gpu import REHEARSAL
 
     proc = subprocess.run([sys.executable, "-m", "bench.gpu", "--cpu-rehearsal", "--rows", "atss", "--no-ray",
                            "--steps", "1", "--repeats", "1"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((WORK / "gpu_rehearsal.json").read_text())
     atss = result["rows"]["atss"]
-    assert set(atss["cells"]) == {"fp32@4", "bf16@4", "fp32@2", "bf16@2"}
+    assert REHEARSAL.dtypes == ("fp32", "bf16") and len(REHEARSAL.batches) == 2  # a big and a small batch
+    assert set(atss["cells"]) == {f"{dtype}@{size}" for dtype in REHEARSAL.dtypes for size in REHEARSAL.batches}
     for key, cell in atss["cells"].items():
         assert "error" not in cell, (key, cell)
         learned, total = map(int, cell["implicit_learned"].split("/"))
