@@ -12,6 +12,22 @@ from support.runs import yolor_ray
 PARAMS = tracker_params({"placements": ["fpn", "pred"], "modeling": "vector"}, 0.01, "ATSS", "atss.py", 2, 12, 4)
 
 
+def _visualizer(tmp_path, trackers: tuple[str, ...], run_name: str, env: dict):
+    """A real Visualizer with the trackers' backends and a config added, as the Runner makes
+    it on rank 0 (a run's log folder: ``tmp_path/work``)."""
+    from mmengine.config import Config
+    from mmengine.visualization import Visualizer
+
+    import yolor_ray.registrations  # noqa: F401  (the MLflow backend's type)
+
+    backends = tracker_backends(trackers, run_name, PARAMS, tracker_settings(env))
+    visualizer = Visualizer(name=run_name, vis_backends=backends, save_dir=str(tmp_path / "vis"))
+    (tmp_path / "work").mkdir()
+    visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
+                                      randomness={})))
+    return visualizer
+
+
 def test_params_flatten_the_variant():
     assert PARAMS["implicit.placements"] == "fpn+pred" and PARAMS["implicit.modeling"] == "vector"
     assert PARAMS["lr"] == "0.01" and PARAMS["yolor"] == "True" and PARAMS["num_workers"] == "2"
@@ -64,22 +80,15 @@ def test_a_run_that_fails_ends_its_tracker_runs_as_failed(tmp_path, monkeypatch)
     after a failure, the MLflow run is FAILED and the W&B run exits with 1, with what they
     logged, not MMEngine's FINISHED and exit code 0."""
     import mlflow
-    from mmengine.config import Config
-    from mmengine.visualization import Visualizer
 
-    import yolor_ray.registrations  # noqa: F401  (the MLflow backend's type)
     from yolor_ray.train.trackers import close_unfinished
 
     from support.wandb_records import offline_run
 
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root, ./mlruns
-    settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db", WANDB_MODE="offline",
-                                     WANDB_DIR=str(tmp_path / "wandb")))
-    backends = tracker_backends(("mlflow", "wandb"), "failing-run", PARAMS, settings)
-    visualizer = Visualizer(name="failing-run", vis_backends=backends, save_dir=str(tmp_path / "vis"))
-    (tmp_path / "work").mkdir()
-    visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
-                                      randomness={})))  # as the Runner does
+    visualizer = _visualizer(tmp_path, ("mlflow", "wandb"), "failing-run",
+                             dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db", WANDB_MODE="offline",
+                                  WANDB_DIR=str(tmp_path / "wandb")))
     visualizer.add_scalars({"loss": 1.5}, step=1)
     close_unfinished(visualizer, stopped=False)
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -99,21 +108,12 @@ def test_an_unfinished_run_is_never_finished_even_for_a_moment(tmp_path, monkeyp
     FINISHED first, and still logs the log folder's artifacts. Every status MLflow writes is
     recorded. Real MLflow (SQLite store) in a real Visualizer."""
     import mlflow
-    from mmengine.config import Config
-    from mmengine.visualization import Visualizer
 
-    import yolor_ray.registrations  # noqa: F401  (the backend's type)
     from yolor_ray.train.trackers import close_unfinished
 
     monkeypatch.chdir(tmp_path)  # MLflow's default artifact root, ./mlruns
-    settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
-    visualizer = Visualizer(name="early-run", vis_backends=tracker_backends(("mlflow",), "early-run", PARAMS,
-                                                                           settings),
-                            save_dir=str(tmp_path / "vis"))
-    (tmp_path / "work").mkdir()
+    visualizer = _visualizer(tmp_path, ("mlflow",), "early-run", dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
     (tmp_path / "work" / "run.log").write_text("epoch 1\n")
-    visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
-                                      randomness={})))
     visualizer.add_scalars({"loss": 1.5}, step=1)
     run_id = mlflow.active_run().info.run_id
     written = []
@@ -135,19 +135,9 @@ def test_an_unfinished_run_is_never_finished_even_for_a_moment(tmp_path, monkeyp
 def test_a_finished_run_ends_as_mmengine_ends_it(tmp_path, monkeypatch):
     """Our backend changes nothing for a run that trained all its epochs: FINISHED."""
     import mlflow
-    from mmengine.config import Config
-    from mmengine.visualization import Visualizer
-
-    import yolor_ray.registrations  # noqa: F401
 
     monkeypatch.chdir(tmp_path)
-    settings = tracker_settings(dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
-    visualizer = Visualizer(name="whole-run", vis_backends=tracker_backends(("mlflow",), "whole-run", PARAMS,
-                                                                           settings),
-                            save_dir=str(tmp_path / "vis"))
-    (tmp_path / "work").mkdir()
-    visualizer.add_config(Config(dict(work_dir=str(tmp_path / "work"), train_cfg={}, auto_scale_lr={},
-                                      randomness={})))
+    visualizer = _visualizer(tmp_path, ("mlflow",), "whole-run", dict(MLFLOW_TRACKING_URI="sqlite:///mlflow.db"))
     run_id = mlflow.active_run().info.run_id
     visualizer.close()  # as MMEngine's after_run does
     assert mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status == "FINISHED"
