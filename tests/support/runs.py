@@ -86,6 +86,14 @@ def checkpointed(runs: Path) -> set[str]:
     return set(whole_checkpoints(runs))
 
 
+def tune_trial_statuses(runs: Path) -> dict[str, str]:
+    """Each trial's status in Tune's newest experiment snapshot under ``runs`` (what a resumed
+    sweep restores: a TERMINATED trial is not trained again), read from Tune's own file."""
+    newest = max(runs.glob("experiment_state-*.json"))  # named by the time it was started
+    trials = (json.loads(entry[0]) for entry in json.loads(newest.read_text())["trial_data"])
+    return {trial["trial_id"]: trial["status"] for trial in trials}
+
+
 def kill_once_checkpointed(args, runs: Path, grace_s: float = 0, env: dict | None = None) -> str:
     """Runs the CLI until a run under ``runs`` has a whole checkpoint, then kills it (the
     driver and the local Ray it started) ``grace_s`` later; returns what it printed."""
