@@ -11,7 +11,8 @@ from types import ModuleType
 
 from mmengine.visualization import MLflowVisBackend
 
-FINISHED = "FINISHED"
+# MLflow's run statuses: a whole run, one the sweep's scheduler stopped, one that failed.
+FINISHED, KILLED, FAILED = "FINISHED", "KILLED", "FAILED"
 
 
 class StatusMLflowVisBackend(MLflowVisBackend):

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from yolor_ray.engine.mlflow_run import StatusMLflowVisBackend
+from yolor_ray.engine.mlflow_run import FAILED, KILLED, StatusMLflowVisBackend
 from yolor_ray.errors import UserError
 
 PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}
@@ -120,10 +120,6 @@ def prepare_mlflow_experiment(uri: str, experiment: str) -> None:
                            f"{str(err).splitlines()[0] if str(err) else ''}") from None
 
 
-# MLflow's status of a run that ended before its last epoch.
-STOPPED_STATUS, FAILED_STATUS = "KILLED", "FAILED"
-
-
 def close_unfinished(visualizer, stopped: bool) -> None:
     """Closes the visualizer of a run that ends early (MMEngine's after_run never comes):
     TensorBoard flushed, tracker runs ended, an MLflow run ended KILLED (``stopped``: the
@@ -131,7 +127,7 @@ def close_unfinished(visualizer, stopped: bool) -> None:
     failed run's W&B run ended with exit code 1 (W&B's "failed"; a stopped one "finished")."""
     mlflow_backend = visualizer.get_backend(MLFLOW_BACKEND)
     if mlflow_backend is not None:
-        mlflow_backend.end_status = STOPPED_STATUS if stopped else FAILED_STATUS
+        mlflow_backend.end_status = KILLED if stopped else FAILED
     if not stopped and visualizer.get_backend("WandbVisBackend") is not None:
         import wandb  # deferred: optional, and imported by the backend already
 
