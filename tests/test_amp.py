@@ -3,6 +3,8 @@ mmcv's ops without a bf16 kernel run in float32 (engine.low_precision); every se
 config trains and validates (--small) with MMEngine's Runner, as a Ray worker would."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -22,12 +24,15 @@ def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp
     from yolor_ray.train.spec import TrainSpec
 
     run = prepare_run(TrainSpec(config=yolor_config(row), data_root=shapes_dir, small=True, image_size=64, epochs=1,
-                                batch_size=4, amp="bf16", storage=str(tmp_path / "results")))
+                                batch_size=2, amp="bf16", storage=str(tmp_path / "results")))
     cfg = run.cfg
     assert cfg.optim_wrapper.type == "BF16OptimWrapper"
     cfg.work_dir = str(tmp_path / "work")
     cfg.default_hooks.checkpoint = None
-    cfg.train_dataloader.dataset.indices = 8  # two iterations are enough to see autocast at work
+    # Two iterations at the seed's 2 images per GPU: the first finds which mmcv ops need float32,
+    # the second takes that path directly. (A bf16 step is about 10x a float32 one on a CPU
+    # without AVX512, so the batch is what this test's time is.)
+    cfg.train_dataloader.dataset.indices = 4
     cfg.visualizer = dict(type="Visualizer", vis_backends=[])
     runner = Runner.from_cfg(TextOnceConfig(cfg.to_dict()))  # the config's text formatted once, as workers do
     seen = {}
@@ -47,6 +52,33 @@ def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp
     after = dict(runner.model.named_parameters())
     learned = [n for n, p in start.items() if not torch.equal(p, after[n].detach())]
     assert any(is_implicit_key(n) for n in learned) and any(not is_implicit_key(n) for n in learned)
+
+
+def test_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch):
+    from yolor_ray.engine import optim
+
+    logged = []
+    monkeypatch.setattr(optim, "print_log", lambda message, **kwargs: logged.append((message, kwargs["level"])))
+    model = torch.nn.Linear(4, 4)
+    for fast in (True, False):
+        monkeypatch.setattr(optim, "_warned_emulated_bf16", False)
+        monkeypatch.setattr(optim, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        wrapper = optim.BF16OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+        for _ in range(3):
+            with wrapper.optim_context(model):
+                model(torch.randn(2, 4))
+        if fast:
+            assert logged == []
+    assert len(logged) == 1 and "emulated" in logged[0][0] and logged[0][1] == logging.WARNING
+
+
+def test_the_bf16_probe_agrees_with_the_cpu_flags():
+    """torch's own check, against /proc/cpuinfo: oneDNN has fast bf16 kernels from AVX512
+    (BW, VL, DQ) on; on AVX2 alone it emulates them."""
+    from yolor_ray.engine.optim import cpu_has_fast_bf16
+
+    flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":")[1].split())
+    assert cpu_has_fast_bf16() == ({"avx512bw", "avx512vl", "avx512dq"} <= flags)
 
 
 def test_strided_conv_on_a_width_1_map_gets_the_fp32_gradient_under_bf16():

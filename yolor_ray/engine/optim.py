@@ -54,6 +54,7 @@ class BF16OptimWrapper(OptimWrapper):
         device = next(model.parameters()).device.type
         if device == "cpu":
             pad_strided_convs_on_width_1_inputs(model)
+            warn_once_if_bf16_is_emulated()
         with super().optim_context(model), torch.autocast(device_type=device, dtype=torch.bfloat16):
             yield
 
@@ -68,6 +69,27 @@ class BF16OptimWrapper(OptimWrapper):
             self.optimizer.zero_grad()
             return
         super().step(**kwargs)
+
+
+_warned_emulated_bf16 = False
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has fast bf16 kernels here (AVX512 or AMX, torch's own check). On AVX2
+    alone it emulates bf16: a small Faster R-CNN's step measured 10.8x slower in bf16 than
+    in float32 (docs/training.md)."""
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return True if probe is None else bool(probe())  # unknown: no warning rather than a false one
+
+
+def warn_once_if_bf16_is_emulated() -> None:
+    global _warned_emulated_bf16
+    if _warned_emulated_bf16 or cpu_has_fast_bf16():
+        return
+    _warned_emulated_bf16 = True
+    print_log(f"bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}, no AVX512 or AMX) is emulated and "
+              "several times slower than float32 (docs/training.md): train without --amp on CPUs of this kind",
+              logger="current", level=logging.WARNING)
 
 
 _PADDED = "_yolor_pads_width_1_inputs"
