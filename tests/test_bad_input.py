@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from support.paths import ATSS
+from support.paths import ATSS, YOLOR_ATSS
 from support.runs import yolor_ray
 
 
@@ -110,6 +110,18 @@ def test_fuse_of_a_pickle_with_a_foreign_object(tmp_path):
     torch.save(dict(state_dict={}, meta=dict(when=__import__("datetime").date(2024, 1, 1))), tmp_path / "foreign.pth")
     proc = yolor_ray("fuse", tmp_path / "foreign.pth", tmp_path / "out")
     _fails_cleanly(proc, tmp_path / "out", "foreign.pth' holds datetime.date, which yolor-ray does not unpickle")
+
+
+@pytest.mark.subprocess
+def test_fuse_with_a_config_the_checkpoint_does_not_fit(tmp_path):
+    """--config names the full-size YOLOR ATSS; the checkpoint is a --small one (ResNet-18)."""
+    import torch
+
+    from support.implicit import build, small_cfg
+
+    torch.save(dict(state_dict=build(small_cfg("atss")).state_dict()), tmp_path / "small.pth")
+    proc = yolor_ray("fuse", tmp_path / "small.pth", tmp_path / "out", "--config", YOLOR_ATSS)
+    _fails_cleanly(proc, tmp_path / "out", "checkpoint does not fit ATSS: shapes differ for backbone.")
 
 
 @pytest.mark.subprocess
