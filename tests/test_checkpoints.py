@@ -70,6 +70,28 @@ def test_load_from_that_does_not_fit_the_model_is_refused(mmdet_checkpoint, shap
     assert not (tmp_path / "r").exists()
 
 
+def test_load_from_a_url_or_a_missing_s3_key_is_refused_before_ray(shapes_dir, tmp_path, bucket, s3_endpoint):
+    """mmdet's configs often name a model-zoo URL in load_from: refused (its loader would
+    bypass the allow-list), as is an s3 key that is not there, in one line each."""
+    from yolor_ray.engine.checkpoint import CheckpointError
+    from yolor_ray.train.prepare import prepare_run
+    from yolor_ray.train.spec import TrainSpec
+
+    def prepare(load_from):
+        return prepare_run(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64,
+                                     storage=str(tmp_path / "r"), load_from=load_from, s3_endpoint=s3_endpoint))
+
+    url = "https://download.openmmlab.com/mmdetection/v2.0/atss/atss_r50_fpn_1x_coco.pth"
+    with pytest.raises(CheckpointError, match=r"only a local path or s3://bucket/key is supported \(download other"):
+        prepare(url)
+    name, _ = bucket
+    with pytest.raises(CheckpointError) as raised:
+        prepare(f"s3://{name}/baselines/nope.pth")
+    assert str(raised.value).startswith(f"cannot download checkpoint 's3://{name}/baselines/nope.pth' from "
+                                        f"{s3_endpoint}: ") and "404" in str(raised.value)
+    assert not (tmp_path / "r").exists()
+
+
 class _RunsACommand:
     def __init__(self, marker: Path):
         self.marker = marker

@@ -173,3 +173,62 @@ def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypa
     run = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
     assert parsed == ["train", "val"] and run.data is plan.data
     assert not (tmp_path / "results").exists()  # nothing written
+
+
+def test_make_shapes_command_writes_what_it_was_asked(tmp_path, capsys):
+    from PIL import Image
+
+    from yolor_ray.cli import main
+
+    rc = main(["make-shapes", str(tmp_path / "shapes"), "--images", "6", "--val-images", "3", "--size", "80",
+               "--seed", "5"])
+    assert rc == 0 and "wrote 6 train + 3 val images (80px, seed 5)" in capsys.readouterr().out
+    train, val = (inspect_coco_split(tmp_path / "shapes", split) for split in ("train", "val"))
+    assert (train.num_images, val.num_images) == (6, 3) and train.classes == CLASSES
+    assert {Image.open(p).size for p in (tmp_path / "shapes" / "val").iterdir()} == {(80, 80)}
+    assert _digest(tmp_path / "shapes") == _digest(make_shapes(tmp_path / "same", ShapesSpec(6, 3, seed=5,
+                                                                                            image_size=80)))
+
+
+def _user_config(path, data_root, val_ann="annotations/instances_val.json"):
+    """A user's config with its own dataset (MMDetection's way: data_root, metainfo, ann_file)."""
+    from support.paths import YOLOR_ATSS
+
+    path.write_text(f"""_base_ = {str(YOLOR_ATSS)!r}
+data_root = {str(data_root) + '/'!r}
+metainfo = dict(classes={CLASSES!r})
+train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo,
+                                     ann_file='annotations/instances_train.json', data_prefix=dict(img='train/')))
+val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo, ann_file={val_ann!r},
+                                   data_prefix=dict(img='val/')))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + {val_ann!r})
+test_evaluator = val_evaluator
+model = dict(bbox_head=dict(num_classes={len(CLASSES)}))
+""")
+    return path
+
+
+def test_a_config_with_its_own_dataset_trains_it_without_data(tmp_path, shapes_dir):
+    """No --data: the config's dataset is what trains, its annotation files checked up front."""
+    import copy
+
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    from yolor_ray.train.prepare import prepare_run
+    from yolor_ray.train.spec import TrainSpec
+
+    run = prepare_run(TrainSpec(config=_user_config(tmp_path / "mine.py", shapes_dir), small=True, image_size=64,
+                                epochs=1, storage=str(tmp_path / "results")))
+    assert run.data is None and run.classes == CLASSES
+    init_default_scope("mmdet")
+    for name, count in (("train_dataloader", 16), ("val_dataloader", 8)):  # shapes_dir's splits
+        dataset = DATASETS.build(copy.deepcopy(run.cfg[name].dataset.to_dict()))
+        assert len(dataset) == count and dataset.metainfo["classes"] == CLASSES
+
+    with pytest.raises(DatasetError, match=r"val_dataloader's annotation file .*instances_nope.json' not found; "
+                                           r"pass --data DIR"):
+        prepare_run(TrainSpec(config=_user_config(tmp_path / "bad.py", shapes_dir, "annotations/instances_nope.json"),
+                              small=True, image_size=64, storage=str(tmp_path / "results")))
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

@@ -80,3 +80,17 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(capsys):
     assert capsys.readouterr().err == "yolor-ray: error: config file 'x.py' not found\n"
     with pytest.raises(ValueError, match="internal invariant"):
         run_guarded(our_bug, None)
+
+
+def test_table_skips_a_results_file_it_cannot_read_and_says_so(tmp_path, caplog):
+    from yolor_ray.table import load_records
+
+    for name, text in (("old-run", json.dumps(UNVERSIONED_RESULTS)), ("cut-short", '{"name": "r", "met'),
+                       ("fields-missing", json.dumps(dict(metrics={}, model="ATSS")))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(text)
+    with caplog.at_level("WARNING", logger="yolor_ray"):
+        records = load_records(str(tmp_path))
+    assert [r.path for r in records] == ["old-run"]
+    assert "skipped cut-short/results.json: not a run's results (JSONDecodeError" in caplog.text
+    assert "skipped fields-missing/results.json: not a run's results (TypeError" in caplog.text

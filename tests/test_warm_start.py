@@ -90,16 +90,25 @@ def test_train_implicit_freezes_everything_else():
     ("other", "--from {path} is not a baseline of this YOLOR: 2 key(s) beyond the implicit ones differ "
               "(bbox_head.atss_cls.weight, bbox_head.atss_cls.weight_renamed)"),
     ("no-from", "--train implicit fine-tunes a warm start: pass --from BASELINE"),
+    ("not-a-run", "--from {path} is neither a finished run (no results.json) nor a checkpoint file"),
+    ("no-checkpoint", "--from {path}: its results.json names no checkpoint"),
+    ("bad-results", "--from {path}: its results.json is not a run's results (JSONDecodeError: Expecting value: "
+                    "line 1 column 1 (char 0))"),
+    ("bucket-only", "--from {path}: expected a run folder or a checkpoint file"),
 ])
 def test_bad_baselines_are_refused_before_ray(baseline_weights, shapes_dir, tmp_path, case, message):
     from yolor_ray.errors import UserError
     from yolor_ray.train.prepare import prepare_run
 
-    path = {"missing": tmp_path / "nothing", "unfinished": tmp_path / "unfinished",
-            "other": baseline_weights[1], "no-from": None}[case]
-    if case == "unfinished":
+    path = {"missing": tmp_path / "nothing", "other": baseline_weights[1], "no-from": None,
+            "bucket-only": "s3://bucket"}.get(case, tmp_path / case)
+    if case in ("unfinished", "not-a-run", "no-checkpoint", "bad-results"):
         path.mkdir()
-        (path / "run.json").write_text("{}")
+        file, text = {"unfinished": ("run.json", "{}"), "not-a-run": ("notes.txt", "hello"),
+                      "no-checkpoint": ("results.json", json.dumps(dict(name="r", location=str(path), config="c.py",
+                                                                         model="ATSS", metrics={}, history=[]))),
+                      "bad-results": ("results.json", "")}[case]
+        (path / file).write_text(text)
     with pytest.raises(UserError) as raised:
         prepare_run(_spec(shapes_dir, tmp_path, train_params="implicit",
                           from_baseline=None if path is None else str(path)))

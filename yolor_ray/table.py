@@ -10,6 +10,7 @@ trained for fewer epochs than their group and are left out (and counted).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from yolor_ray import paths
 from yolor_ray.layout import CONFIRMATION_FILE, REPRODUCTION_FILE, RESULTS_FILE
 from yolor_ray.records import Confirmation, Reproduction, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
+
+log = logging.getLogger("yolor_ray")
 
 # mmdet's model types as the seed's table names them, in its row order.
 MODEL_NAMES = {"FasterRCNN": "Faster R-CNN", "MaskRCNN": "Mask R-CNN", "SparseRCNN": "Sparse R-CNN",
@@ -61,9 +64,13 @@ def load_records(path: str, s3_endpoint: str | None = None) -> list[StoredRun]:
                            hint="expected a results folder, a run or a sweep")
     found = []
     for parts in storage.find(RESULTS_FILE):
-        raw = json.loads(storage.read_text(*parts, RESULTS_FILE))
-        if isinstance(raw, dict) and "metrics" in raw and "model" in raw:  # not some other tool's results.json
-            found.append(StoredRun("/".join(parts) or ".", RunResults.from_dict(raw)))
+        where = "/".join(parts) or "."
+        try:
+            raw = json.loads(storage.read_text(*parts, RESULTS_FILE))
+            if isinstance(raw, dict) and "metrics" in raw and "model" in raw:  # not some other tool's results.json
+                found.append(StoredRun(where, RunResults.from_dict(raw)))
+        except (ValueError, TypeError) as err:  # one unreadable file does not hide the other runs
+            log.warning("skipped %s/%s: not a run's results (%s: %s)", where, RESULTS_FILE, type(err).__name__, err)
     return found
 
 

@@ -57,7 +57,11 @@ def baseline_checkpoint(uri: str, s3_endpoint: str | None) -> str:
         if storage.exists(path.name):
             raise BaselineError(f"--from {uri!r} is neither a finished run (no {RESULTS_FILE}) nor a checkpoint file")
         raise BaselineError(f"--from {uri!r}: no such run folder or checkpoint file")
-    record = RunResults.from_json(text)
+    try:
+        record = RunResults.from_json(text)
+    except (ValueError, TypeError) as err:  # not JSON, or not our fields
+        raise BaselineError(f"--from {uri!r}: its {RESULTS_FILE} is not a run's results "
+                            f"({type(err).__name__}: {err})") from None
     if not record.checkpoint:
         raise BaselineError(f"--from {uri!r}: its {RESULTS_FILE} names no checkpoint")
     # By the folder's name under the run: a run folder that was copied elsewhere still works.
