@@ -61,12 +61,14 @@ def test_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch):
     monkeypatch.setattr(optim, "print_log", lambda message, **kwargs: logged.append((message, kwargs["level"])))
     model = torch.nn.Linear(4, 4)
     for fast in (True, False):
-        monkeypatch.setattr(optim, "_warned_emulated_bf16", False)
-        monkeypatch.setattr(optim, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        probed = []
+        monkeypatch.setattr(optim, "_bf16_speed_checked", False)
+        monkeypatch.setattr(optim, "cpu_has_fast_bf16", lambda fast=fast: probed.append(fast) or fast)
         wrapper = optim.BF16OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
         for _ in range(3):
             with wrapper.optim_context(model):
                 model(torch.randn(2, 4))
+        assert probed == [fast]  # once per process, not at every step
         if fast:
             assert logged == []
     assert len(logged) == 1 and "emulated" in logged[0][0] and logged[0][1] == logging.WARNING

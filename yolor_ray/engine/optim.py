@@ -71,7 +71,7 @@ class BF16OptimWrapper(OptimWrapper):
         super().step(**kwargs)
 
 
-_warned_emulated_bf16 = False
+_bf16_speed_checked = False  # per process: optim_context runs at every step
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -83,13 +83,14 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def warn_once_if_bf16_is_emulated() -> None:
-    global _warned_emulated_bf16
-    if _warned_emulated_bf16 or cpu_has_fast_bf16():
+    global _bf16_speed_checked
+    if _bf16_speed_checked:
         return
-    _warned_emulated_bf16 = True
-    print_log(f"bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}, no AVX512 or AMX) is emulated and "
-              "several times slower than float32 (docs/training.md): train without --amp on CPUs of this kind",
-              logger="current", level=logging.WARNING)
+    _bf16_speed_checked = True
+    if not cpu_has_fast_bf16():
+        print_log(f"bf16 on this CPU ({torch.backends.cpu.get_cpu_capability()}, no AVX512 or AMX) is emulated "
+                  "and several times slower than float32 (docs/training.md): train without --amp on CPUs of this kind",
+                  logger="current", level=logging.WARNING)
 
 
 _PADDED = "_yolor_pads_width_1_inputs"
