@@ -10,6 +10,8 @@ import torch
 
 from yolor_ray.seed import SEED_ROWS, yolor_config
 
+from support.runs import worker_like_cfg
+
 # One torch thread: on 2 shared cores a pool of 2 spins against the other processes (conftest's one_thread).
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -20,20 +22,16 @@ def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp
 
     from yolor_ray.engine.runner import TextOnceConfig
     from yolor_ray.implicit import is_implicit_key
-    from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
-    run = prepare_run(TrainSpec(config=yolor_config(row), data_root=shapes_dir, small=True, image_size=64, epochs=1,
-                                batch_size=2, amp="bf16", storage=str(tmp_path / "results")))
-    cfg = run.cfg
+    cfg = worker_like_cfg(TrainSpec(config=yolor_config(row), data_root=shapes_dir, small=True, image_size=64,
+                                    epochs=1, batch_size=2, amp="bf16", storage=str(tmp_path / "results")),
+                          tmp_path / "work")
     assert cfg.optim_wrapper.type == "BF16OptimWrapper"
-    cfg.work_dir = str(tmp_path / "work")
-    cfg.default_hooks.checkpoint = None
     # Two iterations at the seed's 2 images per GPU: the first finds which mmcv ops need float32,
     # the second takes that path directly. (A bf16 step is about 10x a float32 one on a CPU
     # without AVX512, so the batch is what this test's time is.)
     cfg.train_dataloader.dataset.indices = 4
-    cfg.visualizer = dict(type="Visualizer", vis_backends=[])
     runner = Runner.from_cfg(TextOnceConfig(cfg.to_dict()))  # the config's text formatted once, as workers do
     seen = {}
 

@@ -12,6 +12,8 @@ from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE
 from yolor_ray.records import RunState
 from yolor_ray.seed import yolor_config
 
+from support.runs import worker_like_cfg
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -39,14 +41,10 @@ def test_checkpoints_follow_the_interval_and_the_last_epoch(checkpoint_interval,
 
     from yolor_ray.engine.hooks import EpochReportHook
     from yolor_ray.engine.runner import TextOnceConfig
-    from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
-    cfg = prepare_run(TrainSpec(config=yolor_config("atss"), data_root=shapes_dir, small=True, image_size=64,
-                                epochs=3, batch_size=8, storage=str(tmp_path / "results"))).cfg
-    cfg.work_dir = str(tmp_path / "work")
-    cfg.default_hooks.checkpoint = None  # as in a worker: checkpoints go through the report hook
-    cfg.visualizer = dict(type="Visualizer", vis_backends=[])
+    cfg = worker_like_cfg(TrainSpec(config=yolor_config("atss"), data_root=shapes_dir, small=True, image_size=64,
+                                    epochs=3, batch_size=8, storage=str(tmp_path / "results")), tmp_path / "work")
     cfg.log_level = "WARNING"
     cfg.train_cfg.val_interval = val_interval
     if not validates:

@@ -17,6 +17,18 @@ from support.paths import REPO, TESTS
 HONEST_EPOCHS = 10
 
 
+def worker_like_cfg(spec, work_dir: Path):
+    """A prepared run's config (``train.prepare``, from a TrainSpec) for MMEngine's own Runner
+    in this process, as a worker sets it: checkpoints left to the report hook, no trackers."""
+    from yolor_ray.train.prepare import prepare_run
+
+    cfg = prepare_run(spec).cfg
+    cfg.work_dir = str(work_dir)
+    cfg.default_hooks.checkpoint = None
+    cfg.visualizer = dict(type="Visualizer", vis_backends=[])
+    return cfg
+
+
 def yolor_ray(*args, timeout=900, cwd=REPO, env=None) -> subprocess.CompletedProcess:
     """The ``yolor-ray`` command in a subprocess, as a user runs it (a test marked ``subprocess``)."""
     tiers.require(tiers.SUBPROCESS, f"runs `yolor-ray {' '.join(map(str, args[:1]))}` in a subprocess")
