@@ -82,15 +82,38 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback(capsys):
         run_guarded(our_bug, None)
 
 
-def test_table_skips_a_results_file_it_cannot_read_and_says_so(tmp_path, caplog):
-    from yolor_ray.table import load_records
+def test_a_record_that_is_not_one_is_one_error_naming_what_is_wrong():
+    from yolor_ray.records import RecordError, RunManifest, RunResults
 
-    for name, text in (("old-run", json.dumps(UNVERSIONED_RESULTS)), ("cut-short", '{"name": "r", "met'),
-                       ("fields-missing", json.dumps(dict(metrics={}, model="ATSS")))):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.json").write_text(text)
+    with pytest.raises(RecordError, match=r"^not JSON \(Expecting value: line 1 column 1 \(char 0\)\)$"):
+        RunResults.from_json("")
+    with pytest.raises(RecordError, match="^expected a JSON object, got list$"):
+        RunResults.from_json("[1, 2]")
+    # the required fields in the dataclass's order; fields with defaults may be absent (older writers)
+    with pytest.raises(RecordError, match="^without name, location, config, history$"):
+        RunResults.from_dict(dict(metrics={}, model="ATSS", status="completed"))
+    assert issubclass(RecordError, ValueError)
+    newer = RunManifest.from_dict(dict(config="c.py", fingerprint="f", written_by_a_newer_version=1))
+    assert newer == RunManifest(config="c.py", fingerprint="f")
+
+
+def test_table_skips_a_file_it_cannot_read_and_says_so(tmp_path, caplog):
+    from yolor_ray.table import load_confirmations, load_records, load_reproductions
+
+    files = (("old-run", "results.json", json.dumps(UNVERSIONED_RESULTS)),
+             ("cut-short", "results.json", '{"name": "r", "met'),
+             ("fields-missing", "results.json", json.dumps(dict(metrics={}, model="ATSS"))),
+             ("sweep", "confirmation.json", json.dumps(dict(metric="coco/bbox_mAP"))),
+             ("reproduction", "reproduce.json", "[]"))
+    for folder, file, text in files:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / file).write_text(text)
     with caplog.at_level("WARNING", logger="yolor_ray"):
-        records = load_records(str(tmp_path))
-    assert [r.path for r in records] == ["old-run"]
-    assert "skipped cut-short/results.json: not a run's results (JSONDecodeError" in caplog.text
-    assert "skipped fields-missing/results.json: not a run's results (TypeError" in caplog.text
+        assert [r.path for r in load_records(str(tmp_path))] == ["old-run"]
+        assert load_confirmations(str(tmp_path)) == [] and load_reproductions(str(tmp_path)) == []
+    assert "skipped cut-short/results.json: not a run's results: not JSON (Unterminated string" in caplog.text
+    assert ("skipped fields-missing/results.json: not a run's results: without name, location, config, history"
+            in caplog.text)
+    assert ("skipped sweep/confirmation.json: not a sweep's confirmation: without seeds, method, baseline"
+            in caplog.text)
+    assert "skipped reproduction/reproduce.json: not a reproduction's results: expected a JSON object" in caplog.text

@@ -124,6 +124,39 @@ def test_resume_with_another_scale_is_refused(shapes_dir, tmp_path):
         _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2, use_gpu=True)
 
 
+
+@pytest.mark.parametrize("held", [None, "{}", '{"config": "c.py", "fing'])
+def test_a_name_whose_folder_is_not_ours_is_refused_in_one_line(shapes_dir, tmp_path, held):
+    """A run's, a sweep's and a reproduction's --name: a folder without our manifest, or with a
+    file of that name that is not ours (another tool's run.json), is another --name to pick."""
+    from yolor_ray.reproduce.plan import ReproductionExistsError, _check_name
+    from yolor_ray.storage import StorageSpec, open_storage
+    from yolor_ray.train.prepare import RunExistsError
+    from yolor_ray.tune.sweep import SweepExistsError, _check_sweep_name
+
+    taken = tmp_path / "results" / "taken"
+    taken.mkdir(parents=True)
+    for manifest in ("run.json", "sweep.json", "reproduce_plan.json"):
+        if held is not None:
+            (taken / manifest).write_text(held)
+    why = {None: "no {file}", "{}": "without {fields}", '{"config": "c.py", "fing': "not JSON (Unterminated string"}
+    start = f"{str(taken)!r} exists but is not a"
+    with pytest.raises(RunExistsError) as raised:
+        _prepare(shapes_dir, tmp_path, name="taken")
+    assert str(raised.value).startswith(f"{start} yolor-ray run ("
+                                        + why[held].format(file="run.json", fields="config, fingerprint"))
+    assert str(raised.value).endswith("); pick another --name")
+    storage = open_storage(StorageSpec(str(tmp_path / "results")))
+    with pytest.raises(SweepExistsError) as raised:
+        _check_sweep_name(storage, "taken", "fingerprint")
+    assert str(raised.value).startswith(f"{start} yolor-ray sweep ("
+                                        + why[held].format(file="sweep.json", fields="config, fingerprint"))
+    with pytest.raises(ReproductionExistsError) as raised:
+        _check_name(storage, "taken", {})
+    assert str(raised.value).startswith(f"{start} reproduction ("
+                                        + why[held].format(file="reproduce_plan.json", fields="rows, seeds, settings"))
+
+
 @pytest.mark.subprocess
 def test_dry_run_prints_the_plan_and_writes_nothing(shapes_dir, tmp_path):
     storage = tmp_path / "results"

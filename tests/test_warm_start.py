@@ -92,7 +92,7 @@ def test_train_implicit_freezes_everything_else():
     ("no-from", "--train implicit fine-tunes a warm start: pass --from BASELINE"),
     ("not-a-run", "--from {path} is neither a finished run (no results.json) nor a checkpoint file"),
     ("no-checkpoint", "--from {path}: its results.json names no checkpoint"),
-    ("bad-results", "--from {path}: its results.json is not a run's results (JSONDecodeError: Expecting value: "
+    ("bad-results", "--from {path}: its results.json is not a run's results: not JSON (Expecting value: "
                     "line 1 column 1 (char 0))"),
     ("bucket-only", "--from {path}: expected a run folder or a checkpoint file"),
 ])

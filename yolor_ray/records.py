@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R", bound="Record")
+
+
+class RecordError(ValueError):
+    """A record's text is not that record: not JSON, not an object, or without a required
+    field. One type, so that readers catch this alone and say which file it was."""
+
 # In each epoch's record of a run's history: seconds from the epoch's start to its report
 # (training and its validation). Summed, the time a run trained, across restarts and resumes.
 EPOCH_TIME = "epoch_time_s"
@@ -32,13 +38,22 @@ class Record:
     @classmethod
     def from_dict(cls: type[R], raw: dict[str, Any]) -> R:
         if not isinstance(raw, dict):
-            raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(raw).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
+            raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.name not in raw
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise RecordError(f"without {', '.join(missing)}")
+        names = {f.name for f in fields}
         return cls(**{k: v for k, v in raw.items() if k in names})
 
     @classmethod
     def from_json(cls: type[R], text: str) -> R:
-        return cls.from_dict(json.loads(text))
+        try:
+            raw = json.loads(text)
+        except ValueError as err:  # cut short, or not ours
+            raise RecordError(f"not JSON ({err})") from None
+        return cls.from_dict(raw)
 
 
 @dataclass

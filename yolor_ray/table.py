@@ -9,17 +9,18 @@ trained for fewer epochs than their group and are left out (and counted).
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from yolor_ray import paths
 from yolor_ray.layout import CONFIRMATION_FILE, REPRODUCTION_FILE, RESULTS_FILE
-from yolor_ray.records import Confirmation, Reproduction, RunResults
-from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.records import Confirmation, Record, RecordError, Reproduction, RunResults
+from yolor_ray.storage import Storage, StorageSpec, open_storage
 
 log = logging.getLogger("yolor_ray")
+R = TypeVar("R", bound=Record)
 
 # mmdet's model types as the seed's table names them, in its row order.
 MODEL_NAMES = {"FasterRCNN": "Faster R-CNN", "MaskRCNN": "Mask R-CNN", "SparseRCNN": "Sparse R-CNN",
@@ -62,15 +63,21 @@ def load_records(path: str, s3_endpoint: str | None = None) -> list[StoredRun]:
     else:  # read, not written: a folder that is there (a read-only one will do)
         paths.input_folder(Path(path).expanduser(), "table PATH",
                            hint="expected a results folder, a run or a sweep")
+    found = _read_all(storage, RESULTS_FILE, RunResults, "a run's results")
+    return [StoredRun(where, record) for where, record in found]
+
+
+def _read_all(storage: Storage, file_name: str, record_type: type[R], what: str) -> list[tuple[str, R]]:
+    """Every ``file_name`` under the storage's root, with where it is ('.' for the root); one
+    that is not ``record_type`` (cut short, another tool's) is skipped with a warning, so it
+    does not hide the others."""
     found = []
-    for parts in storage.find(RESULTS_FILE):
+    for parts in storage.find(file_name):
         where = "/".join(parts) or "."
         try:
-            raw = json.loads(storage.read_text(*parts, RESULTS_FILE))
-            if isinstance(raw, dict) and "metrics" in raw and "model" in raw:  # not some other tool's results.json
-                found.append(StoredRun(where, RunResults.from_dict(raw)))
-        except (ValueError, TypeError) as err:  # one unreadable file does not hide the other runs
-            log.warning("skipped %s/%s: not a run's results (%s: %s)", where, RESULTS_FILE, type(err).__name__, err)
+            found.append((where, record_type.from_json(storage.read_text(*parts, file_name))))
+        except RecordError as err:
+            log.warning("skipped %s/%s: not %s: %s", where, file_name, what, err)
     return found
 
 
@@ -121,9 +128,8 @@ def format_confirmation(c: Confirmation, title: str = "Confirmation") -> list[st
 
 def load_confirmations(path: str, s3_endpoint: str | None = None) -> list[tuple[str, Confirmation]]:
     """Every sweep's confirmation.json under PATH, with where it is."""
-    storage = open_storage(StorageSpec(path, s3_endpoint))
-    return [("/".join(parts) or ".", Confirmation.from_json(storage.read_text(*parts, CONFIRMATION_FILE)))
-            for parts in storage.find(CONFIRMATION_FILE)]
+    return _read_all(open_storage(StorageSpec(path, s3_endpoint)), CONFIRMATION_FILE, Confirmation,
+                     "a sweep's confirmation")
 
 
 def _ap_cell(arm: dict) -> str:
@@ -218,6 +224,5 @@ def outside_reproductions(runs: list[StoredRun], reproductions: list[str]) -> li
 
 def load_reproductions(path: str, s3_endpoint: str | None = None) -> list[tuple[str, Reproduction]]:
     """Every reproduction's reproduce.json under PATH, with where it is."""
-    storage = open_storage(StorageSpec(path, s3_endpoint))
-    return [("/".join(parts) or ".", Reproduction.from_json(storage.read_text(*parts, REPRODUCTION_FILE)))
-            for parts in storage.find(REPRODUCTION_FILE)]
+    return _read_all(open_storage(StorageSpec(path, s3_endpoint)), REPRODUCTION_FILE, Reproduction,
+                     "a reproduction's results")

@@ -19,7 +19,7 @@ from mmengine.config import Config
 from yolor_ray.data.coco import CocoFolder, inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.layout import REPRODUCE_PLAN, RESULTS_FILE, RUN_FILE, RUNS_DIR
-from yolor_ray.records import ReproduceManifest, RunManifest
+from yolor_ray.records import RecordError, ReproduceManifest, RunManifest
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
 from yolor_ray.seed import baseline_config, yolor_config
 from yolor_ray.storage import Storage, StorageSpec, open_storage
@@ -145,10 +145,13 @@ def _check_name(storage: Storage, name: str, settings: dict) -> ReproduceManifes
     if not storage.exists(name):
         return None
     text = storage.read_text(name, REPRODUCE_PLAN)
-    if text is None:
-        raise ReproductionExistsError(f"{storage.location(name)!r} exists but is not a reproduction; pick another "
-                                      "--name")
-    previous = ReproduceManifest.from_json(text)
+    try:
+        if text is None:
+            raise RecordError(f"no {REPRODUCE_PLAN}")
+        previous = ReproduceManifest.from_json(text)
+    except RecordError as err:
+        raise ReproductionExistsError(f"{storage.location(name)!r} exists but is not a reproduction ({err}); "
+                                      "pick another --name") from None
     changed = [f"{key} {previous.settings.get(key)!r} (now {value!r})" for key, value in settings.items()
                if previous.settings.get(key) != value]
     if changed:

@@ -42,7 +42,7 @@ from yolor_ray.errors import UserError
 from yolor_ray.implicit import is_implicit_key, split_yolor_cfg
 from yolor_ray.layout import RESULTS_FILE, RUN_FILE
 from yolor_ray.models import build_model as build_in_scope
-from yolor_ray.records import RunManifest
+from yolor_ray.records import RecordError, RunManifest
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 from yolor_ray.train import warm_start
 from yolor_ray.train.spec import TrainSpec
@@ -252,9 +252,13 @@ def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec, folde
     if storage.read_text(name, RESULTS_FILE) is not None:
         raise RunExistsError(f"run {storage.location(name)!r} is complete (it has {RESULTS_FILE}); pick another --name")
     text = storage.read_text(name, RUN_FILE)
-    if text is None:
-        raise RunExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray run; pick another --name")
-    theirs = RunManifest.from_json(text)
+    try:
+        if text is None:
+            raise RecordError(f"no {RUN_FILE}")
+        theirs = RunManifest.from_json(text)
+    except RecordError as err:
+        raise RunExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray run ({err}); "
+                             "pick another --name") from None
     if theirs.fingerprint != fingerprint:
         changed = _scale_changes(theirs, spec)
         if changed:

@@ -25,7 +25,7 @@ from yolor_ray import paths
 from yolor_ray.engine.checkpoint import KeyReport
 from yolor_ray.errors import UserError
 from yolor_ray.layout import CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE
-from yolor_ray.records import RunResults
+from yolor_ray.records import RecordError, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 
 LR_KEY = ("optim_wrapper", "optimizer", "lr")
@@ -59,9 +59,8 @@ def baseline_checkpoint(uri: str, s3_endpoint: str | None) -> str:
         raise BaselineError(f"--from {uri!r}: no such run folder or checkpoint file")
     try:
         record = RunResults.from_json(text)
-    except (ValueError, TypeError) as err:  # not JSON, or not our fields
-        raise BaselineError(f"--from {uri!r}: its {RESULTS_FILE} is not a run's results "
-                            f"({type(err).__name__}: {err})") from None
+    except RecordError as err:
+        raise BaselineError(f"--from {uri!r}: its {RESULTS_FILE} is not a run's results: {err}") from None
     if not record.checkpoint:
         raise BaselineError(f"--from {uri!r}: its {RESULTS_FILE} names no checkpoint")
     # By the folder's name under the run: a run folder that was copied elsewhere still works.

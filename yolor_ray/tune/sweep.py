@@ -47,7 +47,7 @@ from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.metrics import SCORE_METRIC, TRAIN_LOSS, coco_keys
 from yolor_ray.models import build_model
-from yolor_ray.records import Leaderboard, RunManifest, SweepManifest
+from yolor_ray.records import Leaderboard, RecordError, RunManifest, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.checkpoints import latest_checkpoint
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
@@ -182,9 +182,13 @@ def _check_sweep_name(storage, name: str, fingerprint: str, confirm: bool = Fals
     if not storage.exists(name):
         return "new"
     text = storage.read_text(name, SWEEP_FILE)
-    if text is None:
-        raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep; pick another --name")
-    same = SweepManifest.from_json(text).fingerprint == fingerprint
+    try:
+        if text is None:
+            raise RecordError(f"no {SWEEP_FILE}")
+        same = SweepManifest.from_json(text).fingerprint == fingerprint
+    except RecordError as err:
+        raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep ({err}); "
+                               "pick another --name") from None
     if storage.read_text(name, LEADERBOARD_FILE) is not None:
         if confirm and same:
             return "finished"
