@@ -29,3 +29,43 @@ def test_trials_rank_by_the_mode_with_failures_last(mode, order, best):
     assert [e.rank for e in ranked] == [1, 2, 3, 4, 5]
     assert {e.trial: e.best for e in ranked if e.trial in best} == best
     assert next(e for e in ranked if e.trial == "none").best is None
+
+
+def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_dir, tmp_path, monkeypatch):
+    """In-process trials through Tune's CheckpointConfig; TorchTrainer trials (and confirmation
+    runs) through the trial spec each trial's RunTrainer is built from. A run outside a sweep
+    keeps the best by bbox mAP."""
+    from yolor_ray.train import driver
+    from yolor_ray.train.prepare import prepare_run
+    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.tune.spec import SweepSpec
+    from yolor_ray.tune.sweep import _in_process_checkpoints, prepare_sweep
+    from yolor_ray.tune.trial import trial_for
+
+    from support.paths import ATSS
+
+    train = TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64, keep_checkpoints=3,
+                      storage=str(tmp_path / "results"))
+    plan = prepare_sweep(SweepSpec(train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2,
+                                   metric="train/loss", mode="min"))
+    tune_config = _in_process_checkpoints(plan)["checkpoint_config"]
+    assert (tune_config.checkpoint_score_attribute, tune_config.checkpoint_score_order,
+            tune_config.num_to_keep) == ("train/loss", "min", 3)
+
+    class Built(Exception):
+        pass
+
+    def record_the_trainer(*_args, run_config, **_kwargs):
+        kept = run_config.checkpoint_config
+        built.append((kept.checkpoint_score_attribute, kept.checkpoint_score_order, kept.num_to_keep))
+        raise Built
+
+    built = []
+    monkeypatch.setattr(driver, "RunTrainer", record_the_trainer)
+    trial = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
+    single = prepare_run(train, plan.data)
+    for run in (trial, single):
+        with pytest.raises(Built):
+            driver._fit(run, (), None)
+    assert built == [("train/loss", "min", 3), ("coco/bbox_mAP", "max", 3)]
+    assert not (tmp_path / "results").exists()  # nothing written

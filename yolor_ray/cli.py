@@ -63,8 +63,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, one_config: bool = True
                         "name (default: reproduce-DATE-TIME); the same name again reuses its done runs, resumes "
                         "the unfinished and retrains the failed")
     parser.add_argument("--checkpoint-interval", type=int, default=1, help="epochs between checkpoints (default 1)")
-    parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept: the best K by bbox mAP, "
-                        "plus the latest (default 2)")
+    parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept: the best K by bbox mAP "
+                        "(a sweep's trials: by --metric and --mode), plus the latest (default 2)")
     parser.add_argument("--max-failures", type=int, default=3, help="worker-group restarts from the last checkpoint "
                         "before the run fails (default 3)")
     parser.add_argument("--address", help="Ray cluster to use (default: RAY_ADDRESS, else a private local Ray)")

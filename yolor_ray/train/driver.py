@@ -26,7 +26,6 @@ from yolor_ray.data.coco import CocoFolder
 from yolor_ray.engine.hooks import Reporter
 from yolor_ray.errors import RunFailedError
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_CONFIG, RUN_FILE, SAMPLES_PNG
-from yolor_ray.metrics import SCORE_METRIC
 from yolor_ray.records import RunResults
 from yolor_ray.train.checkpoints import remove_partial_checkpoints
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
@@ -137,10 +136,11 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
             name=run.name,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
-            # The best checkpoints by bbox mAP, plus the latest (Ray always keeps it).
+            # The best checkpoints (by bbox mAP; a sweep's trial: by its metric), plus the latest
+            # (Ray always keeps it).
             checkpoint_config=CheckpointConfig(num_to_keep=spec.keep_checkpoints,
-                                               checkpoint_score_attribute=SCORE_METRIC,
-                                               checkpoint_score_order="max"),
+                                               checkpoint_score_attribute=spec.checkpoint_metric,
+                                               checkpoint_score_order=spec.checkpoint_mode),
             failure_config=FailureConfig(max_failures=spec.max_failures),
             callbacks=list(callbacks),
         ),

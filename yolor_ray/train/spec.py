@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from yolor_ray.errors import UserError, require_int
+from yolor_ray.metrics import SCORE_METRIC
 
 AMP_MODES = (None, "fp16", "bf16")
 TRACKERS = ("mlflow", "wandb")  # --tracker: MMEngine's MLflowVisBackend, WandbVisBackend
@@ -49,6 +50,9 @@ class TrainSpec:
     num_samples: int = 4
     checkpoint_interval: int = 1
     keep_checkpoints: int = 2
+    # What ranks the checkpoints kept: a sweep's trials use the sweep's --metric and --mode.
+    checkpoint_metric: str = SCORE_METRIC
+    checkpoint_mode: str = "max"
     max_failures: int = 3
     load_from: str | None = None  # a checkpoint to start from: a local path or s3://bucket/key
     deterministic: bool = False  # MMEngine's randomness.deterministic (cuDNN / torch deterministic algorithms)
@@ -76,6 +80,8 @@ class TrainSpec:
                 raise OptionError(
                     f"TrainSpec(worker_resources) takes custom resources with amounts > 0 (CPUs and "
                     f"GPUs have their own options), got {key}={amount!r}")
+        if self.checkpoint_mode not in ("max", "min"):
+            raise OptionError(f"TrainSpec(checkpoint_mode) must be 'max' or 'min', got {self.checkpoint_mode!r}")
         if self.amp not in AMP_MODES:
             raise OptionError(f"TrainSpec(amp) must be one of {', '.join(map(repr, AMP_MODES))}, got {self.amp!r}")
         if self.amp == "fp16" and not self.use_gpu:

@@ -45,7 +45,7 @@ from yolor_ray.data.coco import inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUNS_DIR, SWEEP_FILE
-from yolor_ray.metrics import SCORE_METRIC, TRAIN_LOSS, coco_keys
+from yolor_ray.metrics import TRAIN_LOSS, coco_keys
 from yolor_ray.models import build_model
 from yolor_ray.records import Leaderboard, RecordError, RunManifest, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
@@ -110,7 +110,8 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     trial_spec = dataclasses.replace(
         train, config=train.config.resolve(), name=None, num_samples=0,  # sample images: per run, not per trial
         data_root=train.data_root.resolve() if train.data_root else None,
-        from_baseline=_absolute(train.from_baseline), storage=storage.location(name, RUNS_DIR))
+        from_baseline=_absolute(train.from_baseline), storage=storage.location(name, RUNS_DIR),
+        checkpoint_metric=spec.metric, checkpoint_mode=spec.mode)
     # The annotation files are parsed here once; trials and the leaderboard reuse them.
     data = inspect_coco_folder(trial_spec.data_root, train.check_all_images) if trial_spec.data_root else None
     # One trial's run, checked in full (config, data, the YOLOR model builds).
@@ -320,14 +321,14 @@ def _in_process_folders(plan: PreparedSweep) -> dict:
 
 
 def _in_process_checkpoints(plan: PreparedSweep) -> dict:
-    """In-process trials: Tune keeps their checkpoints as a TorchTrainer run keeps its own
-    (the best by bbox mAP, plus the latest), and restarts a failed trial from its latest."""
+    """In-process trials: Tune keeps their checkpoints as a TorchTrainer trial keeps its own
+    (the best by the sweep's metric, plus the latest), and restarts a failed trial from its latest."""
     if not plan.in_process:
         return {}
     spec = plan.trial_spec
     return dict(checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
-                                                        checkpoint_score_attribute=SCORE_METRIC,
-                                                        checkpoint_score_order="max"),
+                                                        checkpoint_score_attribute=spec.checkpoint_metric,
+                                                        checkpoint_score_order=spec.checkpoint_mode),
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures))
 
 
