@@ -192,6 +192,23 @@ def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
             assert record["restarts"] == 0 and epochs == list(range(1, trials[trial_id]["epochs_run"] + 1))
 
 
+@pytest.mark.ray
+def test_a_trial_keeps_its_best_checkpoints_by_the_sweeps_metric_and_mode(shapes_dir, tmp_path):
+    """--keep-checkpoints 1 over 3 epochs: the epoch that --metric and --mode rank best, plus the
+    latest. Max of the training loss keeps an early epoch, where bbox mAP (equal at every epoch
+    on this little data) would keep the latest alone."""
+    storage = tmp_path / "sweeps"
+    proc = yolor_ray("tune", ATSS, "--data", shapes_dir, "--small", "--image-size", 64, "--epochs", 3,
+                     "--storage", storage, "--name", "by-loss", "--search", "grid", "--placements", "fpn",
+                     "--no-early-stopping", "--keep-checkpoints", 1, "--metric", "train/loss", "--mode", "max",
+                     "--samples", 0)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    (trial,) = json.loads((storage / "by-loss" / "leaderboard.json").read_text())["trials"]
+    run = storage / "by-loss" / "runs" / trial["trial"]
+    losses = [h["train/loss"] for h in json.loads((run / "results.json").read_text())["history"]]
+    kept = sorted(len(json.loads((c / "run_state.json").read_text())["history"]) for c in run.glob("checkpoint_*"))
+    assert kept == sorted({losses.index(max(losses)) + 1, 3}), (losses, kept)  # the epochs the checkpoints end
+
 @pytest.mark.parametrize("extra, message", [
     (["--placements", "fpn+roi"], "'roi' is not a placement of this detector; valid here: fpn, pred, head_in"),
     (["--metric", "coco/segm_mAP"], "metric 'coco/segm_mAP' is never reported by atss_r50_fpn_1x_coco.py"),
