@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R", bound="Record")
+# In each epoch's record of a run's history: seconds from the epoch's start to its report
+# (training and its validation). Summed, the time a run trained, across restarts and resumes.
+EPOCH_TIME = "epoch_time_s"
 
 
 class RecordError(ValueError):
     """A record's text is not that record: not JSON, not an object, or without a required
     field. One type, so that readers catch this alone and say which file it was."""
-
-# In each epoch's record of a run's history: seconds from the epoch's start to its report
-# (training and its validation). Summed, the time a run trained, across restarts and resumes.
-EPOCH_TIME = "epoch_time_s"
 
 
 class Record:
