@@ -96,6 +96,28 @@ def test_wall_time_schedules_the_longest_runs_first():
     assert est.wall_hours == pytest.approx(2.0)  # 1 | 1, then 1 + 0.5 | 0.5 + 0.5 ... the last ends at 2
 
 
+@pytest.mark.parametrize("train_cfg, validations", [
+    (dict(max_epochs=12), 12),
+    (dict(max_epochs=12, val_interval=5), 3),  # epochs 5, 10 and the last
+    (dict(max_epochs=12, val_interval=4, val_begin=6), 2),  # epochs 8 and 12
+    (dict(max_epochs=3, val_interval=1, no_val=True), 0),
+])
+def test_validation_is_counted_as_the_train_loop_runs_it(train_cfg, validations):
+    from mmengine.config import Config
+
+    from yolor_ray.reproduce.estimate import val_iterations_per_run, validations_per_run
+
+    no_val = train_cfg.pop("no_val", False)
+    cfg = Config(dict(train_cfg=dict(type="EpochBasedTrainLoop", **train_cfg), val_cfg=None if no_val else {},
+                      val_dataloader=dict(batch_size=2)))
+    assert validations_per_run(cfg) == validations
+    assert val_iterations_per_run(cfg, images=5000, num_workers=8) == validations * 313  # ceil(5000 / 16)
+    # a run's hours: its training iterations, plus its validation ones where they were measured
+    given = ArmCost("atss", "baseline", 3600, 1.0, "given", 1, val_iterations=1800)
+    measured = ArmCost("atss", "baseline", 3600, 1.0, "measured", 1, val_iterations=1800, val_seconds_per_iter=0.5)
+    assert (given.hours_per_run, measured.hours_per_run) == (1.0, 1.25)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(seeds=1), "--seeds must be an int >= 2 (a paired interval needs two seeds), got 1"),
     (dict(rows=("atss", "atss")), "--rows names a row twice"),
@@ -134,7 +156,7 @@ def test_dry_run_prints_the_plan_and_its_cost_and_writes_nothing(shapes_dir, tmp
     assert "atss            baseline               8      0.5" in out
     # wall: 2 at a time, 4 + 4 s, 4 + 4 s, then 2 + 2 s twice: 12 s
     assert "estimate: 0.00667 CPU-hours; wall 0.00333 h at 2 run(s) at a time (--max-concurrent)" in out
-    assert "assumptions:" in out and "validation after each epoch" in out
+    assert "assumptions:" in out and "validation (given figures are training's: --calibrate measures both)" in out
     assert not storage.exists()
     unpriced = yolor_ray("reproduce", "--rows", "atss", "--data", shapes_dir, *SMALL, "--storage", storage,
                          "--dry-run")
@@ -152,9 +174,14 @@ def test_calibrate_times_each_rows_configs_on_one_worker(shapes_dir, tmp_path):
     lines = [line.split() for line in proc.stdout.splitlines() if line.startswith(("  atss  ",))]
     lines = [line for line in lines if line[1] in ("baseline", "yolor")]  # the cost table's
     assert [line[1] for line in lines] == ["baseline", "yolor"], proc.stdout
-    for line in lines:  # row arm iterations s/iter hours runs source...
-        assert line[2] == "12" and float(line[3]) > 0 and " ".join(line[6:]) == "measured, median of 2 iteration(s)"
+    for line in lines:  # row arm iterations s/iter val-iterations val-s/iter hours runs source...
+        assert line[2] == "12" and float(line[3]) > 0
+        assert " ".join(line[8:]) == "measured, median of 2 iteration(s) each"
+        assert line[4] == "24" and float(line[5]) > 0  # 3 validations of 8 images, 1 a batch
+        hours = (12 * float(line[3]) + 24 * float(line[5])) / 3600  # 1 CPU a run
+        assert float(line[6]) == pytest.approx(hours, rel=0.02)  # each figure to 3 digits
     assert "estimate: " in proc.stdout and "as many as the cluster holds now" in proc.stdout
+    assert "validation counted at its measured seconds per iteration" in proc.stdout
     assert not storage.exists()
 
 

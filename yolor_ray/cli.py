@@ -326,9 +326,11 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--trainer-runs", action="store_true", help="every run a TorchTrainer run, 1-worker ones "
                        "too (by default those train in their Tune actor, as a sweep's trials)")
     group.add_argument("--calibrate", type=int, default=0, metavar="N", help="with --dry-run: time N training "
-                       "iterations of each row's configs on one worker of the cluster for the cost estimate")
+                       "and N validation iterations of each row's configs on one worker of the cluster for the cost "
+                       "estimate")
     group.add_argument("--seconds-per-iter", nargs="+", default=[], metavar="ROW=SECONDS", help="with --dry-run: "
-                       "seconds per iteration of each row for the cost estimate, e.g. atss=0.22 (measured elsewhere)")
+                       "seconds per training iteration of each row for the cost estimate, e.g. atss=0.22 (measured "
+                       "elsewhere; validation then not counted)")
 
 
 def reproduce_spec_from_args(args: argparse.Namespace):

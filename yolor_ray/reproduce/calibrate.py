@@ -1,7 +1,8 @@
-"""Seconds per training iteration of each row's configs, measured on one worker of the
-cluster (``--dry-run --calibrate N``): a Ray task that holds what one run's worker holds
-(its GPU too) builds MMEngine's Runner of the run's config and times N iterations after one
-to warm up: the data loader's next batch and the train step, as the train loop does."""
+"""Seconds per training and per validation iteration of each row's configs, measured on one
+worker of the cluster (``--dry-run --calibrate N``): a Ray task that holds what one run's
+worker holds (its GPU too) builds MMEngine's Runner of the run's config and times N
+iterations of each after one to warm up: the data loader's next batch and the train step
+(or the validation step, without gradients), as the train and validation loops do."""
 from __future__ import annotations
 
 import itertools
@@ -10,6 +11,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 
 import ray
 from mmengine.config import Config
@@ -19,22 +21,32 @@ from yolor_ray.train.spec import TrainSpec
 log = logging.getLogger("yolor_ray")
 
 
+@dataclass(frozen=True)
+class IterationTimes:
+    """Median seconds of one training and of one validation iteration on one worker."""
+
+    train_s: float
+    val_s: float
+
+
 def seconds_per_iteration(configs: dict[tuple[str, str], Config], train: TrainSpec,
-                          iterations: int) -> dict[tuple[str, str], float]:
-    """(row, arm) -> the median seconds of ``iterations`` training iterations on one worker,
-    one config at a time (on an idle worker: runs side by side would slow each other)."""
+                          iterations: int) -> dict[tuple[str, str], IterationTimes]:
+    """(row, arm) -> the median seconds of ``iterations`` training and validation iterations
+    on one worker, one config at a time (on an idle worker: runs side by side would slow
+    each other)."""
     task = ray.remote(_measure).options(num_cpus=train.cpus_per_worker, num_gpus=1 if train.use_gpu else 0,
                                         resources=dict(train.worker_resources) or None)
     measured = {}
     for key, cfg in configs.items():
-        log.info("calibrating %s %s: %d iteration(s) on one %s worker", *key, iterations,
-                 "GPU" if train.use_gpu else "CPU")
+        log.info("calibrating %s %s: %d training and %d validation iteration(s) on one %s worker", *key,
+                 iterations, iterations, "GPU" if train.use_gpu else "CPU")
         measured[key] = ray.get(task.remote(cfg.to_dict(), iterations, train.use_gpu, train.cpus_per_worker))
     return measured
 
 
-def _measure(cfg_dict: dict, iterations: int, use_gpu: bool, threads: int) -> float:
-    """In the Ray task: N + 1 iterations of the config's model, data and optimizer."""
+def _measure(cfg_dict: dict, iterations: int, use_gpu: bool, threads: int) -> IterationTimes:
+    """In the Ray task: N + 1 training iterations of the config's model, data and optimizer,
+    then N + 1 validation iterations of its model and validation data."""
     import torch
 
     from yolor_ray.engine.runner import WorkerRunner
@@ -51,15 +63,29 @@ def _measure(cfg_dict: dict, iterations: int, use_gpu: bool, threads: int) -> fl
         model = runner.model
         optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
         loader = runner.build_dataloader(cfg.train_dataloader, seed=cfg.randomness.get("seed"))
-        batches = itertools.chain.from_iterable(itertools.repeat(loader))  # as many epochs as it takes
         model.train()
-        times = []
-        for _ in range(iterations + 1):
-            start = time.perf_counter()
-            model.train_step(next(batches), optim_wrapper=optim_wrapper)
-            if use_gpu:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times[1:])
+        train_s = _median_seconds(lambda batch: model.train_step(batch, optim_wrapper=optim_wrapper), loader,
+                                  iterations, use_gpu)
+        if cfg.get("val_cfg") is None or cfg.get("val_dataloader") is None:
+            return IterationTimes(train_s, 0.0)  # a config that never validates
+        model.eval()
+        with torch.no_grad():  # as MMEngine's ValLoop runs it
+            val_s = _median_seconds(model.val_step, runner.build_dataloader(cfg.val_dataloader), iterations, use_gpu)
+        return IterationTimes(train_s, val_s)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _median_seconds(step, loader, iterations: int, use_gpu: bool) -> float:
+    """The median of ``iterations`` calls of ``step`` on the loader's next batch, after one."""
+    import torch
+
+    batches = itertools.chain.from_iterable(itertools.repeat(loader))  # as many epochs as it takes
+    times = []
+    for _ in range(iterations + 1):
+        start = time.perf_counter()
+        step(next(batches))
+        if use_gpu:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])

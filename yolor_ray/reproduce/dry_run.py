@@ -22,11 +22,11 @@ def describe_reproduction(spec: ReproduceSpec) -> str:
         with ray_session(spec.train.address, verbose=spec.train.verbose) as local:
             measured = seconds_per_iteration(plan.configs, spec.train, spec.calibrate)
             at_a_time, source = runs_at_a_time(plan, local), "as many as the cluster holds now"
-        seconds = {key: (value, f"measured, median of {spec.calibrate} iteration(s)") for key, value in
-                   measured.items()}
+        seconds = {key: (times.train_s, times.val_s, f"measured, median of {spec.calibrate} iteration(s) each")
+                   for key, times in measured.items()}
     else:
-        seconds = {(row, arm): (value, "given (--seconds-per-iter)") for row, value in spec.seconds_per_iter.items()
-                   for arm in ARMS if row in spec.rows}
+        seconds = {(row, arm): (value, None, "given (--seconds-per-iter)")
+                   for row, value in spec.seconds_per_iter.items() for arm in ARMS if row in spec.rows}
         at_a_time, source = _runs_at_a_time_without_ray(plan)
     return "\n".join([*_plan_lines(plan), *format_estimate(estimate(plan, seconds, at_a_time, source))])
 

@@ -1,6 +1,7 @@
-"""What a reproduction will cost, before cluster time: iterations per run from the config and
-the data, seconds per iteration measured (``calibrate``) or given, device-hours and wall time
-at the runs that fit side by side. Every assumption is printed with the figures."""
+"""What a reproduction will cost, before cluster time: training and validation iterations per
+run from the config and the data, seconds per iteration measured (``calibrate``: both) or given
+(training's), device-hours and wall time at the runs that fit side by side. Every assumption
+is printed with the figures."""
 from __future__ import annotations
 
 import functools
@@ -27,11 +28,16 @@ class ArmCost:
     seconds_per_iter: float | None
     source: str  # where seconds_per_iter comes from
     runs_to_train: int
+    val_iterations: int = 0  # per run and worker: validations x the worker's share of the val images
+    val_seconds_per_iter: float | None = None  # None: validation not counted
 
     @property
     def hours_per_run(self) -> float | None:
-        """Wall hours of one run's training iterations."""
-        return None if self.seconds_per_iter is None else self.iterations * self.seconds_per_iter / 3600
+        """Wall hours of one run's training iterations, and its validation ones where measured."""
+        if self.seconds_per_iter is None:
+            return None
+        val_s = self.val_iterations * self.val_seconds_per_iter if self.val_seconds_per_iter is not None else 0.0
+        return (self.iterations * self.seconds_per_iter + val_s) / 3600
 
 
 @dataclass(frozen=True)
@@ -79,27 +85,58 @@ def _images_in(ann_file: str, with_annotations_only: bool) -> int:
     return len(coco["images"])
 
 
+def val_images(cfg: Config, data: CocoFolder | None) -> int:
+    """Images a validation runs on: the --data folder's, else every image of the config's
+    validation annotation file (mmdet filters nothing in test mode)."""
+    if data is not None:
+        return data.val.num_images
+    dataset = cfglib.innermost_dataset(cfg.val_dataloader)
+    return _images_in(str((Path(dataset.get("data_root") or "") / dataset["ann_file"]).resolve()), False)
+
+
 def iterations_per_run(cfg: Config, images: int, num_workers: int) -> int:
     total_batch = cfg.train_dataloader.batch_size * num_workers
     return cfg.train_cfg.max_epochs * math.ceil(images / total_batch)
 
 
-def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, str]], concurrency: int,
+def validations_per_run(cfg: Config) -> int:
+    """As MMEngine's EpochBasedTrainLoop validates: from ``val_begin``, every ``val_interval``
+    epochs and after the last."""
+    if cfg.get("val_cfg") is None or cfg.get("val_dataloader") is None:
+        return 0
+    epochs, begin, interval = (cfg.train_cfg.max_epochs, cfg.train_cfg.get("val_begin", 1),
+                               cfg.train_cfg.get("val_interval", 1))
+    return sum(1 for epoch in range(1, epochs + 1) if epoch >= begin and (epoch % interval == 0 or epoch == epochs))
+
+
+def val_iterations_per_run(cfg: Config, images: int, num_workers: int) -> int:
+    """Per worker: each validates its share of the images (MMEngine's DefaultSampler)."""
+    return validations_per_run(cfg) * math.ceil(images / (cfg.val_dataloader.batch_size * num_workers))
+
+
+def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, float | None, str]], concurrency: int,
              concurrency_source: str) -> Estimate:
-    """``seconds``: (row, arm) -> (seconds per iteration, where the figure comes from)."""
+    """``seconds``: (row, arm) -> (seconds per training iteration, per validation iteration
+    (None: not known, validation not counted), where the figures come from)."""
     train = plan.spec.train
     pending = [(run.row, run.arm) for run in plan.pending]
     arms = []
     for (row, arm), cfg in plan.configs.items():
-        images = train_images(cfg, plan.data)
-        per_iter, source = seconds.get((row, arm), (None, "not measured"))
-        arms.append(ArmCost(row, arm, iterations_per_run(cfg, images, train.num_workers), per_iter, source,
-                            pending.count((row, arm))))
+        per_iter, per_val_iter, source = seconds.get((row, arm), (None, None, "not measured"))
+        arms.append(ArmCost(row, arm, iterations_per_run(cfg, train_images(cfg, plan.data), train.num_workers),
+                            per_iter, source, pending.count((row, arm)),
+                            val_iterations_per_run(cfg, val_images(cfg, plan.data), train.num_workers), per_val_iter))
     devices = train.num_workers * (1 if train.use_gpu else train.cpus_per_worker)
+    validation = (
+        "validation counted at its measured seconds per iteration (each worker its share of the val images); "
+        "the COCO evaluation after it, start-up and checkpoint uploads are not counted (they add to both arms)"
+        if all(a.val_seconds_per_iter is not None for a in arms) else
+        "validation (given figures are training's: --calibrate measures both), the COCO evaluation, start-up and "
+        "checkpoint uploads are not counted (they add to both arms)")
     assumptions = (
         "an iteration of W workers takes what one worker's took (DDP at the same batch per worker; "
         "its gradient all-reduce not counted)",
-        "validation after each epoch, start-up and checkpoint uploads are not counted (they add to both arms)",
+        validation,
         f"{'every GPU' if train.use_gpu else 'every CPU'} a run holds counts for the whole run",
         "runs of a row differ in seed only: each costs what the row's measured arm does",
     )
@@ -110,12 +147,14 @@ def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, st
 def format_estimate(est: Estimate) -> list[str]:
     unit = f"{est.device}-hours"
     lines = ["cost (runs still to train):",
-             f"  {'row':<15} {'arm':<9} {'iterations/run':>14} {'s/iter':>8} {unit + '/run':>14} {'runs':>5}  source"]
+             f"  {'row':<15} {'arm':<9} {'iterations/run':>14} {'s/iter':>8} {'val iters/run':>13} "
+             f"{'val s/iter':>10} {unit + '/run':>14} {'runs':>5}  source"]
     for a in est.arms:
         per_run = "-" if a.hours_per_run is None else f"{a.hours_per_run * est.devices_per_run:.3g}"
         per_iter = "-" if a.seconds_per_iter is None else f"{a.seconds_per_iter:.3g}"
-        lines.append(f"  {a.row:<15} {a.arm:<9} {a.iterations:>14} {per_iter:>8} {per_run:>14} "
-                     f"{a.runs_to_train:>5}  {a.source}")
+        per_val_iter = "-" if a.val_seconds_per_iter is None else f"{a.val_seconds_per_iter:.3g}"
+        lines.append(f"  {a.row:<15} {a.arm:<9} {a.iterations:>14} {per_iter:>8} {a.val_iterations:>13} "
+                     f"{per_val_iter:>10} {per_run:>14} {a.runs_to_train:>5}  {a.source}")
     if est.device_hours is None:
         lines.append("  no estimate: pass --calibrate N (N iterations of each row on one worker) or "
                      "--seconds-per-iter ROW=S for every row")
