@@ -141,6 +141,11 @@ def innermost_dataset(dataloader_cfg: dict) -> dict:
     return dataset
 
 
+def validates(cfg: Config) -> bool:
+    """Whether MMEngine's Runner builds a validation loop for this config."""
+    return cfg.get("val_cfg") is not None and cfg.get("val_dataloader") is not None
+
+
 def evaluators(cfg: Config, names: tuple[str, ...] = ("val_evaluator", "test_evaluator")) -> list[dict]:
     """Every evaluator config of these loops (each may be one dict or a list)."""
     found = []

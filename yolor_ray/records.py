@@ -47,6 +47,13 @@ class Record:
         return cls(**{k: v for k, v in raw.items() if k in names})
 
     @classmethod
+    def from_stored(cls: type[R], text: str | None, file_name: str) -> R:
+        """``from_json`` of a file read from storage (``None``: it is not there)."""
+        if text is None:
+            raise RecordError(f"no {file_name}")
+        return cls.from_json(text)
+
+    @classmethod
     def from_json(cls: type[R], text: str) -> R:
         try:
             raw = json.loads(text)

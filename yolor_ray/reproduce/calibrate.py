@@ -12,10 +12,12 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import ray
 from mmengine.config import Config
 
+from yolor_ray import config as cfglib
 from yolor_ray.train.spec import TrainSpec
 
 log = logging.getLogger("yolor_ray")
@@ -63,29 +65,29 @@ def _measure(cfg_dict: dict, iterations: int, use_gpu: bool, threads: int) -> It
         model = runner.model
         optim_wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
         loader = runner.build_dataloader(cfg.train_dataloader, seed=cfg.randomness.get("seed"))
+        synchronize = torch.cuda.synchronize if use_gpu else lambda: None
         model.train()
         train_s = _median_seconds(lambda batch: model.train_step(batch, optim_wrapper=optim_wrapper), loader,
-                                  iterations, use_gpu)
-        if cfg.get("val_cfg") is None or cfg.get("val_dataloader") is None:
+                                  iterations, synchronize)
+        if not cfglib.validates(cfg):
             return IterationTimes(train_s, 0.0)  # a config that never validates
         model.eval()
         with torch.no_grad():  # as MMEngine's ValLoop runs it
-            val_s = _median_seconds(model.val_step, runner.build_dataloader(cfg.val_dataloader), iterations, use_gpu)
+            val_s = _median_seconds(model.val_step, runner.build_dataloader(cfg.val_dataloader), iterations,
+                                    synchronize)
         return IterationTimes(train_s, val_s)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _median_seconds(step, loader, iterations: int, use_gpu: bool) -> float:
-    """The median of ``iterations`` calls of ``step`` on the loader's next batch, after one."""
-    import torch
-
+def _median_seconds(step: Callable, loader, iterations: int, synchronize: Callable[[], None]) -> float:
+    """The median of ``iterations`` calls of ``step`` on the loader's next batch, after one;
+    ``synchronize`` waits for the device (CUDA runs asynchronously)."""
     batches = itertools.chain.from_iterable(itertools.repeat(loader))  # as many epochs as it takes
     times = []
     for _ in range(iterations + 1):
         start = time.perf_counter()
         step(next(batches))
-        if use_gpu:
-            torch.cuda.synchronize()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])

@@ -102,7 +102,7 @@ def iterations_per_run(cfg: Config, images: int, num_workers: int) -> int:
 def validations_per_run(cfg: Config) -> int:
     """As MMEngine's EpochBasedTrainLoop validates: from ``val_begin``, every ``val_interval``
     epochs and after the last."""
-    if cfg.get("val_cfg") is None or cfg.get("val_dataloader") is None:
+    if not cfglib.validates(cfg):
         return 0
     epochs, begin, interval = (cfg.train_cfg.max_epochs, cfg.train_cfg.get("val_begin", 1),
                                cfg.train_cfg.get("val_interval", 1))

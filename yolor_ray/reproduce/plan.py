@@ -144,11 +144,8 @@ def _check_name(storage: Storage, name: str, settings: dict) -> ReproduceManifes
     """The manifest of an earlier pass with these settings (None: a new reproduction)."""
     if not storage.exists(name):
         return None
-    text = storage.read_text(name, REPRODUCE_PLAN)
     try:
-        if text is None:
-            raise RecordError(f"no {REPRODUCE_PLAN}")
-        previous = ReproduceManifest.from_json(text)
+        previous = ReproduceManifest.from_stored(storage.read_text(name, REPRODUCE_PLAN), REPRODUCE_PLAN)
     except RecordError as err:
         raise ReproductionExistsError(f"{storage.location(name)!r} exists but is not a reproduction ({err}); "
                                       "pick another --name") from None

@@ -251,11 +251,8 @@ def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec, folde
         return False
     if storage.read_text(name, RESULTS_FILE) is not None:
         raise RunExistsError(f"run {storage.location(name)!r} is complete (it has {RESULTS_FILE}); pick another --name")
-    text = storage.read_text(name, RUN_FILE)
     try:
-        if text is None:
-            raise RecordError(f"no {RUN_FILE}")
-        theirs = RunManifest.from_json(text)
+        theirs = RunManifest.from_stored(storage.read_text(name, RUN_FILE), RUN_FILE)
     except RecordError as err:
         raise RunExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray run ({err}); "
                              "pick another --name") from None

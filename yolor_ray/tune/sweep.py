@@ -182,11 +182,8 @@ def _check_sweep_name(storage, name: str, fingerprint: str, confirm: bool = Fals
     with these settings whose winners ``confirm`` (--confirm) is to train again."""
     if not storage.exists(name):
         return "new"
-    text = storage.read_text(name, SWEEP_FILE)
     try:
-        if text is None:
-            raise RecordError(f"no {SWEEP_FILE}")
-        same = SweepManifest.from_json(text).fingerprint == fingerprint
+        same = SweepManifest.from_stored(storage.read_text(name, SWEEP_FILE), SWEEP_FILE).fingerprint == fingerprint
     except RecordError as err:
         raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep ({err}); "
                                "pick another --name") from None
