@@ -1,6 +1,6 @@
-"""GPU benchmark: what the seed's six rows cost to train and run on one GPU, and what Ray adds.
+"""GPU benchmark: what the reference table's six rows cost to train and run on one GPU, and what Ray adds.
 
-Per seed row (the seed's ResNet-50 baseline and its YOLOR variant, shared detector weights,
+Per reference row (the reference table's ResNet-50 baseline and its YOLOR variant, shared detector weights,
 random init, mmdet's ``demo_mm_inputs`` at 1333x800, 4 boxes an image): train steps
 (forward, backward, SGD with the run's own optim wrapper: plain, MMEngine's fp16
 ``AmpOptimWrapper``, our ``BF16OptimWrapper``) in fp32, fp16 and bf16 at 2 and 16 images,
@@ -21,13 +21,13 @@ Without a CUDA device it prints one line and exits 0 (CI); ``--cpu-rehearsal`` r
 step of it on a CPU at 128 px (fp32 and bf16; fp16 autocast is CUDA only) to catch errors
 before GPU time is spent, and writes ``bench/.work/gpu_rehearsal.json``, never ``gpu.json``.
 It writes its result file after every row, so a run cut short leaves what it measured.
-Needs: torch with CUDA, mmcv with the CUDA ops of the seed rows (nms, roi_align, sigmoid
+Needs: torch with CUDA, mmcv with the CUDA ops of the reference rows (nms, roi_align, sigmoid
 focal loss), mmdet, mmengine, ray. Where Python and torch differ from our pins (an offline
 machine with Python 3.12 and torch 2.11), ../shared/gpu/README.md builds and carries them;
 it ran there in rehearsal (that bundle, on a CPU) with ``--cpu-rehearsal``.
 
 Goals: YOLOR / baseline train step <= 1.02; ATSS at 16 images on one H200-class GPU >= 130
-images/s (a seed row's 1x schedule in about 3 GPU-hours).
+images/s (a reference row's 1x schedule in about 3 GPU-hours).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from bench.implicit_cost import batch, build_pair, paired_ratios, time_inference
 @dataclass(frozen=True)
 class Target:
     device: str = "cuda"
-    image: tuple[int, int] = (800, 1333)  # (height, width): the seed's 1333x800 scale
+    image: tuple[int, int] = (800, 1333)  # (height, width): the reference table's 1333x800 scale
     dtypes: tuple[str, ...] = ("fp32", "fp16", "bf16")
     batches: tuple[int, ...] = (16, 2)
     result: str = "gpu"
@@ -265,9 +265,9 @@ def inference(models: dict, cfg, repeats: int, target: Target) -> dict:
 def row_results(row: str, args, rates: dict, deadline: float, target: Target) -> dict:
     import torch
 
-    from yolor_ray.seed import SEED_ROWS
+    from yolor_ray.reference import REFERENCE_ROWS
 
-    baseline, yolor, cfg = build_pair(SEED_ROWS[row])
+    baseline, yolor, cfg = build_pair(REFERENCE_ROWS[row])
     models = {"baseline": baseline.to(target.device), "yolor": yolor.to(target.device)}
     macs = forward_macs(models["baseline"], batch(cfg, target.image, 2, seed=0)) / 2
     result = dict(train_flop_per_image=6 * macs, cells={})
@@ -335,10 +335,10 @@ def ray_vs_plain(args, target: Target) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from yolor_ray.seed import SEED_ROWS
+    from yolor_ray.reference import REFERENCE_ROWS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", nargs="+", default=list(SEED_ROWS), choices=list(SEED_ROWS))
+    parser.add_argument("--rows", nargs="+", default=list(REFERENCE_ROWS), choices=list(REFERENCE_ROWS))
     parser.add_argument("--steps", type=positive_int, default=4, help="timed steps at 16 images (twice as many at 2)")
     parser.add_argument("--repeats", type=positive_int, default=10, help="timed inference passes per model")
     parser.add_argument("--budget-s", type=positive_int, default=420,
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(0) if target.device == "cuda" else "CPU (rehearsal)"
     memory_gb = torch.cuda.get_device_properties(0).total_memory / 1e9 if target.device == "cuda" else None
     log(f"{name}: matmul TFLOP/s {', '.join(f'{k} {v:.2f}' for k, v in rates.items())}")
-    payload = dict(question="per seed row on one GPU: train-step time, memory and images/s by precision and batch, "
+    payload = dict(question="per reference row on one GPU: train-step time, memory and images/s by precision and batch, "
                             "YOLOR / baseline, fused inference; yolor-ray train vs a plain Runner",
                    inputs=dict(**vars(args), image=target.image, batches=target.batches, dtypes=target.dtypes,
                                weights="random (seeded)", data="mmdet demo_mm_inputs, 4 boxes an image",

@@ -1,7 +1,7 @@
 """Implicit cost per family: train-step time YOLOR / baseline, parameters added, and
 inference latency of the baseline, YOLOR unfused and YOLOR fused (``fuse_implicit``).
 
-The seed's ResNet-50 models as configured (configs/baseline and configs/yolor, the
+The reference table's ResNet-50 models as configured (configs/baseline and configs/yolor, the
 default implicit variant), one process, random weights (no downloads), batches from
 mmdet's own ``demo_mm_inputs``. The baseline and YOLOR models share their detector
 weights, so their detections (and NMS work) match. Timed steps interleave the variants,
@@ -32,7 +32,7 @@ TRAIN_GOAL, FUSED_GOAL = 1.02, 1.01
 
 
 def build_pair(file_name: str):
-    """(baseline, YOLOR) models of one seed row, the baseline holding the YOLOR model's detector weights."""
+    """(baseline, YOLOR) models of one reference row, the baseline holding the YOLOR model's detector weights."""
     import torch
     from mmdet.registry import MODELS
     from mmengine.config import Config

@@ -210,7 +210,7 @@ def warm_start(r: dict) -> list[str]:
 
 def gpu(r: dict) -> list[str]:
     d = r["device"]
-    lines = ["### One GPU: the seed rows' train steps, memory and throughput", "",
+    lines = ["### One GPU: the reference rows' train steps, memory and throughput", "",
              f"_{r['finished']}, {d['name']} ({d['memory_gb']:.0f} GB), torch {r['machine']['torch']}, "
              f"Python {r['machine']['python']}_", "",
              "Measured matmul rates (TFLOP/s), the 'peak' below: "

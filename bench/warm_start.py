@@ -9,7 +9,7 @@ On one local Ray, in this order (each phase a ``run_sweep`` or ``run_training`` 
    modeling {vector, mf} (the ``asha_vs_exhaustive`` space), ``--no-early-stopping``,
    ``--epochs E`` from scratch;
 2. *baseline*: the config without implicit knowledge trained the same way, seed 0: the
-   baseline a warm start needs (and the seed table needs anyway). It is trained into the
+   baseline a warm start needs (and the reference table needs anyway). It is trained into the
    scratch sweep's confirmation folder as ``baseline-seed0``, so that confirmation
    reuses it rather than training it twice;
 3. *scratch confirmation*: the scratch sweep again with ``--confirm 1 --seeds 2`` (its

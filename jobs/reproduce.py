@@ -1,4 +1,4 @@
-"""Reproduce the seed's table with Ray: its rows x baseline/YOLOR x seeds, each a training run,
+"""Reproduce the reference table with Ray: its rows x baseline/YOLOR x seeds, each a training run,
 then the table with paired 95% intervals and GPU-hours; the entrypoint for ``ray job submit``.
 
 First the cost, nothing started (10 iterations of each row's configs timed on one GPU worker)::

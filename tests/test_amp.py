@@ -1,5 +1,5 @@
 """--amp bf16 on a CPU: our BF16OptimWrapper runs the forward pass under bf16 autocast, and
-mmcv's ops without a bf16 kernel run in float32 (engine.low_precision); every seed row's YOLOR
+mmcv's ops without a bf16 kernel run in float32 (engine.low_precision); every reference row's YOLOR
 config trains and validates (--small) with MMEngine's Runner, as a Ray worker would."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 
-from yolor_ray.seed import SEED_ROWS, yolor_config
+from yolor_ray.reference import REFERENCE_ROWS, yolor_config
 
 from support.runs import worker_like_cfg
 
@@ -16,7 +16,7 @@ from support.runs import worker_like_cfg
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.mark.parametrize("row", SEED_ROWS)
+@pytest.mark.parametrize("row", REFERENCE_ROWS)
 def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp_path):
     from mmengine.runner import Runner
 
@@ -28,7 +28,7 @@ def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp
                                     epochs=1, batch_size=2, amp="bf16", storage=str(tmp_path / "results")),
                           tmp_path / "work")
     assert cfg.optim_wrapper.type == "BF16OptimWrapper"
-    # Two iterations at the seed's 2 images per GPU: the first finds which mmcv ops need float32,
+    # Two iterations at the reference table's 2 images per GPU: the first finds which mmcv ops need float32,
     # the second takes that path directly. (A bf16 step is about 10x a float32 one on a CPU
     # without AVX512, so the batch is what this test's time is.)
     cfg.train_dataloader.dataset.indices = 4
@@ -149,7 +149,7 @@ def test_an_mmcv_op_without_a_low_precision_kernel_runs_in_fp32_and_one_with_it_
 
 
 def test_mmcv_roi_align_and_nms_take_bf16_inputs_on_cpu():
-    """The real ops of the seed's R-CNN rows: in bf16 they match their float32 results."""
+    """The real ops of the reference table's R-CNN rows: in bf16 they match their float32 results."""
     from mmcv.ops import nms, roi_align
 
     import yolor_ray.registrations  # noqa: F401  (installs the fallback)

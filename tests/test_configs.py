@@ -1,4 +1,4 @@
-"""The seed's six baseline configs, and the small scale on every family."""
+"""The reference table's six baseline configs, and the small scale on every family."""
 from pathlib import Path
 
 import mmdet
@@ -122,8 +122,8 @@ def test_ranks_on_several_nodes_collect_through_the_process_group_unless_the_con
 @pytest.mark.parametrize("batch_size, cpus, loaders", [(2, 1, 2), (2, 9, 2), (8, 5, 4), (16, 9, 8), (16, 4, 3)])
 def test_the_batch_recipe_scales_loader_processes_with_the_batch_and_the_lr_with_the_total(batch_size, cpus, loaders):
     """docs/cluster.md's table: a loader process per 2 images, within the worker's CPUs, never
-    fewer than the config's 2; the LR follows the total batch against the seed's 16."""
-    from yolor_ray.seed import baseline_config
+    fewer than the config's 2; the LR follows the total batch against the reference table's 16."""
+    from yolor_ray.reference import baseline_config
 
     cfg = cfglib.load_config(baseline_config("atss"))
     cfglib.set_batch_size(cfg, batch_size)
@@ -141,7 +141,7 @@ def test_the_dry_run_prints_the_lr_the_total_batch_scales_to():
 
 
 def test_cudnn_autotuner_only_where_every_batch_has_one_shape():
-    from yolor_ray.seed import baseline_config
+    from yolor_ray.reference import baseline_config
 
     cfg = cfglib.load_config(baseline_config("atss"))  # keep_ratio=True: shapes change with each image
     assert not cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg)

@@ -1,6 +1,6 @@
-"""Placements resolved by structure on families beyond the seed: sites, a train step, fusion.
+"""Placements resolved by structure on families beyond the reference table: sites, a train step, fusion.
 
-The seed's five families plus GFL, TOOD, YOLOX, DINO (and Deformable DETR, whose
+The reference table's five families plus GFL, TOOD, YOLOX, DINO (and Deformable DETR, whose
 prediction layers are shared by every decoder layer), at a small scale from mmdet's
 own configs: ResNet-18 (YOLOX-tiny's own CSPDarknet), two transformer layers, 64 px
 images. ``make coverage`` runs the same checks (yolor_ray.implicit.checks) on every family
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TOLERANCE = 1e-4
 SIZE = 64
 SIZES = {"yolox": 128}  # YOLOX's stride-32 level needs more than 2 x 2 cells to get a positive
-SEED_FAMILIES = ("faster_rcnn", "mask_rcnn", "fcos", "atss", "sparse_rcnn")
+REFERENCE_FAMILIES = ("faster_rcnn", "mask_rcnn", "fcos", "atss", "sparse_rcnn")
 MMDET_FAMILIES = {
     "gfl": "gfl/gfl_r50_fpn_1x_coco.py",
     "tood": "tood/tood_r50_fpn_1x_coco.py",
@@ -39,7 +39,7 @@ MMDET_FAMILIES = {
     "dino": "dino/dino-4scale_r50_8xb2-12e_coco.py",
     "deformable_detr": "deformable_detr/deformable-detr_r50_16xb2-50e_coco.py",
 }
-FAMILIES = SEED_FAMILIES + tuple(MMDET_FAMILIES)
+FAMILIES = REFERENCE_FAMILIES + tuple(MMDET_FAMILIES)
 LEVELS = [f"neck.fpn_convs.{i}" for i in range(5)]
 # family -> placement -> the sites the default variant's placements resolve to
 EXPECTED = {
@@ -90,7 +90,7 @@ def _small(family: str, model: dict) -> dict:
 
 @lru_cache(maxsize=None)
 def _baseline_cfg(family: str) -> dict:
-    if family in SEED_FAMILIES:
+    if family in REFERENCE_FAMILIES:
         return small_cfg(family, yolor=False)
     return _small(family, model_cfg_of(mmdet_configs() / MMDET_FAMILIES[family]))
 

@@ -98,7 +98,7 @@ def test_fused_model_equals_unfused(family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_default_variant_folds_completely(family):
-    """fpn add + pred multiply (the seed's variant): no implicit module left after fusion."""
+    """fpn add + pred multiply (the reference table's variant): no implicit module left after fusion."""
     model = build(small_cfg(family))
     fused, report = _fuse_and_compare(model, size=64, num_images=1)
     assert not report.kept and not list(implicit_modules(fused))

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def costs() -> list[ImplicitCost]:
-    assert len(YOLOR_CONFIGS) == 6  # the seed's six rows
+    assert len(YOLOR_CONFIGS) == 6  # the reference table's six rows
     return [implicit_cost(path) for path in YOLOR_CONFIGS]
 
 

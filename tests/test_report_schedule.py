@@ -10,7 +10,7 @@ import pytest
 from yolor_ray.engine.checkpoint import load_checkpoint_file
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE
 from yolor_ray.records import RunState
-from yolor_ray.seed import yolor_config
+from yolor_ray.reference import yolor_config
 
 from support.runs import worker_like_cfg
 

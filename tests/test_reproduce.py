@@ -1,4 +1,4 @@
-"""``yolor-ray reproduce``: the seed's rows x baseline/YOLOR x seeds as real runs on a real
+"""``yolor-ray reproduce``: the reference table's rows x baseline/YOLOR x seeds as real runs on a real
 local Ray, their table with paired intervals; resume, a failed run, the dry run and its cost."""
 import json
 import re
@@ -36,7 +36,7 @@ def _results(ap: float, epoch_times=(30.0, 30.0), segm: float | None = None, wor
 
 def test_the_table_pairs_seeds_and_marks_what_failed():
     """Per row and metric: means over the seeds, the paired interval of noise.py on the seeds
-    with both arms, the seed's own figures; a failed run in its row; GPU-hours from the epochs' times."""
+    with both arms, the reference table's own figures; a failed run in its row; GPU-hours from the epochs' times."""
     spec = ReproduceSpec(train=TrainSpec(config=Path("x.py"), use_gpu=True, num_workers=2),
                          rows=("atss", "mask-rcnn"), seeds=3)
     atss = {"baseline": [0.394, 0.391, 0.396], "yolor": [0.397, 0.393, 0.399]}
@@ -49,7 +49,7 @@ def test_the_table_pairs_seeds_and_marks_what_failed():
     rep = summarize(spec, "seedtable", "s3://b/seedtable", {"num_workers": 2, "epochs": None}, outcomes)
     atss_row, mask_row = rep.rows
     box = atss_row["metrics"][0]
-    assert box["label"] == "box AP" and box["baseline"]["seed_figure"] == 39.4 and box["seed_delta"] == 0.2
+    assert box["label"] == "box AP" and box["baseline"]["reference_figure"] == 39.4 and box["reference_delta"] == 0.2
     expected = paired_difference([100 * v for v in atss["yolor"]], [100 * v for v in atss["baseline"]])
     assert box["low"] == pytest.approx(expected.low) and box["high"] == pytest.approx(expected.high)
     assert box["within_noise"] == expected.within_noise
@@ -121,7 +121,7 @@ def test_validation_is_counted_as_the_train_loop_runs_it(train_cfg, validations)
 @pytest.mark.parametrize("change, message", [
     (dict(seeds=1), "--seeds must be an int >= 2 (a paired interval needs two seeds), got 1"),
     (dict(rows=("atss", "atss")), "--rows names a row twice"),
-    (dict(seconds_per_iter={"retinanet": 0.2}), "unknown seed row 'retinanet'"),
+    (dict(seconds_per_iter={"retinanet": 0.2}), "unknown reference row 'retinanet'"),
     (dict(calibrate=2, seconds_per_iter={"atss": 0.2}), "pass one"),
 ])
 def test_bad_reproduce_settings_are_named(change, message):
@@ -263,7 +263,7 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
     for row in rep["rows"]:
         box = row["metrics"][0]
         assert box["label"] == "box AP" and box["pairs"] == 2 and box["low"] <= box["diff_mean"] <= box["high"]
-        assert len(box["baseline"]["values"]) == 2 and box["baseline"]["seed_figure"] is not None
+        assert len(box["baseline"]["values"]) == 2 and box["baseline"]["reference_figure"] is not None
     for run in rep["runs"]:  # CPU-hours: the run's epochs' time x its 1 CPU
         record = json.loads((Path(run["run"]) / "results.json").read_text())
         assert run["device_hours"] == pytest.approx(sum(h["epoch_time_s"] for h in record["history"]) / 3600,
@@ -277,7 +277,7 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
 
     table = yolor_ray("table", storage)
     assert table.returncode == 0, table.stderr
-    assert f"# Reproduction `{name}`: the seed's rows, 2 seeds (0, 1)" in table.stdout
+    assert f"# Reproduction `{name}`: the reference table's rows, 2 seeds (0, 1)" in table.stdout
     assert "| ATSS | box AP |" in table.stdout and "| Faster R-CNN | box AP50 |" in table.stdout
     assert "| Model | YOLOR | AP |" not in table.stdout  # its runs are in its own table, not again as single runs
 

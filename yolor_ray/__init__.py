@@ -7,7 +7,7 @@ The layers, top to bottom; a module imports only from layers below its own (``.i
 says the same to ``make lint``), and each module's docstring says what it is for:
 
 * ``cli``: the ``yolor-ray`` command;
-* ``reproduce``: the seed's table again, its rows x baseline/YOLOR x seeds as runs through Tune;
+* ``reproduce``: the reference table again, its rows x baseline/YOLOR x seeds as runs through Tune;
 * ``tune``: sweeps (training never imports them, so a run behaves the same alone and as a trial);
 * ``train``: runs, from the checks on the driver to the worker function and what a run leaves;
 * ``deploy``, ``table``, ``cluster``, ``pull``: tools on trained files, stored runs and cluster files;

@@ -310,12 +310,12 @@ def run_tune(args: argparse.Namespace) -> int:
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``yolor-ray reproduce`` and ``jobs/reproduce.py``: the train ones
     (every run's), plus the reproduction's."""
-    from yolor_ray.seed import SEED_ROWS
+    from yolor_ray.reference import REFERENCE_ROWS
 
     add_train_arguments(parser, one_config=False)
     group = parser.add_argument_group("reproduction (each run is one training run with the options above)")
-    group.add_argument("--rows", nargs="+", choices=tuple(SEED_ROWS), default=list(SEED_ROWS), metavar="ROW",
-                       help=f"the seed's rows to train (default all six: {' '.join(SEED_ROWS)})")
+    group.add_argument("--rows", nargs="+", choices=tuple(REFERENCE_ROWS), default=list(REFERENCE_ROWS), metavar="ROW",
+                       help=f"the reference table's rows to train (default all six: {' '.join(REFERENCE_ROWS)})")
     group.add_argument("--seeds", type=int, default=3, help="seeds per row and arm (default 3; at least 2 for a "
                        "paired interval)")
     group.add_argument("--yolor-options", nargs="+", default=[], metavar="KEY=VALUE", help="--cfg-options of the "
@@ -336,7 +336,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 def reproduce_spec_from_args(args: argparse.Namespace):
     from yolor_ray.config import parse_cfg_options  # deferred: imports torch
     from yolor_ray.reproduce.spec import ReproduceSpec
-    from yolor_ray.seed import baseline_config
+    from yolor_ray.reference import baseline_config
 
     train = dataclasses.replace(train_spec_from_args(args, config=baseline_config(args.rows[0])), name=None)
     return ReproduceSpec(train=train, rows=tuple(args.rows), seeds=args.seeds, name=args.name,
@@ -347,7 +347,7 @@ def reproduce_spec_from_args(args: argparse.Namespace):
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    """Train the seed's rows x baseline/YOLOR x seeds (or print the plan and its cost), then the table."""
+    """Train the reference table's rows x baseline/YOLOR x seeds (or print the plan and its cost), then the table."""
     check_run_paths(args)
     if (args.calibrate or args.seconds_per_iter) and not args.dry_run:
         raise UserError("--calibrate and --seconds-per-iter estimate the cost of a plan: add --dry-run")
@@ -378,7 +378,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def run_table(args: argparse.Namespace) -> int:
-    """The seed-style table of the runs under a path; a reproduction's own table with its noise."""
+    """The reference-style table of the runs under a path; a reproduction's own table with its noise."""
     from yolor_ray.table import (  # deferred: boto3
         format_confirmation,
         format_reproduction,
@@ -386,7 +386,7 @@ def run_table(args: argparse.Namespace) -> int:
         load_records,
         load_reproductions,
         outside_reproductions,
-        seed_table,
+        reference_table,
     )
 
     records = load_records(args.path, args.s3_endpoint)
@@ -397,7 +397,7 @@ def run_table(args: argparse.Namespace) -> int:
         print(f"<!-- {where} -->\n" + format_reproduction(reproduction))
     single = outside_reproductions(records, [where for where, _ in reproductions])
     if single:
-        print(seed_table(single).markdown)
+        print(reference_table(single).markdown)
     for where, confirmation in load_confirmations(args.path, args.s3_endpoint):
         print("\n" + "\n".join(format_confirmation(confirmation, title=f"{where}: confirmation")))
     return 0
@@ -466,12 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_tune_arguments(tune)
     tune.set_defaults(func=run_tune)
 
-    reproduce = sub.add_parser("reproduce", help="the seed's table again: its rows x baseline/YOLOR x seeds, "
+    reproduce = sub.add_parser("reproduce", help="the reference table again: its rows x baseline/YOLOR x seeds, "
                                "with paired 95%% intervals and GPU-hours (docs/reproduce.md)")
     add_reproduce_arguments(reproduce)
     reproduce.set_defaults(func=run_reproduce)
 
-    table = sub.add_parser("table", help="the seed-style AP table of stored runs and sweeps")
+    table = sub.add_parser("table", help="the reference-style AP table of stored runs and sweeps")
     table.add_argument("path", help="a results folder, a run or a sweep; local or s3://bucket/prefix")
     table.add_argument("--s3-endpoint", metavar="URL", help="custom S3 endpoint (default: AWS_ENDPOINT_URL, else AWS)")
     table.set_defaults(func=run_table)

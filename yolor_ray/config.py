@@ -300,18 +300,18 @@ def set_batch_size(cfg: Config, batch_size: int) -> None:
     cfg.train_dataloader.batch_size = batch_size
 
 
-SEED_TOTAL_BATCH = 16  # the seed's 8 GPUs x 2 images, the batch mmdet's learning rates are set for
+REFERENCE_TOTAL_BATCH = 16  # the reference table's 8 GPUs x 2 images, the batch mmdet's learning rates are set for
 IMAGES_PER_LOADER_WORKER = 2  # mmdet's own ratio: 2 images, 2 loader workers per GPU
 
 
 def use_batch_recipe(cfg: Config, cpus_per_worker: int) -> None:
-    """The seed's batch on any number of workers (docs/cluster.md, "The seed's batch on fewer
+    """The reference table's batch on any number of workers (docs/cluster.md, "The reference table's batch on fewer
     GPUs"): the learning rate follows the total batch (MMEngine's ``auto_scale_lr``, linear
-    in workers x images per worker, against the config's ``base_batch_size``, the seed's 16
+    in workers x images per worker, against the config's ``base_batch_size``, the reference table's 16
     where it names none), and each worker gets a data-loader process per 2 images of its
     batch, as many as its CPUs allow beside the training process (never fewer than the
     config asks for; ``--small`` loads in the training process)."""
-    base = (cfg.get("auto_scale_lr") or {}).get("base_batch_size", SEED_TOTAL_BATCH)
+    base = (cfg.get("auto_scale_lr") or {}).get("base_batch_size", REFERENCE_TOTAL_BATCH)
     cfg.auto_scale_lr = dict(enable=True, base_batch_size=base)
     loader = cfg.train_dataloader
     if loader.get("num_workers", 0) > 0:

@@ -18,7 +18,7 @@ each, as above), ``leaderboard.json`` (written last), ``leaderboard.md``, ``tria
 ``best_config.py``; with ``--confirm``, ``confirm/ARM-seedN/`` (runs) and
 ``confirmation.json``.
 
-A reproduction of the seed table (``yolor-ray reproduce``), ``STORAGE/NAME/``:
+A reproduction of the reference table (``yolor-ray reproduce``), ``STORAGE/NAME/``:
 ``reproduce_plan.json`` (written first: the rows, seeds and settings the name belongs to),
 ``runs/ROW-ARM-seedN/`` (one run each, as above; ARM is baseline or yolor), ``reproduce.json``
 and ``reproduce.md`` (written after every pass, failed runs marked).
@@ -49,7 +49,7 @@ BEST_CONFIG = "best_config.py"
 CONFIRM_DIR = "confirm"  # --confirm: a run per arm and seed, confirm/ARM-seedN
 CONFIRMATION_FILE = "confirmation.json"
 
-# A reproduction of the seed table
+# A reproduction of the reference table
 REPRODUCE_PLAN = "reproduce_plan.json"
 REPRODUCTION_FILE = "reproduce.json"
 REPRODUCTION_MD = "reproduce.md"

@@ -4,7 +4,7 @@ from __future__ import annotations
 SCORE_METRIC = "coco/bbox_mAP"  # what ranks checkpoints and runs
 TRAIN_LOSS = "train/loss"
 RESTARTS = "restarts"  # reported with each epoch: worker-group restarts so far
-# CocoMetric's keys, in the seed table's column order.
+# CocoMetric's keys, in the reference table's column order.
 AP_KEYS = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 COCO_PREFIXES = ("coco/bbox", "coco/segm")
 

@@ -231,13 +231,13 @@ class ReproduceManifest(Record):
 
 @dataclass
 class Reproduction(Record):
-    """``reproduce.json``: every run of the seed's rows x baseline/YOLOR x seeds, and per row
+    """``reproduce.json``: every run of the reference table's rows x baseline/YOLOR x seeds, and per row
     and metric the paired YOLOR - baseline difference with its 95% interval (``yolor_ray.noise``).
 
     ``runs``: row, arm, seed, run (where), status ('completed', 'failed' or 'not run'), error,
     metrics, train_time_s, device_hours; ``rows``: row, model, metrics (per metric: label,
     baseline/yolor values per seed, mean, sd, the difference's mean, sd, low, high,
-    within_noise, the seed's figures) and device_hours, failed (what failed, why)."""
+    within_noise, the reference table's figures) and device_hours, failed (what failed, why)."""
 
     name: str
     location: str

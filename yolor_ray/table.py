@@ -1,4 +1,4 @@
-"""The seed's AP table from stored results: ``yolor-ray table PATH``.
+"""The reference table's AP table from stored results: ``yolor-ray table PATH``.
 
 A reproduction's runs (``yolor-ray reproduce``) are shown as its own table, with the noise of
 its seeds (:func:`format_reproduction`). Every other ``results.json`` under PATH (a folder or
@@ -22,7 +22,7 @@ from yolor_ray.storage import Storage, StorageSpec, open_storage
 log = logging.getLogger("yolor_ray")
 R = TypeVar("R", bound=Record)
 
-# mmdet's model types as the seed's table names them, in its row order.
+# mmdet's model types as the reference table names them, in its row order.
 MODEL_NAMES = {"FasterRCNN": "Faster R-CNN", "MaskRCNN": "Mask R-CNN", "SparseRCNN": "Sparse R-CNN",
                "FCOS": "FCOS", "ATSS": "ATSS"}
 BOX_COLUMNS = (("AP", "coco/bbox_mAP"), ("AP50", "coco/bbox_mAP_50"), ("AP75", "coco/bbox_mAP_75"))
@@ -81,7 +81,7 @@ def _read_all(storage: Storage, file_name: str, record_type: type[R], what: str)
     return found
 
 
-def seed_table(runs: list[StoredRun]) -> Table:
+def reference_table(runs: list[StoredRun]) -> Table:
     """Model | YOLOR | AP | AP50 | AP75 [| mask AP | mask AP50 | mask AP75] | setting | run (APs in %)."""
     kept = [r for r in runs if r.record.status == "completed"]
     with_mask = any("coco/segm_mAP" in r.record.metrics for r in kept)
@@ -152,13 +152,13 @@ def _per_seed(entry: dict, seeds: list[int]) -> str:
 
 def format_reproduction(rep: Reproduction) -> str:
     """``reproduce.md``: per row and metric both arms' mean ± sd over the seeds, the paired
-    difference with its 95% interval and verdict, the seed's figures; then the cost; then what failed."""
+    difference with its 95% interval and verdict, the reference table's figures; then the cost; then what failed."""
     settings = rep.settings
     data = settings.get("data_root") or "the configs' dataset"
     scale = f"--small {settings.get('image_size')}px, " if settings.get("small") else ""
     epochs = f"{settings['epochs']} epochs" if settings.get("epochs") else "each row's own schedule"
     unit = f"{rep.device}-hours"
-    lines = [f"# Reproduction `{rep.name}`: the seed's rows, {len(rep.seeds)} seeds ({', '.join(map(str, rep.seeds))})",
+    lines = [f"# Reproduction `{rep.name}`: the reference table's rows, {len(rep.seeds)} seeds ({', '.join(map(str, rep.seeds))})",
              "",
              f"{data}, {scale}{epochs}, {settings.get('num_workers')} {rep.device} worker(s) per run"
              + (f", batch {settings['batch_size']} per worker" if settings.get("batch_size") else "")
@@ -166,7 +166,7 @@ def format_reproduction(rep: Reproduction) -> str:
              "",
              f"YOLOR − baseline with its 95% interval: {rep.method}; \"within noise\": the interval holds 0, "
              "the seeds cannot tell YOLOR from the baseline. A seed's baseline and YOLOR runs see the same data "
-             "in the same order. The seed's columns: its single runs (COCO val2017, 1x or 3x schedule) and "
+             "in the same order. The reference table's columns: its single runs (COCO val2017, 1x or 3x schedule) and "
              "the difference it claims.",
              "",
              "| Model | metric | baseline | YOLOR | YOLOR − baseline [95% interval] | | seed: baseline | seed: YOLOR "
@@ -181,8 +181,8 @@ def format_reproduction(rep: Reproduction) -> str:
                 interval, verdict = f"needs 2 seeds with both arms ({entry['pairs']} here)", ""
             lines.append(f"| {row['model']} | {entry['label']} | {_ap_cell(entry['baseline'])} | "
                          f"{_ap_cell(entry['yolor'])} | {interval} | {verdict} | "
-                         f"{_figure(entry['baseline']['seed_figure'])} | {_figure(entry['yolor']['seed_figure'])} | "
-                         f"{_figure(entry['seed_delta'], signed=True)} | {_per_seed(entry, rep.seeds)} |")
+                         f"{_figure(entry['baseline']['reference_figure'])} | {_figure(entry['yolor']['reference_figure'])} | "
+                         f"{_figure(entry['reference_delta'], signed=True)} | {_per_seed(entry, rep.seeds)} |")
         if not row["metrics"]:
             lines.append(f"| {row['model']} | | no run finished | | | | | | | |")
     lines += ["", f"## Cost ({unit}: training and validation time x the {rep.device}s each run held; start-up "

@@ -1,3 +1,3 @@
-# Baseline row of the seed table: MMDetection's own config, unchanged.
+# Baseline row of the reference table: MMDetection's own config, unchanged.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['yolor_ray.registrations'], allow_failed_imports=False)

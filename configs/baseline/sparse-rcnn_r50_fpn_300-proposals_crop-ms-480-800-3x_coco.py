@@ -1,3 +1,3 @@
-# Baseline row of the seed table: MMDetection's own config, unchanged.
+# Baseline row of the reference table: MMDetection's own config, unchanged.
 _base_ = 'mmdet::sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py'
 custom_imports = dict(imports=['yolor_ray.registrations'], allow_failed_imports=False)

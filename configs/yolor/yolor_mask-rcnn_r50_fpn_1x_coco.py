@@ -1,4 +1,4 @@
-# YOLOR row of the seed table: the baseline plus implicit knowledge (docs/implicit.md).
+# YOLOR row of the reference table: the baseline plus implicit knowledge (docs/implicit.md).
 # fpn: ImplicitA on every FPN output level (the paper's iFA); pred: ImplicitM on the
 # outputs of every head's final cls / reg / centerness / mask-logit layers (iPR).
 _base_ = '../baseline/mask-rcnn_r50_fpn_1x_coco.py'

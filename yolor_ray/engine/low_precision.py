@@ -1,6 +1,6 @@
 """mmcv ops without a kernel for the autocast dtype run in float32; the rest stays low.
 
-mmcv 2.1's compiled ops pick their kernel by the input's dtype, and several that the seed's
+mmcv 2.1's compiled ops pick their kernel by the input's dtype, and several that the reference table's
 detectors reach have none for bf16 (roi_align and sigmoid_focal_loss on CUDA; nms and
 roi_align on CPU): under autocast their inputs arrive in bf16 and the op raises. Autocast
 never sees these ops (they are pybind functions, not torch operators), so no autocast policy
@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 
 LOW_DTYPE_NAMES = {torch.bfloat16: "BFloat16", torch.float16: "Half"}
 
-# The mmcv ops the six seed rows call, and the positions of the tensor arguments each one
+# The mmcv ops the six reference rows call, and the positions of the tensor arguments each one
 # writes its results into (mmcv passes tensors positionally, scalars by keyword).
 WRITTEN_ARGS: dict[str, tuple[int, ...]] = {
     "nms": (),

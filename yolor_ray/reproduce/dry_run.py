@@ -10,7 +10,7 @@ from yolor_ray.reproduce.estimate import estimate, format_estimate
 from yolor_ray.reproduce.launch import runs_at_a_time
 from yolor_ray.reproduce.plan import DONE, UNFINISHED, ReproducePlan, prepare_reproduction
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
-from yolor_ray.seed import CONFIGS, ROW_TITLES, baseline_config, yolor_config
+from yolor_ray.reference import CONFIGS, ROW_TITLES, baseline_config, yolor_config
 from yolor_ray.train.ray_cluster import ray_session
 from yolor_ray.tune.sweep import concurrency
 from yolor_ray.tune.trial import trial_resources

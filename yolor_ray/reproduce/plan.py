@@ -21,7 +21,7 @@ from yolor_ray.errors import UserError
 from yolor_ray.layout import REPRODUCE_PLAN, RESULTS_FILE, RUN_FILE, RUNS_DIR
 from yolor_ray.records import RecordError, ReproduceManifest, RunManifest
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
-from yolor_ray.seed import baseline_config, yolor_config
+from yolor_ray.reference import baseline_config, yolor_config
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 from yolor_ray.train.prepare import PreparedRun, RunExistsError, fingerprint_of, prepare_run, run_config
 from yolor_ray.train.spec import TrainSpec

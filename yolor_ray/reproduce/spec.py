@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from yolor_ray.errors import require_int
-from yolor_ray.seed import SEED_ROWS
+from yolor_ray.reference import REFERENCE_ROWS
 from yolor_ray.train.spec import RUN_NAME, OptionError, TrainSpec
 
 ARMS = ("baseline", "yolor")
@@ -18,7 +18,7 @@ class ReproduceSpec:
     ``seed`` is the first seed); ``yolor_options``: ``--cfg-options`` of the YOLOR runs alone."""
 
     train: TrainSpec
-    rows: tuple[str, ...] = tuple(SEED_ROWS)
+    rows: tuple[str, ...] = tuple(REFERENCE_ROWS)
     seeds: int = 3
     name: str | None = None
     yolor_options: dict[str, Any] = field(default_factory=dict)
@@ -33,10 +33,10 @@ class ReproduceSpec:
         require_int("--max-concurrent", self.max_concurrent, 1, OptionError, optional=True)
         require_int("--calibrate", self.calibrate, 0, OptionError)
         if not self.rows:
-            raise OptionError(f"--rows needs at least one row; valid: {', '.join(SEED_ROWS)}")
+            raise OptionError(f"--rows needs at least one row; valid: {', '.join(REFERENCE_ROWS)}")
         for row in (*self.rows, *self.seconds_per_iter):
-            if row not in SEED_ROWS:
-                raise OptionError(f"unknown seed row {row!r}; valid: {', '.join(SEED_ROWS)}")
+            if row not in REFERENCE_ROWS:
+                raise OptionError(f"unknown reference row {row!r}; valid: {', '.join(REFERENCE_ROWS)}")
         if len(set(self.rows)) != len(self.rows):
             raise OptionError(f"--rows names a row twice: {' '.join(self.rows)}")
         for row, seconds in self.seconds_per_iter.items():

@@ -1,6 +1,6 @@
 """The reproduction's table from its runs: per row and metric the seeds' values of both arms,
 mean +- sd, and the paired YOLOR - baseline difference with its 95% interval (``noise``),
-the seed's own figures beside them, and what each run and row cost in device-hours."""
+the reference table's own figures beside them, and what each run and row cost in device-hours."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +9,7 @@ from yolor_ray.noise import METHOD, mean_sd, paired_difference
 from yolor_ray.records import Reproduction, RunResults
 from yolor_ray.reproduce.plan import PlannedRun
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
-from yolor_ray.seed import METRIC_LABELS, ROW_TITLES, SEED_METRICS, seed_figure
+from yolor_ray.reference import METRIC_LABELS, ROW_TITLES, REFERENCE_METRICS, reference_figure
 
 COMPLETED, FAILED, NOT_RUN = "completed", "failed", "not run"
 
@@ -56,7 +56,7 @@ def summarize(spec: ReproduceSpec, name: str, location: str, settings: dict,
 def _row(row: str, outcomes: list[RunOutcome], seeds: list[int], cpus_per_worker: int) -> dict:
     by_arm = {arm: {o.run.seed: o.results for o in outcomes if o.run.arm == arm} for arm in ARMS}
     metrics = []
-    for metric in SEED_METRICS[row]:
+    for metric in REFERENCE_METRICS[row]:
         values = {arm: [_ap(by_arm[arm].get(s), metric) for s in seeds] for arm in by_arm}
         if all(v is None for arm in values for v in values[arm]):
             continue  # not reported at this scale (no run finished, or no masks)
@@ -64,15 +64,15 @@ def _row(row: str, outcomes: list[RunOutcome], seeds: list[int], cpus_per_worker
         for arm, per_seed in values.items():
             present = [v for v in per_seed if v is not None]
             mean, sd = mean_sd(present) if present else (None, None)
-            entry[arm] = dict(values=per_seed, mean=mean, sd=sd, seed_figure=seed_figure(row, arm, metric))
+            entry[arm] = dict(values=per_seed, mean=mean, sd=sd, reference_figure=reference_figure(row, arm, metric))
         pairs = [(y, b) for y, b in zip(values["yolor"], values["baseline"]) if y is not None and b is not None]
         entry["pairs"] = len(pairs)
         if len(pairs) >= 2:
             diff = paired_difference([y for y, _ in pairs], [b for _, b in pairs])
             entry.update(diff_mean=diff.mean, diff_sd=diff.sd, low=diff.low, high=diff.high,
                          within_noise=diff.within_noise)
-        base_figure, yolor_figure = entry["baseline"]["seed_figure"], entry["yolor"]["seed_figure"]
-        entry["seed_delta"] = round(yolor_figure - base_figure, 2) if None not in (base_figure, yolor_figure) else None
+        base_figure, yolor_figure = entry["baseline"]["reference_figure"], entry["yolor"]["reference_figure"]
+        entry["reference_delta"] = round(yolor_figure - base_figure, 2) if None not in (base_figure, yolor_figure) else None
         metrics.append(entry)
     hours = {arm: [device_hours(r, cpus_per_worker) for r in by_arm[arm].values() if r is not None]
              for arm in by_arm}
@@ -85,7 +85,7 @@ def _row(row: str, outcomes: list[RunOutcome], seeds: list[int], cpus_per_worker
 
 
 def _ap(results: RunResults | None, metric: str) -> float | None:
-    """The run's final ``metric`` in % (the seed's unit); None: no run, or not reported."""
+    """The run's final ``metric`` in % (the reference table's unit); None: no run, or not reported."""
     if results is None or results.metrics.get(metric) is None or results.metrics[metric] < 0:
         return None
     return 100 * results.metrics[metric]

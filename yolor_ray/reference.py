@@ -1,4 +1,4 @@
-"""The seed's table (shared/seed, README's seed results): its rows' short names, config files and figures.
+"""The reference table (the YOLOR authors' MMDetection results, README's reference table): its rows' short names, config files and figures.
 
 Each row is a baseline config under ``configs/baseline`` and its YOLOR variant under
 ``configs/yolor`` (the same name with ``yolor_`` in front). Light: no torch, no mmdet.
@@ -9,8 +9,8 @@ from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-# short name -> the baseline config's file name, in the seed table's order
-SEED_ROWS: dict[str, str] = {
+# short name -> the baseline config's file name, in the reference table's order
+REFERENCE_ROWS: dict[str, str] = {
     "faster-rcnn": "faster-rcnn_r50_fpn_1x_coco.py",
     "mask-rcnn": "mask-rcnn_r50_fpn_1x_coco.py",
     "fcos": "fcos_r50-caffe_fpn_gn-head_1x_coco.py",
@@ -18,27 +18,27 @@ SEED_ROWS: dict[str, str] = {
     "sparse-rcnn": "sparse-rcnn_r50_fpn_1x_coco.py",
     "sparse-rcnn-3x": "sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py",
 }
-# How the seed's table names each row.
+# How the reference table names each row.
 ROW_TITLES: dict[str, str] = {"faster-rcnn": "Faster R-CNN", "mask-rcnn": "Mask R-CNN", "fcos": "FCOS",
                               "atss": "ATSS", "sparse-rcnn": "Sparse R-CNN", "sparse-rcnn-3x": "Sparse R-CNN 3x"}
 
 
 def baseline_config(row: str) -> Path:
-    return CONFIGS / "baseline" / SEED_ROWS[row]
+    return CONFIGS / "baseline" / REFERENCE_ROWS[row]
 
 
 def yolor_config(row: str) -> Path:
-    return CONFIGS / "yolor" / f"yolor_{SEED_ROWS[row]}"
+    return CONFIGS / "yolor" / f"yolor_{REFERENCE_ROWS[row]}"
 
 
-# The seed's own figures (shared/seed, README), in %: box AP, AP50, AP75 and, for Mask R-CNN,
+# The reference table's own figures (the YOLOR authors' MMDetection results, README), in %: box AP, AP50, AP75 and, for Mask R-CNN,
 # mask AP, AP50, AP75; baseline then YOLOR. COCO val2017, R-50, one run each, no noise reported.
-SEED_METRICS: dict[str, tuple[str, ...]] = {
+REFERENCE_METRICS: dict[str, tuple[str, ...]] = {
     row: ("coco/bbox_mAP", "coco/bbox_mAP_50", "coco/bbox_mAP_75")
     + (("coco/segm_mAP", "coco/segm_mAP_50", "coco/segm_mAP_75") if row == "mask-rcnn" else ())
-    for row in SEED_ROWS
+    for row in REFERENCE_ROWS
 }
-SEED_AP: dict[str, dict[str, tuple[float, ...]]] = {
+REFERENCE_AP: dict[str, dict[str, tuple[float, ...]]] = {
     "faster-rcnn": {"baseline": (37.4, 58.1, 40.4), "yolor": (37.6, 58.5, 40.8)},
     "mask-rcnn": {"baseline": (38.2, 58.8, 41.4, 34.7, 55.7, 37.2), "yolor": (38.3, 59.1, 41.9, 34.8, 55.8, 37.3)},
     "fcos": {"baseline": (36.6, 56.0, 38.8), "yolor": (36.6, 56.1, 39.1)},
@@ -50,8 +50,8 @@ METRIC_LABELS = {"coco/bbox_mAP": "box AP", "coco/bbox_mAP_50": "box AP50", "coc
                  "coco/segm_mAP": "mask AP", "coco/segm_mAP_50": "mask AP50", "coco/segm_mAP_75": "mask AP75"}
 
 
-def seed_figure(row: str, arm: str, metric: str) -> float | None:
-    """The seed's figure (in %) of one row's arm ('baseline' or 'yolor') for ``metric``."""
-    metrics = SEED_METRICS[row]
-    return SEED_AP[row][arm][metrics.index(metric)] if metric in metrics else None
+def reference_figure(row: str, arm: str, metric: str) -> float | None:
+    """The reference table's figure (in %) of one row's arm ('baseline' or 'yolor') for ``metric``."""
+    metrics = REFERENCE_METRICS[row]
+    return REFERENCE_AP[row][arm][metrics.index(metric)] if metric in metrics else None
 
