@@ -17,10 +17,13 @@ def main(argv: list[str]) -> int:
     import torch
     from mmengine.runner import Runner
 
-    from yolor_ray.cli import build_parser, train_spec_from_args
+    from yolor_ray.cli.train import spec_from_argv
     from yolor_ray.train.prepare import prepare_run
 
-    spec = train_spec_from_args(build_parser().parse_args(argv))
+    command, *train_argv = argv
+    if command != "train":
+        raise SystemExit("usage: python -m bench.plain_runner train CONFIG ... (yolor-ray train's arguments)")
+    spec = spec_from_argv(train_argv)
     cfg = prepare_run(spec).cfg
     torch.set_num_threads(spec.cpus_per_worker)  # as train_worker does under Ray
     cfg.work_dir = tempfile.mkdtemp(prefix="bench-plain-")

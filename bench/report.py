@@ -161,9 +161,10 @@ def trial_overhead(r: dict) -> list[str]:
     sweeps = r["sweeps"]
     return ["### Fixed cost of a 1-worker sweep trial", "", _stamp(r), "",
             "| trial | wall | CPU-s, all processes | CPU-s by process |", "| :-- | --: | --: | :-- |",
-            row("in_process", "in its Tune actor (default)"), row("trainer", "a TorchTrainer run (`--trainer-trials`)"),
-            "", f"In-process / TorchTrainer: wall {r['wall_ratio']:.2f}, CPU-s {r['cpu_ratio']:.2f}. Goal for the "
-            f"in-process trial: <= 10 s wall ({_met(r['met']['wall'])}) and <= 15 CPU-s ({_met(r['met']['cpu'])}). "
+            row("in_process", "in its Tune actor (default)"), row("trainer", "a TorchTrainer run (`--trainer-runs`)"),
+            "", f"In its Tune actor / a TorchTrainer run: wall {r['wall_ratio']:.2f}, CPU-s {r['cpu_ratio']:.2f}. "
+            f"Goal for the trial in its Tune actor: <= 10 s wall ({_met(r['met']['wall'])}) and <= 15 CPU-s "
+            f"({_met(r['met']['cpu'])}). "
             f"Each is {r['inputs']['trials']} trials x 1 epoch less 1 trial x {r['inputs']['trials']} epochs, over "
             f"{r['inputs']['trials'] - 1} (sweeps of "
             + ", ".join(f"{kind} {name}: {s['wall_s']:.0f} s / {s['cpu_s']:.0f} CPU-s"

@@ -1,6 +1,6 @@
 """The fixed cost of one sweep trial: what a 1-worker trial pays besides its epochs, for a
 trial that trains in its own Tune actor (the default) and for one that is a TorchTrainer
-run (``--trainer-trials``, what every trial was before).
+run (``--trainer-runs``, what every trial was before).
 
 Per kind of trial, two sweeps on one local Ray, one trial at a time, variants of one cost
 (ATSS + YOLOR on fpn, shapes): 1 trial of K epochs, and K trials of 1 epoch each (K = 4).
@@ -41,7 +41,7 @@ def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
 
     name = f"{kind}-{trials}x{epochs}"
     spec = SweepSpec(train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name, trials=trials,
-                     search="random", early_stopping=False, max_concurrent=1, trainer_trials=kind == "trainer")
+                     search="random", early_stopping=False, max_concurrent=1, trainer_runs=kind == "trainer")
     with CpuSampler(own_label="bench driver", own_tree=True) as cpu:  # not other work on a shared machine
         board = run_sweep(spec)
     statuses = [t.status for t in board.trials]

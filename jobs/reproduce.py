@@ -14,10 +14,9 @@ Same arguments as ``yolor-ray reproduce`` (``python jobs/reproduce.py --help``);
 import argparse
 import sys
 
-from yolor_ray.cli import add_reproduce_arguments, configure_logging, run_guarded, run_reproduce
+from yolor_ray.cli import reproduce, run_command
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_reproduce_arguments(parser)
-    configure_logging()
-    sys.exit(run_guarded(run_reproduce, parser.parse_args()))
+    reproduce.add_arguments(parser)
+    sys.exit(run_command(reproduce.run, parser.parse_args()))

@@ -16,10 +16,9 @@ Same arguments as ``yolor-ray train`` (``python jobs/train.py --help``).
 import argparse
 import sys
 
-from yolor_ray.cli import add_train_arguments, configure_logging, run_guarded, run_train
+from yolor_ray.cli import run_command, train
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(parser)
-    configure_logging()
-    sys.exit(run_guarded(run_train, parser.parse_args()))
+    train.add_arguments(parser)
+    sys.exit(run_command(train.run, parser.parse_args()))

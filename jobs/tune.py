@@ -13,10 +13,9 @@ Same arguments as ``yolor-ray tune`` (``python jobs/tune.py --help``).
 import argparse
 import sys
 
-from yolor_ray.cli import add_tune_arguments, configure_logging, run_guarded, run_tune
+from yolor_ray.cli import run_command, tune
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_tune_arguments(parser)
-    configure_logging()
-    sys.exit(run_guarded(run_tune, parser.parse_args()))
+    tune.add_arguments(parser)
+    sys.exit(run_command(tune.run, parser.parse_args()))

@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 from mmengine.logging import MMLogger
 
+# the checks tests/test_families.py runs on small models (the repository root is on the path: `python -m`)
+from tests.support.implicit_checks import build_detector, compare_fused, mmdet_configs, model_cfg_of, train_step
 from yolor_ray.implicit import (
     ImplicitSpec,
     PlacementSpec,
@@ -41,7 +43,6 @@ from yolor_ray.implicit import (
     resolution_of,
     resolve_placement,
 )
-from yolor_ray.implicit.checks import build_detector, compare_fused, mmdet_configs, model_cfg_of, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "implicit.md"

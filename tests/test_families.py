@@ -3,7 +3,7 @@
 The reference table's five families plus GFL, TOOD, YOLOX, DINO (and Deformable DETR, whose
 prediction layers are shared by every decoder layer), at a small scale from mmdet's
 own configs: ResNet-18 (YOLOX-tiny's own CSPDarknet), two transformer layers, 64 px
-images. ``make coverage`` runs the same checks (yolor_ray.implicit.checks) on every family
+images. ``make coverage`` runs the same checks (support.implicit_checks) on every family
 folder of mmdet's configs at full scale (scripts/implicit_coverage.py, the table in
 docs/implicit.md).
 """
@@ -23,9 +23,9 @@ from yolor_ray.implicit import (
     resolution_of,
     resolve_placement,
 )
-from yolor_ray.implicit.checks import build_detector, compare_fused, mmdet_configs, model_cfg_of, train_step
 
 from support.implicit import quiet_mmengine, small_cfg
+from support.implicit_checks import build_detector, compare_fused, mmdet_configs, model_cfg_of, train_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TOLERANCE = 1e-4

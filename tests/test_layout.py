@@ -67,7 +67,7 @@ def test_records_round_trip_with_their_schema():
 
 
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(capsys):
-    from yolor_ray.cli import run_guarded
+    from yolor_ray.cli.running import run_guarded
     from yolor_ray.config import ConfigError
 
     def user_mistake(_args):

@@ -136,18 +136,25 @@ def test_concurrency_is_what_the_cluster_holds():
 def test_early_stopping_flag_picks_asha_or_none():
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from yolor_ray.cli import build_parser, sweep_spec_from_args
+    from yolor_ray.cli.tune import spec_from_argv
     from yolor_ray.tune.sweep import _scheduler
 
-    parser = build_parser()
-    asha = sweep_spec_from_args(parser.parse_args(["tune", "x.py", "--grace-period", "2", "--reduction-factor", "3"]))
-    exhaustive = sweep_spec_from_args(parser.parse_args(["tune", "x.py", "--search", "grid", "--no-early-stopping"]))
+    asha = spec_from_argv(["x.py", "--grace-period", "2", "--reduction-factor", "3"])
+    exhaustive = spec_from_argv(["x.py", "--search", "grid", "--no-early-stopping"])
     assert asha.early_stopping and not exhaustive.early_stopping
     scheduler = _scheduler(asha, epochs=6)
     assert isinstance(scheduler, ASHAScheduler)
     # rungs at grace x R^k below max_t = epochs + 1: epochs 2 and 6
     assert sorted(milestone for milestone, _ in scheduler._brackets[0]._rungs) == [2, 6]
     assert type(_scheduler(exhaustive, epochs=6)) is FIFOScheduler
+
+
+def test_trainer_runs_and_its_old_spelling_make_every_trial_a_torchtrainer_run():
+    from yolor_ray.cli.tune import spec_from_argv
+
+    assert not spec_from_argv(["x.py"]).trainer_runs
+    assert spec_from_argv(["x.py", "--trainer-runs"]).trainer_runs
+    assert spec_from_argv(["x.py", "--trainer-trials"]).trainer_runs  # the alias, kept
 
 
 def test_paired_interval_within_and_beyond_noise():

@@ -6,7 +6,7 @@ Importing the package imports nothing else: no torch, no registrations. Configs 
 The layers, top to bottom; a module imports only from layers below its own (``.importlinter``
 says the same to ``make lint``), and each module's docstring says what it is for:
 
-* ``cli``: the ``yolor-ray`` command;
+* ``cli``: the ``yolor-ray`` command, one module per command;
 * ``reproduce``: the reference table again, its rows x baseline/YOLOR x seeds as runs through Tune;
 * ``tune``: sweeps (training never imports them, so a run behaves the same alone and as a trial);
 * ``train``: runs, from the checks on the driver to the worker function and what a run leaves;

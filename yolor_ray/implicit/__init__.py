@@ -12,8 +12,8 @@ Importing this package registers nothing (``yolor_ray.registrations`` registers 
 * weights: :func:`load_weights` (baseline <-> YOLOR state dicts, with a report);
 * deploy: :func:`fuse_implicit` (a model, in place; files: ``yolor_ray.deploy.fuse``).
 
-:mod:`yolor_ray.implicit.checks` (imported by name) holds the checks behind docs/implicit.md's
-coverage table: a detector built from a config, one train step, a fused copy compared.
+The checks behind docs/implicit.md's coverage table (a detector built from a config file, one
+train step, a fused copy compared) read config files: they are tests/support/implicit_checks.py.
 """
 from yolor_ray.implicit.attach import attach_implicit, count_implicit_params, implicit_modules, is_implicit_key  # noqa: F401
 from yolor_ray.implicit.build import YOLOR_TYPE, build_yolor, split_yolor_cfg, yolor_model_cfg  # noqa: F401

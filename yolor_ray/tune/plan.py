@@ -44,4 +44,4 @@ class PreparedSweep:
     @property
     def in_process(self) -> bool:
         """Trials train in their Tune actors (1 worker each), not in TorchTrainer runs."""
-        return in_process(self.trial_spec, self.spec.trainer_trials)
+        return in_process(self.trial_spec, self.spec.trainer_runs)

@@ -123,7 +123,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                                  mode=spec.mode, grace_period=spec.grace_period,
                                                  reduction_factor=spec.reduction_factor,
                                                  early_stopping=spec.early_stopping,
-                                                 trainer_trials=spec.trainer_trials),
+                                                 trainer_trials=spec.trainer_runs),  # key as stored
                                             sort_keys=True).encode()).hexdigest()[:16]
     state = _check_sweep_name(storage, name, fingerprint, confirm=spec.confirm > 0)
     search, points = _trials_of(space, search, spec.trials, train.seed)

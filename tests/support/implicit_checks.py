@@ -1,7 +1,9 @@
 """Checks of implicit knowledge on one built detector, on CPU: one train step (every implicit
 parameter must get a non-zero gradient) and a fused copy against the unfused model on dense
-outputs. ``make coverage`` (scripts/implicit_coverage.py) runs them on every family folder of
-mmdet's configs for the table in docs/implicit.md; tests/test_families.py on small models.
+outputs. tests/test_families.py runs them on small models (``support.implicit_checks``);
+``make coverage`` (scripts/implicit_coverage.py, ``tests.support.implicit_checks`` from the
+repository root) on every family folder of mmdet's configs for the table in docs/implicit.md.
+They read config files, so they live beside the tests, not in the package.
 
 Models come from plain mmdet model configs (:func:`model_cfg_of` reads one from a config
 file, pretrained downloads dropped) and :func:`build_detector`, which attaches implicit
@@ -23,9 +25,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 from torch import nn
 
-from yolor_ray.implicit.attach import implicit_modules, is_implicit_key
-from yolor_ray.implicit.build import build_yolor
-from yolor_ray.implicit.fuse import fuse_implicit
+from yolor_ray.implicit import build_yolor, fuse_implicit, implicit_modules, is_implicit_key
 from yolor_ray.implicit.trace import synthetic_batch, tensors_in
 
 # ---------------------------------------------------------------- building
