@@ -270,7 +270,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sweep_spec_from_args(args: argparse.Namespace):
-    from yolor_ray.tune.space import DEFAULT_SPACE, load_space_file  # deferred: Ray Tune, torch
+    from yolor_ray.tune.space_parse import DEFAULT_SPACE, load_space_file  # deferred: Ray Tune, torch
     from yolor_ray.tune.spec import SweepSpec
 
     space = load_space_file(args.space) if args.space else {}
@@ -295,7 +295,8 @@ def run_tune(args: argparse.Namespace) -> int:
     check_run_paths(args)
     held = hold_library_warnings(args.verbose or bool(args.dry_run))
     from yolor_ray.tune.leaderboard import format_leaderboard  # deferred: Ray Tune, torch, mmdet
-    from yolor_ray.tune.sweep import describe_sweep, prepare_sweep, run_sweep
+    from yolor_ray.tune.describe import describe_sweep
+    from yolor_ray.tune.sweep import prepare_sweep, run_sweep
 
     if args.dry_run:
         return print_dry_run(describe_sweep(prepare_sweep(sweep_spec_from_args(args))), args.dry_run)

@@ -19,7 +19,7 @@ from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.table import format_confirmation
 from yolor_ray.train.outputs import figure_png
 from yolor_ray.tune.plan import PreparedSweep
-from yolor_ray.tune.space import label_of
+from yolor_ray.tune.variant import label_of
 from yolor_ray.tune.trial import LR_KEY, trial_for
 
 log = logging.getLogger("yolor_ray")
