@@ -215,7 +215,7 @@ def test_an_unwritable_output_folder(t):
 
 
 def test_config_file(t):
-    from yolor_ray.config import ConfigError, load_config
+    from yolor_ray.config.load import ConfigError, load_config
 
     with pytest.raises(ConfigError) as raised:
         load_config(t / "folder")

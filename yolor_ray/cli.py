@@ -110,7 +110,7 @@ def add_warm_start_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train_spec_from_args(args: argparse.Namespace, config: Path | None = None):
     """The run settings of ``args``; ``config``: the run's config file when ``args`` names none (reproduce)."""
-    from yolor_ray.config import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
+    from yolor_ray.config.load import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.train.trackers import tracker_settings
 
@@ -335,7 +335,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def reproduce_spec_from_args(args: argparse.Namespace):
-    from yolor_ray.config import parse_cfg_options  # deferred: imports torch
+    from yolor_ray.config.load import parse_cfg_options  # deferred: imports torch
     from yolor_ray.reproduce.spec import ReproduceSpec
     from yolor_ray.reference import baseline_config
 

@@ -8,7 +8,8 @@ import importlib.util
 import json
 import logging
 
-from yolor_ray import config as cfglib
+from yolor_ray.config.load import ConfigError
+from yolor_ray.config.parts import coco_tasks
 from yolor_ray.metrics import TRAIN_LOSS, coco_keys
 from yolor_ray.train.spec import OptionError
 from yolor_ray.tune import space as spacelib
@@ -19,7 +20,7 @@ log = logging.getLogger("yolor_ray")
 
 def reported_metrics(cfg) -> list[str]:
     """The metric keys a run of ``cfg`` reports every epoch (EpochReportHook)."""
-    return [*(key for task in cfglib.coco_tasks(cfg) for key in coco_keys(task)), TRAIN_LOSS]
+    return [*(key for task in coco_tasks(cfg) for key in coco_keys(task)), TRAIN_LOSS]
 
 
 def check_reports(cfg, spec: SweepSpec) -> None:
@@ -27,14 +28,14 @@ def check_reports(cfg, spec: SweepSpec) -> None:
     epoch and reports that metric."""
     train = spec.train
     if cfg.train_cfg.get("val_interval", 1) != 1:
-        raise cfglib.ConfigError(f"a sweep compares trials after every epoch, but {train.config.name} validates every "
-                                 f"{cfg.train_cfg.val_interval} epochs; pass --cfg-options train_cfg.val_interval=1")
+        raise ConfigError(f"a sweep compares trials after every epoch, but {train.config.name} validates every "
+                          f"{cfg.train_cfg.val_interval} epochs; pass --cfg-options train_cfg.val_interval=1")
     valid_metrics = reported_metrics(cfg)
     if spec.metric not in valid_metrics:
         hint = [m for m in valid_metrics if spec.metric.split("/")[-1] in m][:3]
-        raise cfglib.ConfigError(f"metric {spec.metric!r} is never reported by {train.config.name}"
-                                 + (f" (did you mean {', '.join(map(repr, hint))}?)" if hint else "")
-                                 + f"; it reports: {', '.join(valid_metrics)}")
+        raise ConfigError(f"metric {spec.metric!r} is never reported by {train.config.name}"
+                          + (f" (did you mean {', '.join(map(repr, hint))}?)" if hint else "")
+                          + f"; it reports: {', '.join(valid_metrics)}")
 
 
 def check_against_config(space: spacelib.SearchSpace, base_implicit: dict) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import ray
 
-from yolor_ray import config as cfglib
+from yolor_ray.config.load import load_config
 from yolor_ray.data.coco import inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.implicit import available_placements, split_yolor_cfg
@@ -68,7 +68,7 @@ class SweepExistsError(UserError, FileExistsError):
 def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     """Every check that can fail before Ray starts, without writing anything."""
     train = spec.train
-    cfg = cfglib.load_config(train.config, train.cfg_options)
+    cfg = load_config(train.config, train.cfg_options)
     check_reports(cfg, spec)
 
     detector_cfg, base_implicit = split_yolor_cfg(cfg.model)
