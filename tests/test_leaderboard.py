@@ -40,8 +40,8 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
-    from yolor_ray.tune.tuner import in_process_checkpoints
     from yolor_ray.tune.trial import trial_for
+    from yolor_ray.tune.tuner import in_process_checkpoints
 
     from support.paths import ATSS
 

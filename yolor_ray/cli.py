@@ -294,8 +294,8 @@ def run_tune(args: argparse.Namespace) -> int:
     """Run a sweep, then print its leaderboard and where everything is."""
     check_run_paths(args)
     held = hold_library_warnings(args.verbose or bool(args.dry_run))
-    from yolor_ray.tune.leaderboard import format_leaderboard  # deferred: Ray Tune, torch, mmdet
-    from yolor_ray.tune.describe import describe_sweep
+    from yolor_ray.tune.describe import describe_sweep  # deferred: Ray Tune, torch, mmdet
+    from yolor_ray.tune.leaderboard import format_leaderboard
     from yolor_ray.tune.sweep import prepare_sweep, run_sweep
 
     if args.dry_run:

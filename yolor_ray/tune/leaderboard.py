@@ -20,8 +20,8 @@ from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.table import format_confirmation
 from yolor_ray.train.outputs import figure_png
 from yolor_ray.tune.plan import PreparedSweep
-from yolor_ray.tune.variant import label_of
 from yolor_ray.tune.trial import LR_KEY, trial_for
+from yolor_ray.tune.variant import label_of
 
 log = logging.getLogger("yolor_ray")
 
