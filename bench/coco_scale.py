@@ -89,7 +89,7 @@ if which == "run":
     prepared = prepare_run(spec)
     trials = 1
 else:
-    from yolor_ray.tune.space import DEFAULT_SPACE
+    from yolor_ray.tune.space_parse import DEFAULT_SPACE
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
     prepared = prepare_sweep(SweepSpec(train=spec, space=DEFAULT_SPACE, name="coco-scale-sweep", trials=8))

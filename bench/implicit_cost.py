@@ -63,7 +63,7 @@ def batch(cfg, size: int | tuple[int, int], images: int, seed: int):
     import torch
     from mmdet.testing import demo_mm_inputs
 
-    from yolor_ray.config import has_mask_head
+    from yolor_ray.config.parts import has_mask_head
 
     height, width = (size, size) if isinstance(size, int) else size
     torch.manual_seed(seed)

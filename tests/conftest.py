@@ -35,14 +35,15 @@ def mmdet_checkpoint(shapes_dir, tmp_path_factory) -> Path:
 
     import mmdet
 
-    from yolor_ray import config as cfglib
+    from yolor_ray.config.edits import make_small, set_batch_size, set_epochs, use_coco_folder
+    from yolor_ray.config.load import load_config
     from yolor_ray.data.coco import inspect_coco_split
 
-    cfg = cfglib.load_config(ATSS)
-    cfglib.use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
-    cfglib.make_small(cfg, 64)
-    cfglib.set_epochs(cfg, 1)
-    cfglib.set_batch_size(cfg, 4)
+    cfg = load_config(ATSS)
+    use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
+    make_small(cfg, 64)
+    set_epochs(cfg, 1)
+    set_batch_size(cfg, 4)
     cfg.default_hooks.checkpoint.interval = 1
     work = tmp_path_factory.mktemp("mmdet-tools-train")
     cfg.dump(str(work / "atss_small.py"))

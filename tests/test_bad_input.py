@@ -204,16 +204,18 @@ def test_training_skips_an_unreadable_image_and_counts_it(shapes_dir, tmp_path):
     from mmdet.registry import DATASETS
     from mmengine.registry import init_default_scope
 
-    from yolor_ray import config as cfglib
+    from yolor_ray.config.edits import make_small, skip_unreadable_images, use_coco_folder
+    from yolor_ray.config.load import load_config
+    from yolor_ray.config.parts import innermost_dataset
     from yolor_ray.data.coco import inspect_coco_split
     from yolor_ray.engine.transforms import LoadImageOrSkip
 
     data = _copy_data(shapes_dir, tmp_path)
-    cfg = cfglib.load_config(ATSS)
-    cfglib.use_coco_folder(cfg, inspect_coco_split(data, "train"), inspect_coco_split(data, "val"))
-    cfglib.make_small(cfg, 64)
-    cfglib.skip_unreadable_images(cfg)
-    dataset_cfg = cfglib.innermost_dataset(cfg.train_dataloader)
+    cfg = load_config(ATSS)
+    use_coco_folder(cfg, inspect_coco_split(data, "train"), inspect_coco_split(data, "val"))
+    make_small(cfg, 64)
+    skip_unreadable_images(cfg)
+    dataset_cfg = innermost_dataset(cfg.train_dataloader)
     assert dataset_cfg.pipeline[0]["type"] == "LoadImageOrSkip"
     init_default_scope("mmdet")
     dataset = DATASETS.build(dataset_cfg)

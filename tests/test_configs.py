@@ -6,7 +6,17 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from yolor_ray import config as cfglib
+from yolor_ray.config.edits import (
+    collect_through_process_group,
+    make_small,
+    set_batch_size,
+    set_epochs,
+    use_batch_recipe,
+    use_coco_folder,
+    use_cudnn_autotuner_where_shapes_are_fixed,
+)
+from yolor_ray.config.load import ConfigError, load_config
+from yolor_ray.config.parts import evaluators
 from yolor_ray.data.coco import inspect_coco_split
 from yolor_ray.train.prepare import build_model
 
@@ -35,7 +45,7 @@ def test_all_six_seed_rows_exist():
 
 @pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.stem)
 def test_baseline_has_mmdet_parameter_count(path):
-    ours = cfglib.load_config(path)
+    ours = load_config(path)
     assert ours.custom_imports.imports == ["yolor_ray.registrations"]
     reference = next(MMDET_CONFIGS.rglob(f"{path.stem}.py"))
     theirs = Config.fromfile(str(reference))
@@ -50,10 +60,10 @@ def test_family_trains_and_evaluates_small(family, shapes_dir, tmp_path):
 
     from yolor_ray.engine.runner import TextOnceConfig
 
-    cfg = cfglib.load_config(Path(__file__).parents[1] / "configs" / "baseline" / f"{FAMILIES[family]}.py")
-    cfglib.use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
-    cfglib.make_small(cfg, image_size=128)
-    cfglib.set_epochs(cfg, 1)
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "baseline" / f"{FAMILIES[family]}.py")
+    use_coco_folder(cfg, inspect_coco_split(shapes_dir, "train"), inspect_coco_split(shapes_dir, "val"))
+    make_small(cfg, image_size=128)
+    set_epochs(cfg, 1)
     cfg.train_dataloader.batch_size = 4
     cfg.work_dir = str(tmp_path)
     cfg.default_hooks.checkpoint = None
@@ -75,23 +85,23 @@ def test_family_trains_and_evaluates_small(family, shapes_dir, tmp_path):
 
 def test_unknown_override_key_is_rejected_with_the_valid_ones():
     path = BASELINES[0]
-    with pytest.raises(cfglib.ConfigError,
+    with pytest.raises(ConfigError,
                        match=r"unknown config key 'train_cfg.max_epoch'.*did you mean 'max_epochs'"):
-        cfglib.load_config(path, {"train_cfg.max_epoch": 3})
+        load_config(path, {"train_cfg.max_epoch": 3})
 
 
 def test_typo_top_level_key_is_rejected(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(f"_base_ = '{BASELINES[0]}'\ntrian_cfg = dict(max_epochs=1)\n")
-    with pytest.raises(cfglib.ConfigError, match=r"unknown config key 'trian_cfg'.*did you mean 'train_cfg'"):
-        cfglib.load_config(bad)
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian_cfg'.*did you mean 'train_cfg'"):
+        load_config(bad)
 
 
 def test_bad_model_key_fails_on_the_driver(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(f"_base_ = '{BASELINES[0]}'\nmodel = dict(backbone=dict(deptth=18))\n")
-    with pytest.raises(cfglib.ConfigError, match="model config does not build.*deptth") as caught:
-        build_model(cfglib.load_config(bad))
+    with pytest.raises(ConfigError, match="model config does not build.*deptth") as caught:
+        build_model(load_config(bad))
     assert isinstance(caught.value.__cause__, TypeError)  # mmdet's own error stays as the cause
 
 
@@ -105,18 +115,18 @@ def test_a_bug_inside_a_model_while_it_builds_keeps_its_traceback():
             raise RuntimeError("a bug in the head's constructor")
 
     MODELS.register_module(name="BrokenHeadForTest", module=BrokenHead, force=True)
-    cfg = cfglib.load_config(BASELINES[0])
+    cfg = load_config(BASELINES[0])
     cfg.model = dict(type="BrokenHeadForTest")
     with pytest.raises(RuntimeError, match="a bug in the head's constructor"):
         build_model(cfg)
 
 
 def test_ranks_on_several_nodes_collect_through_the_process_group_unless_the_config_says():
-    cfg = cfglib.load_config(BASELINES[0])
+    cfg = load_config(BASELINES[0])
     cfg.val_evaluator = [dict(type="CocoMetric", metric="bbox"), dict(type="CocoMetric", collect_device="cpu")]
     cfg.test_evaluator = dict(type="CocoMetric", metric="bbox")
-    assert cfglib.collect_through_process_group(cfg) == ["CocoMetric", "CocoMetric"]
-    assert [e["collect_device"] for e in cfglib.evaluators(cfg)] == ["gpu", "cpu", "gpu"]  # the user's 'cpu' wins
+    assert collect_through_process_group(cfg) == ["CocoMetric", "CocoMetric"]
+    assert [e["collect_device"] for e in evaluators(cfg)] == ["gpu", "cpu", "gpu"]  # the user's 'cpu' wins
 
 
 @pytest.mark.parametrize("batch_size, cpus, loaders", [(2, 1, 2), (2, 9, 2), (8, 5, 4), (16, 9, 8), (16, 4, 3)])
@@ -125,9 +135,9 @@ def test_the_batch_recipe_scales_loader_processes_with_the_batch_and_the_lr_with
     fewer than the config's 2; the LR follows the total batch against the reference table's 16."""
     from yolor_ray.reference import baseline_config
 
-    cfg = cfglib.load_config(baseline_config("atss"))
-    cfglib.set_batch_size(cfg, batch_size)
-    cfglib.use_batch_recipe(cfg, cpus)
+    cfg = load_config(baseline_config("atss"))
+    set_batch_size(cfg, batch_size)
+    use_batch_recipe(cfg, cpus)
     assert cfg.train_dataloader.num_workers == loaders
     assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
 
@@ -143,7 +153,7 @@ def test_the_dry_run_prints_the_lr_the_total_batch_scales_to():
 def test_cudnn_autotuner_only_where_every_batch_has_one_shape():
     from yolor_ray.reference import baseline_config
 
-    cfg = cfglib.load_config(baseline_config("atss"))  # keep_ratio=True: shapes change with each image
-    assert not cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg)
+    cfg = load_config(baseline_config("atss"))  # keep_ratio=True: shapes change with each image
+    assert not use_cudnn_autotuner_where_shapes_are_fixed(cfg)
     cfg.train_dataloader.dataset.pipeline[2] = dict(type="Resize", scale=(640, 640), keep_ratio=False)
-    assert cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg) and cfg.env_cfg.cudnn_benchmark
+    assert use_cudnn_autotuner_where_shapes_are_fixed(cfg) and cfg.env_cfg.cudnn_benchmark

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small_yolor_cfg(shapes_dir, work_dir):
-    from yolor_ray.config import load_config, make_small, set_batch_size, set_epochs, use_coco_folder
+    from yolor_ray.config.edits import make_small, set_batch_size, set_epochs, use_coco_folder
+    from yolor_ray.config.load import load_config
     from yolor_ray.data.coco import inspect_coco_split
 
     cfg = load_config(REPO / "configs" / "yolor" / "yolor_atss_r50_fpn_1x_coco.py")

@@ -68,7 +68,7 @@ def test_records_round_trip_with_their_schema():
 
 def test_user_errors_are_one_line_and_bugs_keep_their_traceback(capsys):
     from yolor_ray.cli.running import run_guarded
-    from yolor_ray.config import ConfigError
+    from yolor_ray.config.load import ConfigError
 
     def user_mistake(_args):
         raise ConfigError("config file 'x.py' not found")

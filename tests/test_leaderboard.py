@@ -39,8 +39,9 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.tune.spec import SweepSpec
-    from yolor_ray.tune.sweep import _in_process_checkpoints, prepare_sweep
+    from yolor_ray.tune.sweep import prepare_sweep
     from yolor_ray.tune.trial import trial_for
+    from yolor_ray.tune.tuner import in_process_checkpoints
 
     from support.paths import ATSS
 
@@ -48,7 +49,7 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
                       storage=str(tmp_path / "results"))
     plan = prepare_sweep(SweepSpec(train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2,
                                    metric="train/loss", mode="min"))
-    tune_config = _in_process_checkpoints(plan)["checkpoint_config"]
+    tune_config = in_process_checkpoints(plan)["checkpoint_config"]
     assert (tune_config.checkpoint_score_attribute, tune_config.checkpoint_score_order,
             tune_config.num_to_keep) == ("train/loss", "min", 3)
 

@@ -53,7 +53,7 @@ def test_new_keys_under_existing_dicts_are_accepted_and_reach_the_parts(shapes_d
     ("optim_wrapper.nothere.x=1", r"unknown config key 'optim_wrapper.nothere.x': optim_wrapper has no 'nothere'"),
 ])
 def test_bad_options_fail_on_the_driver(shapes_dir, tmp_path, option, match):
-    from yolor_ray.config import ConfigError, parse_cfg_options
+    from yolor_ray.config.load import ConfigError, parse_cfg_options
 
     with pytest.raises(ConfigError, match=match):
         _prepare(shapes_dir, tmp_path, cfg_options=parse_cfg_options([option]))

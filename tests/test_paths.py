@@ -215,7 +215,7 @@ def test_an_unwritable_output_folder(t):
 
 
 def test_config_file(t):
-    from yolor_ray.config import ConfigError, load_config
+    from yolor_ray.config.load import ConfigError, load_config
 
     with pytest.raises(ConfigError) as raised:
         load_config(t / "folder")
@@ -229,7 +229,8 @@ def test_config_file(t):
 
 
 def test_space_file(t):
-    from yolor_ray.tune.space import SpaceError, load_space_file
+    from yolor_ray.tune.space import SpaceError
+    from yolor_ray.tune.space_parse import load_space_file
 
     with pytest.raises(SpaceError, match=r"latin1.yaml' is not UTF-8 text"):
         load_space_file(t / "latin1.yaml")

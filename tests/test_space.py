@@ -4,12 +4,13 @@ import json
 import pytest
 
 from yolor_ray.implicit import ImplicitSpec
-from yolor_ray.tune import space as spacelib
-from yolor_ray.tune.space import SpaceError, implicit_of, label_of, load_space_file, parse_space
+from yolor_ray.tune.space import SpaceError, effective
+from yolor_ray.tune.space_parse import DEFAULT_SPACE, load_space_file, parse_space
+from yolor_ray.tune.variant import implicit_of, label_of
 
 
 def test_default_space_parses_and_every_grid_variant_is_a_valid_implicit_spec():
-    space = parse_space(spacelib.DEFAULT_SPACE)
+    space = parse_space(DEFAULT_SPACE)
     grid = space.to_tune(grid=True)
     # fpn applies add, pred multiply: the other's init std does not act there
     assert space.num_variants() == 2 * 3 + 2 * 3 + 2 * 3 * 3
@@ -111,7 +112,7 @@ def test_bad_space_files(tmp_path, content, message):
 def test_reported_metrics_follow_the_configs_evaluator():
     from mmengine.config import Config
 
-    from yolor_ray.tune.sweep import reported_metrics
+    from yolor_ray.tune.checks import reported_metrics
 
     cfg = Config(dict(val_evaluator=dict(type="CocoMetric", metric=["bbox", "segm"])))
     metrics = reported_metrics(cfg)
@@ -137,16 +138,16 @@ def test_early_stopping_flag_picks_asha_or_none():
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from yolor_ray.cli.tune import spec_from_argv
-    from yolor_ray.tune.sweep import _scheduler
+    from yolor_ray.tune.tuner import scheduler
 
     asha = spec_from_argv(["x.py", "--grace-period", "2", "--reduction-factor", "3"])
     exhaustive = spec_from_argv(["x.py", "--search", "grid", "--no-early-stopping"])
     assert asha.early_stopping and not exhaustive.early_stopping
-    scheduler = _scheduler(asha, epochs=6)
-    assert isinstance(scheduler, ASHAScheduler)
+    asha_scheduler = scheduler(asha, epochs=6)
+    assert isinstance(asha_scheduler, ASHAScheduler)
     # rungs at grace x R^k below max_t = epochs + 1: epochs 2 and 6
-    assert sorted(milestone for milestone, _ in scheduler._brackets[0]._rungs) == [2, 6]
-    assert type(_scheduler(exhaustive, epochs=6)) is FIFOScheduler
+    assert sorted(milestone for milestone, _ in asha_scheduler._brackets[0]._rungs) == [2, 6]
+    assert type(scheduler(exhaustive, epochs=6)) is FIFOScheduler
 
 
 def test_trainer_runs_and_its_old_spelling_make_every_trial_a_torchtrainer_run():
@@ -191,12 +192,12 @@ def test_random_search_over_a_finite_space_never_picks_a_variant_twice():
 
 
 def test_trials_covering_a_finite_space_run_its_grid(caplog):
-    from yolor_ray.tune.sweep import _trials_of
+    from yolor_ray.tune.checks import trials_of
 
     # The issue's case: 2 trials of random search over 2 variants ran one of them twice.
     space = parse_space(dict(placements=[["fpn"], ["fpn", "pred"]]))
     with caplog.at_level("INFO", logger="yolor_ray"):
-        search, points = _trials_of(space, "random", 2, seed=0)
+        search, points = trials_of(space, "random", 2, seed=0)
     assert search == "grid" and points == ({"placements": "fpn"}, {"placements": "fpn+pred"})
     assert "--trials 2 covers the whole space of 2 variant(s): running the grid (2 trial(s))" in caplog.text
 
@@ -204,11 +205,11 @@ def test_trials_covering_a_finite_space_run_its_grid(caplog):
     grid = six.pick(6, seed=0, grid=True)
     assert len(set(_labels(grid))) == 6
     for search in ("random", "optuna"):  # Optuna too: with every variant to train, nothing is left to pick
-        assert _trials_of(six, search, 8, seed=3) == ("grid", tuple(grid))
-    assert _trials_of(six, "grid", 1, seed=3) == ("grid", tuple(grid))  # a grid ignores --trials
-    search, points = _trials_of(six, "random", 5, seed=3)
+        assert trials_of(six, search, 8, seed=3) == ("grid", tuple(grid))
+    assert trials_of(six, "grid", 1, seed=3) == ("grid", tuple(grid))  # a grid ignores --trials
+    search, points = trials_of(six, "random", 5, seed=3)
     assert search == "random" and points == tuple(six.pick(5, 3)) and len(set(_labels(points))) == 5
-    assert _trials_of(six, "optuna", 5, seed=3) == ("optuna", ())  # Optuna samples the space itself
+    assert trials_of(six, "optuna", 5, seed=3) == ("optuna", ())  # Optuna samples the space itself
 
 
 def test_variants_equal_but_for_keys_that_do_not_act_count_once():
@@ -224,9 +225,9 @@ def test_variants_equal_but_for_keys_that_do_not_act_count_once():
         assert len(set(_labels(space.pick(8, seed)))) == 8
 
     # the init of an operator that none of the variant's placements applies
-    default = parse_space(spacelib.DEFAULT_SPACE)
+    default = parse_space(DEFAULT_SPACE)
     grid = default.pick(100, seed=0)
-    assert len(grid) == 30 and len({json.dumps(spacelib.effective(v), sort_keys=True) for v in grid}) == 30
+    assert len(grid) == 30 and len({json.dumps(effective(v), sort_keys=True) for v in grid}) == 30
     made = {json.dumps(implicit_of({k: v for k, v in setting.items() if k != f"init.{unused}_std"}), sort_keys=True)
             for setting in grid for unused in [{"fpn": "multiply", "pred": "add"}.get(setting["placements"])]}
     assert len(made) == 30  # without the init that does not act, still 30 different models
@@ -252,12 +253,12 @@ def test_the_sweeps_searcher_gives_each_trial_its_point(tmp_path):
     settings and the ranges sampled: the configs trials get have the space's keys, as before."""
     from ray.tune.search.sample import Float
 
-    from yolor_ray.tune.sweep import PointsGenerator, _searcher
+    from yolor_ray.tune.tuner import PointsGenerator, searcher
 
     space = parse_space(dict(placements=[["fpn"], ["pred"], ["fpn", "pred"]], modeling=["vector", "mf"],
                              lr={"loguniform": [0.001, 0.1]}))
     points = tuple(space.pick(4, seed=0))
-    generator = _searcher("random", 0, 2, space, points)
+    generator = searcher("random", 0, 2, space, points)
     generator.add_configurations({"sweep": dict(run=lambda config: None, config=space.to_tune(), num_samples=4)})
     trials = []
     while (trial := generator.next_trial()) is not None:
@@ -271,7 +272,7 @@ def test_the_sweeps_searcher_gives_each_trial_its_point(tmp_path):
     assert isinstance(space.to_tune()["lr"], Float)
 
     # A resumed sweep's generator (Tune's saved state) goes on with the points not yet started.
-    generator = _searcher("random", 0, 0, space, points)
+    generator = searcher("random", 0, 0, space, points)
     generator.add_configurations({"sweep": dict(run=lambda config: None, config=space.to_tune(), num_samples=4)})
     first = generator.next_trial().config
     generator.save_to_dir(str(tmp_path), "session")

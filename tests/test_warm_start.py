@@ -41,7 +41,8 @@ def _spec(shapes_dir, tmp_path, **kwargs):
 
 
 def test_a_run_folder_resolves_to_its_checkpoint_and_fine_tunes(baseline_weights, shapes_dir, tmp_path):
-    from yolor_ray import config as cfglib
+    from yolor_ray.config.edits import make_small
+    from yolor_ray.config.load import load_config
     from yolor_ray.layout import RESULTS_FILE
     from yolor_ray.train.prepare import prepare_run
 
@@ -56,8 +57,8 @@ def test_a_run_folder_resolves_to_its_checkpoint_and_fine_tunes(baseline_weights
     prepared = prepare_run(_spec(shapes_dir, tmp_path, from_baseline=str(run), train_params="implicit"))
     assert prepared.cfg.load_from == str(run / "checkpoint_2026-01-01" / "checkpoint.pth")
     assert "implicit keys at their init" in prepared.checks["from"]
-    plain = cfglib.load_config(YOLOR_ATSS)
-    cfglib.make_small(plain, 128)
+    plain = load_config(YOLOR_ATSS)
+    make_small(plain, 128)
     assert prepared.cfg.optim_wrapper.optimizer.lr == pytest.approx(0.1 * plain.optim_wrapper.optimizer.lr)
     assert prepared.cfg.param_scheduler == []
     assert prepared.cfg.optim_wrapper.paramwise_cfg.implicit_only is True
@@ -67,14 +68,15 @@ def test_a_run_folder_resolves_to_its_checkpoint_and_fine_tunes(baseline_weights
 def test_train_implicit_freezes_everything_else():
     from mmengine.optim import build_optim_wrapper
 
-    from yolor_ray import config as cfglib
+    from yolor_ray.config.edits import make_small, use_implicit_recipe
+    from yolor_ray.config.load import load_config
     from yolor_ray.implicit import is_implicit_key
     from yolor_ray.models import build_model
     from yolor_ray.train import warm_start
 
-    cfg = cfglib.load_config(YOLOR_ATSS)
-    cfglib.make_small(cfg, 128)
-    cfglib.use_implicit_recipe(cfg)
+    cfg = load_config(YOLOR_ATSS)
+    make_small(cfg, 128)
+    use_implicit_recipe(cfg)
     warm_start.train_implicit_only(cfg)
     model = build_model(cfg.model, "mmdet")
     build_optim_wrapper(model, cfg.optim_wrapper)

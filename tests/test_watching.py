@@ -30,16 +30,17 @@ def test_per_class_ap_and_its_table():
 
 
 def test_every_config_gets_tensorboard_and_classwise_ap():
-    from yolor_ray import config as cfglib
+    from yolor_ray.config.edits import use_classwise_ap, use_tensorboard
+    from yolor_ray.config.load import load_config
 
-    cfg = cfglib.load_config(ATSS)
-    cfglib.use_tensorboard(cfg)
-    cfglib.use_tensorboard(cfg)  # once only
+    cfg = load_config(ATSS)
+    use_tensorboard(cfg)
+    use_tensorboard(cfg)  # once only
     assert [b["type"] for b in cfg.visualizer.vis_backends] == ["LocalVisBackend", "TensorboardVisBackend"]
-    cfglib.use_classwise_ap(cfg)
+    use_classwise_ap(cfg)
     assert cfg.val_evaluator.classwise is True
     cfg.test_evaluator.classwise = False  # the config's own choice stays
-    cfglib.use_classwise_ap(cfg)
+    use_classwise_ap(cfg)
     assert cfg.test_evaluator.classwise is False
 
 

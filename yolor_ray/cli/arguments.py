@@ -96,7 +96,7 @@ def parse_argv(prog: str, add_arguments: Callable[[argparse.ArgumentParser], Non
 
 def train_spec_from_args(args: argparse.Namespace, config: Path | None = None):
     """The run settings of ``args``; ``config``: the run's config file when ``args`` names none (reproduce)."""
-    from yolor_ray.config import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
+    from yolor_ray.config.load import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
     from yolor_ray.train.spec import TrainSpec
     from yolor_ray.train.trackers import tracker_settings
 

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> ReproduceSpec:
     """The reproduction of parsed ``yolor-ray reproduce`` arguments."""
-    from yolor_ray.config import parse_cfg_options  # deferred: imports torch
+    from yolor_ray.config.load import parse_cfg_options  # deferred: imports torch
     from yolor_ray.reference import baseline_config
     from yolor_ray.reproduce.spec import ReproduceSpec
 

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The sweep of parsed ``yolor-ray tune`` arguments (the space file, if any, is read here)."""
-    from yolor_ray.tune.space import DEFAULT_SPACE, load_space_file  # deferred: Ray Tune, torch
+    from yolor_ray.tune.space_parse import DEFAULT_SPACE, load_space_file  # deferred: Ray Tune, torch
     from yolor_ray.tune.spec import SweepSpec
 
     space = load_space_file(args.space) if args.space else {}
@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     """Run a sweep, then print its leaderboard and where everything is."""
     check_run_paths(args)
     held = hold_library_warnings(args.verbose or bool(args.dry_run))
-    from yolor_ray.tune.leaderboard import format_leaderboard  # deferred: Ray Tune, torch, mmdet
-    from yolor_ray.tune.sweep import describe_sweep, prepare_sweep, run_sweep
+    from yolor_ray.tune.describe import describe_sweep  # deferred: Ray Tune, torch, mmdet
+    from yolor_ray.tune.leaderboard import format_leaderboard
+    from yolor_ray.tune.sweep import prepare_sweep, run_sweep
 
     if args.dry_run:
         return print_dry_run(describe_sweep(prepare_sweep(spec_from_args(args))), args.dry_run)

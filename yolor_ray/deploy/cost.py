@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from mmengine.config import Config
 
-from yolor_ray.config import load_config
+from yolor_ray.config.load import load_config
 from yolor_ray.implicit import count_implicit_params
 from yolor_ray.models import build_model
 

@@ -15,7 +15,8 @@ from mmengine.config import Config
 from torch import nn
 
 from yolor_ray import paths
-from yolor_ray.config import IMPLICIT_CONSTRUCTOR, load_config
+from yolor_ray.config.edits import IMPLICIT_CONSTRUCTOR
+from yolor_ray.config.load import load_config
 from yolor_ray.engine.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint_file
 from yolor_ray.implicit import (
     FuseReport,

@@ -13,7 +13,9 @@ import torch
 from mmengine.dist import all_reduce, is_distributed
 from mmengine.hooks import Hook
 
-from yolor_ray.config import TENSORBOARD_BACKEND, ConfigError, coco_tasks
+from yolor_ray.config.edits import TENSORBOARD_BACKEND
+from yolor_ray.config.load import ConfigError
+from yolor_ray.config.parts import coco_tasks
 from yolor_ray.engine.run_logs import upload_logs
 from yolor_ray.errors import require_int
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT

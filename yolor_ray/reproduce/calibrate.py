@@ -17,7 +17,7 @@ from typing import Callable
 import ray
 from mmengine.config import Config
 
-from yolor_ray import config as cfglib
+from yolor_ray.config.parts import validates
 from yolor_ray.train.spec import TrainSpec
 
 log = logging.getLogger("yolor_ray")
@@ -69,7 +69,7 @@ def _measure(cfg_dict: dict, iterations: int, use_gpu: bool, threads: int) -> It
         model.train()
         train_s = _median_seconds(lambda batch: model.train_step(batch, optim_wrapper=optim_wrapper), loader,
                                   iterations, synchronize)
-        if not cfglib.validates(cfg):
+        if not validates(cfg):
             return IterationTimes(train_s, 0.0)  # a config that never validates
         model.eval()
         with torch.no_grad():  # as MMEngine's ValLoop runs it

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from yolor_ray import config as cfglib
+from yolor_ray.config.parts import innermost_dataset, validates
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.reproduce.plan import ReproducePlan
 
@@ -71,7 +71,7 @@ def train_images(cfg: Config, data: CocoFolder | None) -> int:
     file that mmdet keeps (with ``filter_empty_gt``, only images with an annotation)."""
     if data is not None:
         return data.train.num_images
-    dataset = cfglib.innermost_dataset(cfg.train_dataloader)
+    dataset = innermost_dataset(cfg.train_dataloader)
     ann_file = (Path(dataset.get("data_root") or "") / dataset["ann_file"]).resolve()
     return _images_in(str(ann_file), bool((dataset.get("filter_cfg") or {}).get("filter_empty_gt")))
 
@@ -90,7 +90,7 @@ def val_images(cfg: Config, data: CocoFolder | None) -> int:
     validation annotation file (mmdet filters nothing in test mode)."""
     if data is not None:
         return data.val.num_images
-    dataset = cfglib.innermost_dataset(cfg.val_dataloader)
+    dataset = innermost_dataset(cfg.val_dataloader)
     return _images_in(str((Path(dataset.get("data_root") or "") / dataset["ann_file"]).resolve()), False)
 
 
@@ -102,7 +102,7 @@ def iterations_per_run(cfg: Config, images: int, num_workers: int) -> int:
 def validations_per_run(cfg: Config) -> int:
     """As MMEngine's EpochBasedTrainLoop validates: from ``val_begin``, every ``val_interval``
     epochs and after the last."""
-    if not cfglib.validates(cfg):
+    if not validates(cfg):
         return 0
     epochs, begin, interval = (cfg.train_cfg.max_epochs, cfg.train_cfg.get("val_begin", 1),
                                cfg.train_cfg.get("val_interval", 1))

@@ -21,7 +21,7 @@ from mmengine.config import Config
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
 from ray.train.torch import TorchConfig
 
-from yolor_ray import config as cfglib
+from yolor_ray.config.parts import dist_timeout_s
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.engine.hooks import Reporter
 from yolor_ray.errors import RunFailedError
@@ -164,5 +164,5 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
 
 def _torch_config(cfg: Config) -> TorchConfig:
     """Ray sets up the process group, so MMEngine never reads ``env_cfg.dist_cfg.timeout``: Ray gets it."""
-    timeout_s = cfglib.dist_timeout_s(cfg)
+    timeout_s = dist_timeout_s(cfg)
     return TorchConfig() if timeout_s is None else TorchConfig(timeout_s=timeout_s)

@@ -27,8 +27,23 @@ from mmengine.evaluator import Evaluator
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import OPTIM_WRAPPERS
 
-from yolor_ray import config as cfglib
 from yolor_ray import paths
+from yolor_ray.config.edits import (
+    make_small,
+    set_amp,
+    set_batch_size,
+    set_epochs,
+    set_implicit,
+    skip_unreadable_images,
+    use_batch_recipe,
+    use_classwise_ap,
+    use_coco_folder,
+    use_cudnn_autotuner_where_shapes_are_fixed,
+    use_implicit_recipe,
+    use_tensorboard,
+)
+from yolor_ray.config.load import ConfigError, apply_cfg_options, load_config
+from yolor_ray.config.parts import dist_timeout_s, evaluators, innermost_dataset
 from yolor_ray.data.coco import CocoFolder, DatasetError, inspect_coco_folder
 from yolor_ray.engine.checkpoint import (
     CheckpointError,
@@ -140,33 +155,33 @@ def run_config(spec: TrainSpec, data: CocoFolder | None) -> Config:
     logging parts, the batch recipe, a warm start's weights and schedule, the user's
     ``--cfg-options`` (last: they win) and ``--load-from``. Reads no storage but the baseline
     a warm start names; checks only what each step needs to apply."""
-    cfg = cfglib.load_config(spec.config)
+    cfg = load_config(spec.config)
     if spec.implicit is not None:
-        cfglib.set_implicit(cfg, spec.implicit)
+        set_implicit(cfg, spec.implicit)
     if data is not None:
-        cfglib.use_coco_folder(cfg, data.train, data.val)
+        use_coco_folder(cfg, data.train, data.val)
     if spec.small:
-        cfglib.make_small(cfg, spec.image_size)
+        make_small(cfg, spec.image_size)
     if spec.epochs is not None:
-        cfglib.set_epochs(cfg, spec.epochs)
+        set_epochs(cfg, spec.epochs)
     if spec.batch_size is not None:
-        cfglib.set_batch_size(cfg, spec.batch_size)
+        set_batch_size(cfg, spec.batch_size)
     cfg.randomness = dict(seed=spec.seed, deterministic=spec.deterministic)
     if spec.amp is not None:
-        cfglib.set_amp(cfg, spec.amp)
-    cfglib.use_implicit_recipe(cfg)
-    cfglib.skip_unreadable_images(cfg)
-    cfglib.use_tensorboard(cfg)
-    cfglib.use_classwise_ap(cfg)
-    cfglib.use_batch_recipe(cfg, spec.cpus_per_worker)
+        set_amp(cfg, spec.amp)
+    use_implicit_recipe(cfg)
+    skip_unreadable_images(cfg)
+    use_tensorboard(cfg)
+    use_classwise_ap(cfg)
+    use_batch_recipe(cfg, spec.cpus_per_worker)
     if spec.use_gpu:
-        cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg)
+        use_cudnn_autotuner_where_shapes_are_fixed(cfg)
     if spec.from_baseline is not None:
         cfg.load_from = warm_start.baseline_checkpoint(spec.from_baseline, spec.s3_endpoint)
         warm_start.use_finetune_schedule(cfg, spec.finetune_lr_factor)
         if spec.train_params == "implicit":
             warm_start.train_implicit_only(cfg)
-    cfglib.apply_cfg_options(cfg, spec.cfg_options)  # last: the user's own options win
+    apply_cfg_options(cfg, spec.cfg_options)  # last: the user's own options win
     if spec.load_from is not None:
         cfg.load_from = spec.load_from
     if isinstance(cfg.get("load_from"), str) and cfg.load_from and "://" not in cfg.load_from:
@@ -206,7 +221,7 @@ def prepare_trackers(spec: TrainSpec, cfg: Config, name: str) -> tuple:
 
 def _effective_lr(cfg: Config, total_batch: int) -> str:
     """The learning rate MMEngine will train with: the config's, scaled by the total batch
-    when ``auto_scale_lr`` is on (``config.use_batch_recipe``)."""
+    when ``auto_scale_lr`` is on (``config.edits.use_batch_recipe``)."""
     lr = cfg.optim_wrapper.optimizer.get("lr")
     scale = cfg.get("auto_scale_lr") or {}
     if lr is None or not scale.get("enable") or total_batch == scale["base_batch_size"]:
@@ -279,7 +294,7 @@ def _scale_changes(theirs: RunManifest, spec: TrainSpec) -> list[str]:
 
 def _check_config_annotations(cfg: Config) -> None:
     for name in ("train_dataloader", "val_dataloader"):
-        dataset = cfglib.innermost_dataset(cfg[name])
+        dataset = innermost_dataset(cfg[name])
         ann = Path(dataset.get("data_root") or "") / dataset.get("ann_file", "")
         paths.input_file(ann, f"{name}'s annotation file", DatasetError,
                          hint="pass --data DIR for a COCO-layout folder (make one with: yolor-ray make-shapes DIR)")
@@ -293,8 +308,8 @@ def _check_config_annotations(cfg: Config) -> None:
 BAD_CONFIG_ERRORS = (KeyError, TypeError, ValueError, AssertionError, FileNotFoundError)
 
 
-def _does_not_build(key: str, err: Exception) -> cfglib.ConfigError:
-    return cfglib.ConfigError(f"{key} does not build: {type(err).__name__}: {err}")
+def _does_not_build(key: str, err: Exception) -> ConfigError:
+    return ConfigError(f"{key} does not build: {type(err).__name__}: {err}")
 
 
 def build_model(cfg: Config):
@@ -321,18 +336,18 @@ def check_runtime_parts(cfg: Config, model) -> None:
             except BAD_CONFIG_ERRORS as err:
                 raise _does_not_build("optim_wrapper", err) from err
     for key in ("val_evaluator", "test_evaluator"):
-        for metric in cfglib.evaluators(cfg, (key,)):
+        for metric in evaluators(cfg, (key,)):
             # MMEngine checks this only when it first collects results, after a training epoch.
             if metric.get("collect_device", "cpu") not in COLLECT_DEVICES:
-                raise cfglib.ConfigError(f"{key}.collect_device must be one of {', '.join(COLLECT_DEVICES)}, "
-                                         f"got {metric.get('collect_device')!r}")
+                raise ConfigError(f"{key}.collect_device must be one of {', '.join(COLLECT_DEVICES)}, "
+                                  f"got {metric.get('collect_device')!r}")
         if cfg.get(key):
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it loads
                     Evaluator(copy.deepcopy(cfg[key]))
             except BAD_CONFIG_ERRORS as err:
                 raise _does_not_build(key, err) from err
-    cfglib.dist_timeout_s(cfg)
+    dist_timeout_s(cfg)
 
 
 def _check_signature(key: str, type_name: str, part_cfg: dict) -> None:
@@ -340,7 +355,7 @@ def _check_signature(key: str, type_name: str, part_cfg: dict) -> None:
     try:
         inspect.signature(OPTIM_WRAPPERS.get(type_name)).bind(**kwargs)
     except TypeError as err:
-        raise cfglib.ConfigError(f"{key} does not build: TypeError: {type_name} {err}") from None
+        raise ConfigError(f"{key} does not build: TypeError: {type_name} {err}") from None
 
 
 def check_load_from(cfg: Config, model, s3_endpoint: str | None) -> KeyReport | None:

@@ -106,3 +106,8 @@ def require_fit(fits: bool, subject: str, needs: str, fixed: bool, local: bool) 
         raise ClusterTooSmallError(f"the {'local ' if local else ''}Ray cluster can never hold {subject}: {needs}. "
                                    f"{SMALLER_HINT}")
     log.warning("the cluster has too few resources right now (%s); waiting for the autoscaler to add nodes", needs)
+
+
+def describe_resources(resources: dict, keys: dict | None = None) -> str:
+    """``'5 CPU, 1 GPU'``: ``resources`` (those of ``keys`` alone, when given), for fit messages."""
+    return ", ".join(f"{resources.get(k, 0):g} {k}" for k in (keys or resources))

@@ -25,7 +25,7 @@ from mmengine.config import Config
 from mmengine.utils import import_modules_from_strings
 
 import yolor_ray.registrations  # noqa: F401  (registries are per process)
-from yolor_ray import config as cfglib
+from yolor_ray.config.edits import collect_through_process_group
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, fetch_checkpoint
 from yolor_ray.engine.hooks import EpochReportHook, Reporter
 from yolor_ray.engine.run_logs import upload_logs
@@ -136,7 +136,7 @@ def _train(config: WorkerConfig, reporter: Reporter, checkpoint, world_rank: int
     topology = gather_topology()
     if spans_nodes(topology):
         # Each node has its own disk: results are gathered through the process group.
-        changed = cfglib.collect_through_process_group(cfg)
+        changed = collect_through_process_group(cfg)
         if changed and world_rank == 0:
             log.info("ranks on %d nodes: %s collect results through the process group",
                      len({r["node_id"] for r in topology}), ", ".join(changed))

@@ -12,15 +12,16 @@ import math
 
 from matplotlib.figure import Figure
 
-from yolor_ray import config as cfglib
+from yolor_ray.config.edits import set_implicit
+from yolor_ray.config.load import load_config
 from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RESULTS_FILE, TRIALS_PNG
 from yolor_ray.records import Confirmation, Leaderboard, LeaderboardEntry, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.table import format_confirmation
 from yolor_ray.train.outputs import figure_png
 from yolor_ray.tune.plan import PreparedSweep
-from yolor_ray.tune.space import label_of
 from yolor_ray.tune.trial import LR_KEY, trial_for
+from yolor_ray.tune.variant import label_of
 
 log = logging.getLogger("yolor_ray")
 
@@ -146,8 +147,8 @@ def best_config_text(plan: PreparedSweep, best: LeaderboardEntry) -> str:
     """The swept config with the best variant's settings: ready for ``yolor-ray train``
     (the sweep's --data / --small / --epochs are not baked in: pass them again, or not)."""
     spec = trial_for(plan.trial_spec, best.variant, plan.base_implicit, "best")
-    cfg = cfglib.load_config(spec.config, spec.cfg_options)
-    cfglib.set_implicit(cfg, spec.implicit)
+    cfg = load_config(spec.config, spec.cfg_options)
+    set_implicit(cfg, spec.implicit)
     metric = plan.spec.metric
     header = [f"# Best variant of sweep {plan.name} ({plan.location}): trial {best.trial}",
               f"# {best.label}",

@@ -24,7 +24,7 @@ from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.driver import run_training, train_in_process
 from yolor_ray.train.ray_cluster import HEAD_RESOURCE
 from yolor_ray.train.spec import TrainSpec
-from yolor_ray.tune.space import implicit_of
+from yolor_ray.tune.variant import implicit_of
 
 log = logging.getLogger("yolor_ray")
 LR_KEY = "optim_wrapper.optimizer.lr"

@@ -1,0 +1,119 @@
+"""The sweep's ``Tuner``: a new one (its manifest written first) or the stored one restored,
+over the trial trainable, with its scheduler (ASHA or none), its searcher (the sweep's points,
+or Optuna) and, for in-process trials, Tune's own folders, checkpoints and failure policy."""
+from __future__ import annotations
+
+import logging
+
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import BasicVariantGenerator
+
+from yolor_ray.layout import RUNS_DIR, SWEEP_FILE
+from yolor_ray.records import SweepManifest
+from yolor_ray.train.ray_cluster import describe_resources
+from yolor_ray.tune import space as spacelib
+from yolor_ray.tune.plan import PreparedSweep
+from yolor_ray.tune.spec import SweepSpec
+from yolor_ray.tune.trial import actor_resources, sweep_trial, trial_folder, trial_resources
+
+log = logging.getLogger("yolor_ray")
+
+
+def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
+    """A new Tuner for the sweep (its manifest written first), or the stored one restored."""
+    spec = plan.spec
+    storage_path, filesystem = plan.storage.ray_storage()
+    # An in-process sweep's Tune experiment is its runs/ folder, each trial's Tune folder its
+    # run folder (runs/TRIAL): the checkpoints Tune persists for a trial land in its run.
+    parent, experiment_name = (f"{storage_path}/{plan.name}", RUNS_DIR) if plan.in_process else (storage_path,
+                                                                                                 plan.name)
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
+                             data=plan.data, cheap=plan.in_process),
+        actor_resources(plan.trial_spec, plan.in_process))
+    experiment = f"{parent}/{experiment_name}"
+    if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
+        log.info("resuming sweep %s", plan.location)
+        return tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=filesystem)
+    manifest = SweepManifest(config=str(spec.train.config), fingerprint=plan.fingerprint, space=plan.space.to_config(),
+                             search=plan.search, metric=spec.metric, mode=spec.mode,
+                             early_stopping=spec.early_stopping)
+    plan.storage.write_bytes(manifest.to_json().encode(), plan.name, SWEEP_FILE)
+    log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
+             plan.location, plan.search, plan.trials,
+             max_concurrent, describe_resources(trial_resources(plan.trial_spec, plan.in_process))
+             + (", in the trial's own process" if plan.in_process else ", a TorchTrainer run"),
+             "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode, plan.space.describe())
+    return tune.Tuner(
+        trainable,
+        # Random and grid search: the trials' settings of the lists of choices are the
+        # generator's points, one per trial (ranges sampled); Optuna samples the space itself.
+        param_space=plan.space.to_tune(),
+        tune_config=tune.TuneConfig(
+            metric=spec.metric, mode=spec.mode, scheduler=scheduler(spec, plan.epochs),
+            search_alg=searcher(plan.search, spec.train.seed, max_concurrent, plan.space, plan.points),
+            num_samples=plan.trials,
+            # Tune limits a Searcher through this; a variant generator limits itself.
+            max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
+            reuse_actors=plan.in_process, **_in_process_folders(plan)),
+        run_config=tune.RunConfig(name=experiment_name, storage_path=parent, storage_filesystem=filesystem,
+                                  verbose=1, **in_process_checkpoints(plan)))
+
+
+def _in_process_folders(plan: PreparedSweep) -> dict:
+    """In-process trials: Tune's trial folder is the trial's run folder (runs/TRIAL, named by
+    the trial id alone)."""
+    return dict(trial_dirname_creator=trial_folder) if plan.in_process else {}
+
+
+def in_process_checkpoints(plan: PreparedSweep) -> dict:
+    """In-process trials: Tune keeps their checkpoints as a TorchTrainer trial keeps its own
+    (the best by the sweep's metric, plus the latest), and restarts a failed trial from its latest."""
+    if not plan.in_process:
+        return {}
+    spec = plan.trial_spec
+    return dict(checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
+                                                        checkpoint_score_attribute=spec.checkpoint_metric,
+                                                        checkpoint_score_order=spec.checkpoint_mode),
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures))
+
+
+def scheduler(spec: SweepSpec, epochs: int):
+    if not spec.early_stopping:
+        return FIFOScheduler()
+    # max_t one past the last epoch: at max_t ASHA stops a trial, which would end its
+    # process before its run has written results.json.
+    return ASHAScheduler(time_attr="epoch", max_t=epochs + 1, grace_period=spec.grace_period,
+                         reduction_factor=spec.reduction_factor)
+
+
+class PointsGenerator(BasicVariantGenerator):
+    """Tune's variant generator over the sweep's points, one trial each: a point sets every
+    list of choices, the generator samples only the ranges (seeded). The points are distinct
+    (SearchSpace.pick), but with a range, where a trial's sampled values tell it apart from
+    one with its choices. A preset value is not one Tune counts as searched, so each trial's
+    ``searched`` keys are added to its parameters (Tune's status table, TensorBoard's hparams)."""
+
+    def __init__(self, points: tuple[dict, ...], searched: tuple[str, ...], seed: int, max_concurrent: int):
+        super().__init__(points_to_evaluate=[dict(p) for p in points], random_state=seed,
+                         max_concurrent=max_concurrent)
+        self._searched = searched
+
+    def next_trial(self):
+        trial = super().next_trial()
+        if trial is not None:
+            trial.evaluated_params.update({k: trial.config[k] for k in self._searched if k in trial.config})
+        return trial
+
+
+def searcher(search: str, seed: int, max_concurrent: int, space: spacelib.SearchSpace,
+             points: tuple[dict, ...] = ()):
+    if search == "optuna":
+        from optuna.samplers import TPESampler  # deferred: Optuna is optional (checks.has_optuna)
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(sampler=TPESampler(seed=seed))
+    searched = tuple(d.key for d in space.dimensions if d.choices is not None and len(d.choices) > 1)
+    return PointsGenerator(points, searched, seed, max_concurrent)
