@@ -367,8 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(0) if target.device == "cuda" else "CPU (rehearsal)"
     memory_gb = torch.cuda.get_device_properties(0).total_memory / 1e9 if target.device == "cuda" else None
     log(f"{name}: matmul TFLOP/s {', '.join(f'{k} {v:.2f}' for k, v in rates.items())}")
-    payload = dict(question="per reference row on one GPU: train-step time, memory and images/s by precision and batch, "
-                            "YOLOR / baseline, fused inference; yolor-ray train vs a plain Runner",
+    payload = dict(question="per reference row on one GPU: train-step time, memory and images/s by precision and "
+                            "batch, YOLOR / baseline, fused inference; yolor-ray train vs a plain Runner",
                    inputs=dict(**vars(args), image=target.image, batches=target.batches, dtypes=target.dtypes,
                                weights="random (seeded)", data="mmdet demo_mm_inputs, 4 boxes an image",
                                coco_1x_images=COCO_1X_IMAGES),

@@ -1,4 +1,5 @@
-"""The reference table (the YOLOR authors' MMDetection results, README's reference table): its rows' short names, config files and figures.
+"""The reference table (the YOLOR authors' MMDetection results, README's reference table): its
+rows' short names, config files and figures.
 
 Each row is a baseline config under ``configs/baseline`` and its YOLOR variant under
 ``configs/yolor`` (the same name with ``yolor_`` in front). Light: no torch, no mmdet.
@@ -31,8 +32,9 @@ def yolor_config(row: str) -> Path:
     return CONFIGS / "yolor" / f"yolor_{REFERENCE_ROWS[row]}"
 
 
-# The reference table's own figures (the YOLOR authors' MMDetection results, README), in %: box AP, AP50, AP75 and, for Mask R-CNN,
-# mask AP, AP50, AP75; baseline then YOLOR. COCO val2017, R-50, one run each, no noise reported.
+# The reference table's own figures (the YOLOR authors' MMDetection results, README), in %:
+# box AP, AP50, AP75 and, for Mask R-CNN, mask AP, AP50, AP75; baseline then YOLOR.
+# COCO val2017, R-50, one run each, no noise reported.
 REFERENCE_METRICS: dict[str, tuple[str, ...]] = {
     row: ("coco/bbox_mAP", "coco/bbox_mAP_50", "coco/bbox_mAP_75")
     + (("coco/segm_mAP", "coco/segm_mAP_50", "coco/segm_mAP_75") if row == "mask-rcnn" else ())
