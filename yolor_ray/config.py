@@ -20,6 +20,7 @@ from yolor_ray import paths
 from yolor_ray.data.coco import CocoSplitInfo
 from yolor_ray.errors import UserError, require_int
 from yolor_ray.implicit import YOLOR_TYPE, ImplicitConfigError, split_yolor_cfg, yolor_model_cfg
+from yolor_ray.metrics import COCO_METRIC_TYPES, PROJECT_COCO_METRIC
 
 # Top-level keys that MMEngine's Runner.from_cfg reads. A top-level key that is close
 # to one of these but not equal is almost surely a typo that MMEngine would ignore.
@@ -159,7 +160,7 @@ def coco_tasks(cfg: Config, names: tuple[str, ...] = ("val_evaluator",)) -> list
     """The tasks ('bbox', 'segm') every CocoMetric of these loops evaluates."""
     tasks = []
     for evaluator in evaluators(cfg, names):
-        if evaluator.get("type") == "CocoMetric":
+        if evaluator.get("type") in COCO_METRIC_TYPES:
             metric = evaluator.get("metric", "bbox")
             tasks += [task for task in ([metric] if isinstance(metric, str) else metric) if task not in tasks]
     return tasks
@@ -184,7 +185,7 @@ def use_coco_folder(cfg: Config, train: CocoSplitInfo, val: CocoSplitInfo) -> No
         innermost_dataset(cfg[name]).update(data_root="", ann_file=str(split.ann_file), metainfo=metainfo,
                                             data_prefix=dict(img=str(split.image_dir) + "/"))
     for evaluator in evaluators(cfg):
-        if evaluator.get("type") == "CocoMetric":
+        if evaluator.get("type") in COCO_METRIC_TYPES:
             evaluator["ann_file"] = str(val.ann_file)
     set_num_classes(cfg.model, len(train.classes))
 
@@ -413,5 +414,13 @@ def use_classwise_ap(cfg: Config) -> None:
     """Every CocoMetric also reports each class's AP (its ``classwise``), unless the config
     says otherwise: ``coco/CLASS_precision``, in results.json's ``per_class_ap``."""
     for evaluator in evaluators(cfg):
-        if evaluator.get("type") == "CocoMetric":
+        if evaluator.get("type") in COCO_METRIC_TYPES:
             evaluator.setdefault("classwise", True)
+
+
+def use_project_coco_metric(cfg: Config, backend: str) -> None:
+    """Every CocoMetric becomes the project's (``engine.coco_metric``: the same keys, plus each
+    AP unrounded), evaluating with ``backend``'s COCOeval ('faster' or 'pycocotools')."""
+    for evaluator in evaluators(cfg):
+        if evaluator.get("type") in COCO_METRIC_TYPES:
+            evaluator.update(type=PROJECT_COCO_METRIC, backend=backend)

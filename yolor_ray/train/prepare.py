@@ -158,6 +158,7 @@ def run_config(spec: TrainSpec, data: CocoFolder | None) -> Config:
     cfglib.skip_unreadable_images(cfg)
     cfglib.use_tensorboard(cfg)
     cfglib.use_classwise_ap(cfg)
+    cfglib.use_project_coco_metric(cfg, spec.coco_eval)
     cfglib.use_batch_recipe(cfg, spec.cpus_per_worker)
     if spec.use_gpu:
         cfglib.use_cudnn_autotuner_where_shapes_are_fixed(cfg)
