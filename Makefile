@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m bench.warm_start
 	$(PY) -m bench.trial_overhead
 	$(PY) -m bench.coco_scale
+	$(PY) -m bench.coco_eval
 	$(PY) -m bench.gpu
 	$(PY) -m bench.report
 

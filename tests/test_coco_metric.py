@@ -4,6 +4,7 @@ The real run's results.json holding the unrounded AP: tests/test_train_ray.py.""
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 
@@ -12,9 +13,9 @@ import pytest
 from mmengine.config import Config
 
 from yolor_ray import config as cfglib
+from yolor_ray.data.synthetic_coco import synthetic_detections, synthetic_gt
 from yolor_ray.metrics import PROJECT_COCO_METRIC, unrounded, unrounded_key
 
-from bench.coco_eval import evaluate, synthetic_detections, synthetic_gt
 from support.paths import ATSS
 
 EXACT, SAME = 1e-9, 1e-6
@@ -32,6 +33,17 @@ def _coco(dataset: dict):
     return coco
 
 
+def _evaluate(gt, detections: list[dict], iou_type: str, backend: str):
+    """COCOeval of one backend on ``detections``, with CocoMetric's parameters, run."""
+    from yolor_ray.engine.coco_metric import coco_eval_class
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints as it goes
+        coco_eval = coco_eval_class(backend)(gt, gt.loadRes(copy.deepcopy(detections)), iou_type)
+        coco_eval.params.maxDets = [100, 300, 1000]  # CocoMetric's proposal_nums
+        coco_eval.evaluate(), coco_eval.accumulate(), coco_eval.summarize()
+    return coco_eval
+
+
 def _metric_results(gt: dict, per_image: int = 20) -> list:
     """CocoMetric's processed results for ``gt``'s images: synthetic boxes (xyxy) and RLE masks."""
     bbox_dets, segm_dets = synthetic_detections(gt, per_image)
@@ -40,7 +52,8 @@ def _metric_results(gt: dict, per_image: int = 20) -> list:
     for img in gt["images"]:
         mine = [k for k, det in enumerate(bbox_dets) if det["image_id"] == img["id"]]
         boxes = np.array([bbox_dets[k]["bbox"] for k in mine]).reshape(-1, 4)
-        results.append(({}, dict(img_id=img["id"], bboxes=np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1),
+        xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1)
+        results.append(({}, dict(img_id=img["id"], bboxes=xyxy,
                                  scores=np.array([bbox_dets[k]["score"] for k in mine]),
                                  labels=np.array([labels[bbox_dets[k]["category_id"]] for k in mine]),
                                  masks=[dict(segm_dets[k]["segmentation"]) for k in mine])))
@@ -48,10 +61,10 @@ def _metric_results(gt: dict, per_image: int = 20) -> list:
 
 
 def _compute(ann_file, results, backend: str, tmp_path=None, **kwargs) -> dict:
-    from yolor_ray.engine.coco_metric import YOLORCocoMetric
+    from yolor_ray.engine.coco_metric import UnroundedCocoMetric
 
     gt = json.loads(ann_file.read_text())
-    metric = YOLORCocoMetric(ann_file=str(ann_file), metric=["bbox", "segm"], backend=backend,
+    metric = UnroundedCocoMetric(ann_file=str(ann_file), metric=["bbox", "segm"], backend=backend,
                              outfile_prefix=str(tmp_path / "dets") if tmp_path else None, **kwargs)
     metric.dataset_meta = dict(classes=[c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])])
     with contextlib.redirect_stdout(io.StringIO()):
@@ -106,7 +119,8 @@ def test_faster_backend_gives_pycocotools_stats_on_a_coco_like_set():
     gt = _coco(gt_dataset)
     bbox_dets, segm_dets = synthetic_detections(gt_dataset, 100, seed=4)
     for task, dets in (("bbox", bbox_dets), ("segm", segm_dets)):
-        slow, fast = (np.asarray(evaluate(gt, dets, task, backend).stats[:12]) for backend in ("pycocotools", "faster"))
+        slow, fast = (np.asarray(_evaluate(gt, dets, task, backend).stats[:12])
+                      for backend in ("pycocotools", "faster"))
         assert np.abs(slow - fast).max() <= SAME, (task, slow, fast)
         assert slow[0] > 0.05  # a set with something to find
 
@@ -119,15 +133,15 @@ def test_pycocotools_when_faster_coco_eval_is_missing(monkeypatch):
 
     monkeypatch.setattr(coco_metric, "faster_coco_eval_installed", lambda: False)
     assert coco_metric.coco_eval_class("faster") is COCOeval
-    assert coco_metric.YOLORCocoMetric(backend="faster").evaluator_class is COCOeval
+    assert coco_metric.UnroundedCocoMetric(backend="faster").evaluator_class is COCOeval
     with pytest.raises(ConfigError, match="one of faster, pycocotools, got 'fast'"):
-        coco_metric.YOLORCocoMetric(backend="fast")
+        coco_metric.UnroundedCocoMetric(backend="fast")
 
 
 def test_registered_and_given_to_every_coco_metric_of_a_run(shapes_dir):
-    import yolor_ray.registrations  # noqa: F401
     from mmdet.registry import METRICS
 
+    import yolor_ray.registrations  # noqa: F401
     from yolor_ray.train.prepare import run_config
     from yolor_ray.train.spec import TrainSpec
 

@@ -9,7 +9,7 @@ AP_KEYS = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 COCO_PREFIXES = ("coco/bbox", "coco/segm")
 # The project's COCO metric (engine.coco_metric; the config edits give it to every CocoMetric):
 # CocoMetric's keys plus each AP unrounded (mmdet rounds to 0.001), and its COCOeval backends.
-PROJECT_COCO_METRIC = "YOLORCocoMetric"
+PROJECT_COCO_METRIC = "UnroundedCocoMetric"
 COCO_METRIC_TYPES = ("CocoMetric", PROJECT_COCO_METRIC)
 UNROUNDED = "unrounded"
 COCO_EVAL_BACKENDS = ("faster", "pycocotools")  # faster-coco-eval's COCOeval (when installed), pycocotools'

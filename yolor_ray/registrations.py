@@ -13,7 +13,7 @@ from mmengine.registry import HOOKS, MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
 from mmengine.runner import CheckpointLoader
 
 from yolor_ray.engine.checkpoint import TRUSTED_PREFIX, load_trusted_checkpoint
-from yolor_ray.engine.coco_metric import YOLORCocoMetric
+from yolor_ray.engine.coco_metric import UnroundedCocoMetric
 from yolor_ray.engine.ddp import CPUFriendlyDDP
 from yolor_ray.engine.hooks import StorageLogHook
 from yolor_ray.engine.low_precision import install_fp32_fallback
@@ -31,7 +31,7 @@ REGISTERED = (
     (TRANSFORMS, "LoadImageOrSkip", LoadImageOrSkip),
     (HOOKS, "StorageLogHook", StorageLogHook),
     (VISBACKENDS, "StatusMLflowVisBackend", StatusMLflowVisBackend),  # --tracker mlflow
-    (METRICS, PROJECT_COCO_METRIC, YOLORCocoMetric),  # every CocoMetric of a run (config.use_project_coco_metric)
+    (METRICS, PROJECT_COCO_METRIC, UnroundedCocoMetric),  # every CocoMetric of a run (config.use_project_coco_metric)
 )
 
 for registry, name, module in REGISTERED:

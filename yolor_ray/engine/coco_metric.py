@@ -48,7 +48,7 @@ def coco_eval_class(backend: str) -> type:
     return PycocotoolsCOCOeval
 
 
-class YOLORCocoMetric(CocoMetric):
+class UnroundedCocoMetric(CocoMetric):
     """mmdet's CocoMetric with a choice of COCOeval (``backend``: 'faster' or 'pycocotools') and,
     for every AP item it reports for 'bbox' and 'segm', the unrounded value as well:
     ``coco/bbox_mAP`` (0.123) and ``coco/bbox_unrounded_mAP`` (0.12345...). Every other argument
