@@ -98,6 +98,7 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=positive_int, default=5000)
     parser.add_argument("--boxes-per-image", type=float, default=7.36)  # val2017: 36,781 boxes / 5,000 images
     parser.add_argument("--detections", type=positive_int, default=100)
+    parser.add_argument("--note", help="what else ran on the machine meanwhile, kept with the figures")
     args = parser.parse_args(argv)
 
     root = WORK / f"coco-eval-{args.images}-{args.boxes_per_image}-{args.detections}"
@@ -114,7 +115,7 @@ def main(argv=None) -> None:
             f"{tasks[task]['max_stat_difference']:.1e}")
     write_result("coco_eval", dict(
         inputs=dict(images=args.images, gt_boxes=gt_boxes, classes=CLASSES, detections_per_image=args.detections,
-                    image_size=[WIDTH, HEIGHT], max_dets=[100, 300, 1000]),
+                    image_size=[WIDTH, HEIGHT], max_dets=[100, 300, 1000], note=args.note),
         runs=runs, tasks=tasks, goal=dict(bbox_ratio=GOAL_RATIO, tolerance=TOLERANCE),
         met=dict(bbox_ratio=tasks["bbox"]["ratio"] >= GOAL_RATIO,
                  exact={task: t["max_stat_difference"] <= TOLERANCE for task, t in tasks.items()})))

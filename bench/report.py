@@ -174,7 +174,8 @@ def coco_eval(r: dict) -> list[str]:
             row("bbox", "boxes"), row("segm", "masks"), "",
             f"Goal: pycocotools / faster >= {goal['bbox_ratio']:.0f} for boxes ({_met(r['met']['bbox_ratio'])}); "
             f"all 12 stats equal to {goal['tolerance']:.0e} (boxes {_met(r['met']['exact']['bbox'])}, masks "
-            f"{_met(r['met']['exact']['segm'])})."]
+            f"{_met(r['met']['exact']['segm'])}). Wall times of one evaluation each"
+            + (f"; {i['note']}." if i.get("note") else ".")]
 
 
 def trial_overhead(r: dict) -> list[str]:

@@ -15,7 +15,7 @@ def _polygons(x, y, w, h, rng) -> np.ndarray:
     radius = rng.uniform(0.75, 1.0, size=(len(x), POLYGON_POINTS))
     px = x[:, None] + w[:, None] / 2 * (1 + radius * np.cos(angles))
     py = y[:, None] + h[:, None] / 2 * (1 + radius * np.sin(angles))
-    return np.stack([px, py], axis=2).reshape(len(x), -1).round(2)
+    return np.stack([px, py], axis=2).reshape(len(x), 2 * POLYGON_POINTS).round(2)
 
 
 def _boxes(count: int, rng, width: float, height: float) -> np.ndarray:
