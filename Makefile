@@ -31,7 +31,7 @@ test: lint
 test-fast: lint
 	$(PY) -m pytest tests bench/tests -m "not ray and not subprocess" $(PYTEST_ARGS)
 
-## bench: every benchmark under bench/ (about 38 min on 2 cores), then the tables in bench/README.md
+## bench: every benchmark under bench/ (about 52 min on 2 cores), then the tables in bench/README.md
 bench: setup
 	$(PY) -m bench.ray_overhead
 	$(PY) -m bench.implicit_cost
@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m bench.warm_start
 	$(PY) -m bench.trial_overhead
 	$(PY) -m bench.coco_scale
+	$(PY) -m bench.coco_eval
 	$(PY) -m bench.gpu
 	$(PY) -m bench.report
 

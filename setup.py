@@ -24,6 +24,7 @@ setup(
         "setuptools>=77.0.3,<82",  # mmengine/mmcv import pkg_resources
         "numpy>=1.26",
         "pycocotools>=2.0.7",
+        "faster-coco-eval>=1.8",  # validation's COCOeval (engine.coco_metric); pycocotools' stays the fallback
         "boto3>=1.34",
         "pyarrow>=15",
         "matplotlib>=3.8",

@@ -152,6 +152,32 @@ def coco_scale(r: dict) -> list[str]:
             f"detector without implicit layers to list its placements)."]
 
 
+def coco_eval(r: dict) -> list[str]:
+    i, goal = r["inputs"], r["goal"]
+
+    def _gb(m: dict) -> str:
+        return f"{m['peak_rss_bytes'] / 1e9:.2f} GB ({m['rss_before_eval_bytes'] / 1e9:.2f})"
+
+    def row(task: str, label: str) -> str:
+        slow, fast, t = r["runs"][task]["pycocotools"], r["runs"][task]["faster"], r["tasks"][task]
+        return (f"| {label} | {slow['eval_s']:.1f} s | {fast['eval_s']:.1f} s | {t['ratio']:.2f} | "
+                f"{_gb(slow)} | {_gb(fast)} | "
+                f"{t['max_stat_difference']:.1e} |")
+
+    return ["### COCO evaluation at COCO val's size: pycocotools vs faster-coco-eval", "", _stamp(r), "",
+            f"{i['images']:,} images, {i['classes']} classes, {i['gt_boxes']:,} boxes, {i['detections_per_image']} "
+            f"detections per image; COCOeval (evaluate, accumulate, summarize) with CocoMetric's parameters, "
+            "each in a fresh process importing no torch: peak RSS, in brackets the RSS before COCOeval (the loaded "
+            "annotations and detections).", "",
+            "| task | pycocotools | faster-coco-eval | ratio | peak RSS pycocotools | peak RSS faster | "
+            "largest stat difference |", "| :-- | --: | --: | --: | --: | --: | --: |",
+            row("bbox", "boxes"), row("segm", "masks"), "",
+            f"Goal: pycocotools / faster >= {goal['bbox_ratio']:.0f} for boxes ({_met(r['met']['bbox_ratio'])}); "
+            f"all 12 stats equal to {goal['tolerance']:.0e} (boxes {_met(r['met']['exact']['bbox'])}, masks "
+            f"{_met(r['met']['exact']['segm'])}). Wall times of one evaluation each"
+            + (f"; {i['note']}." if i.get("note") else ".")]
+
+
 def trial_overhead(r: dict) -> list[str]:
     def row(kind: str, label: str) -> str:
         f = r["fixed"][kind]
@@ -264,7 +290,7 @@ def gpu(r: dict) -> list[str]:
 
 SECTIONS = (("ray_overhead", ray_overhead), ("implicit_cost", implicit_cost), ("scaling", scaling),
             ("asha_vs_exhaustive", asha), ("warm_start", warm_start), ("trial_overhead", trial_overhead),
-            ("coco_scale", coco_scale), ("gpu", gpu))
+            ("coco_scale", coco_scale), ("coco_eval", coco_eval), ("gpu", gpu))
 
 
 def render() -> str:

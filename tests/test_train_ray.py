@@ -30,6 +30,9 @@ def test_two_worker_yolor_run_writes_results_and_fuses(shapes_dir, tmp_path):
     assert record["implicit"]["placements"] == ["fpn", "pred"]
     assert [h["epoch"] for h in record["history"]] == [1, 2]
     assert 0.0 <= record["metrics"]["coco/bbox_mAP"] <= 1.0
+    # The project's COCO metric: mmdet's rounded AP as before, and COCOeval's unrounded one beside it
+    assert record["metrics"]["coco/bbox_mAP"] == round(record["metrics"]["coco/bbox_unrounded_mAP"], 3)
+    assert all("coco/bbox_unrounded_mAP" in h for h in record["history"])
     assert record["metrics"]["train/loss"] > 0
     assert record["num_params"] > 1e6
     assert set(record["versions"]) >= {"torch", "mmcv", "mmengine", "mmdet", "ray"}

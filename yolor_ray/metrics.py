@@ -7,11 +7,35 @@ RESTARTS = "restarts"  # reported with each epoch: worker-group restarts so far
 # CocoMetric's keys, in the reference table's column order.
 AP_KEYS = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 COCO_PREFIXES = ("coco/bbox", "coco/segm")
+# The project's COCO metric (engine.coco_metric; the config edits give it to every CocoMetric):
+# CocoMetric's keys plus each AP unrounded (mmdet rounds to 0.001), and its COCOeval backends.
+PROJECT_COCO_METRIC = "UnroundedCocoMetric"
+COCO_METRIC_TYPES = ("CocoMetric", PROJECT_COCO_METRIC)
+UNROUNDED = "unrounded"
+COCO_EVAL_BACKENDS = ("faster", "pycocotools")  # faster-coco-eval's COCOeval (when installed), pycocotools'
 
 
 def coco_keys(task: str) -> list[str]:
     """CocoMetric's keys for one task ('bbox', 'segm')."""
     return [f"coco/{task}_{key}" for key in AP_KEYS]
+
+
+def unrounded_key(key: str) -> str:
+    """The unrounded twin of one of CocoMetric's keys: 'coco/bbox_mAP_50' -> 'coco/bbox_unrounded_mAP_50'
+    (a name no reader of the rounded keys matches: the task's prefix stays first, the item last)."""
+    prefix, _, item = key.partition("_")
+    return f"{prefix}_{UNROUNDED}_{item}"
+
+
+def unrounded_coco_keys(task: str) -> list[str]:
+    return [unrounded_key(key) for key in coco_keys(task)]
+
+
+def unrounded(metrics: dict, key: str) -> float | None:
+    """``key``'s value at full precision where the run reported it (the project's metric), else
+    CocoMetric's rounded one (runs from before it, or a config's own metric); None where neither."""
+    value = metrics.get(unrounded_key(key), metrics.get(key))
+    return None if value is None else float(value)
 
 
 def metric_prefixes(metrics: dict) -> list[str]:

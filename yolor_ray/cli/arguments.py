@@ -61,6 +61,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, one_config: bool = True
                         "would run and the merged config (to FILE if given), write nothing, exit 0" if one_config
                         else "run every check, print the plan and its cost estimate (also to FILE if given), "
                         "write nothing, exit 0")
+    parser.add_argument("--coco-eval", default="faster", metavar="{faster,pycocotools}", help="validation's COCO "
+                        "evaluation: faster-coco-eval's COCOeval (default; the same stats as pycocotools', faster; "
+                        "pycocotools' when it is not installed) or pycocotools' (as MMDetection's CocoMetric)")
     parser.add_argument("--tracker", action="append", default=[], choices=("mlflow", "wandb"),
                         help="also log to this experiment tracker (repeatable; TensorBoard files are always "
                         "written): mlflow reads MLFLOW_TRACKING_URI (required, e.g. sqlite:///mlflow.db) and "
@@ -111,7 +114,7 @@ def train_spec_from_args(args: argparse.Namespace, config: Path | None = None):
         deterministic=args.deterministic, amp=args.amp, trackers=tuple(args.tracker),
         tracker_env=tracker_settings() if args.tracker else {}, verbose=args.verbose,
         from_baseline=getattr(args, "from_baseline", None), train_params=getattr(args, "train_params", "all"),
-        finetune_lr_factor=getattr(args, "finetune_lr_factor", 0.1))
+        finetune_lr_factor=getattr(args, "finetune_lr_factor", 0.1), coco_eval=args.coco_eval)
 
 
 def parse_worker_resources(items: list[str]) -> dict[str, float]:

@@ -14,6 +14,7 @@ from yolor_ray.config.parts import evaluators, has_mask_head, innermost_dataset
 from yolor_ray.data.coco import CocoSplitInfo
 from yolor_ray.errors import require_int
 from yolor_ray.implicit import YOLOR_TYPE, ImplicitConfigError, split_yolor_cfg, yolor_model_cfg
+from yolor_ray.metrics import COCO_METRIC_TYPES, PROJECT_COCO_METRIC
 
 # The "small" scale: what lets every family train on a 2-core CPU from scratch.
 SMALL_DEPTH = 18
@@ -28,7 +29,7 @@ def use_coco_folder(cfg: Config, train: CocoSplitInfo, val: CocoSplitInfo) -> No
         innermost_dataset(cfg[name]).update(data_root="", ann_file=str(split.ann_file), metainfo=metainfo,
                                             data_prefix=dict(img=str(split.image_dir) + "/"))
     for evaluator in evaluators(cfg):
-        if evaluator.get("type") == "CocoMetric":
+        if evaluator.get("type") in COCO_METRIC_TYPES:
             evaluator["ann_file"] = str(val.ann_file)
     set_num_classes(cfg.model, len(train.classes))
 
@@ -247,7 +248,7 @@ def use_classwise_ap(cfg: Config) -> None:
     """Every CocoMetric also reports each class's AP (its ``classwise``), unless the config
     says otherwise: ``coco/CLASS_precision``, in results.json's ``per_class_ap``."""
     for evaluator in evaluators(cfg):
-        if evaluator.get("type") == "CocoMetric":
+        if evaluator.get("type") in COCO_METRIC_TYPES:
             evaluator.setdefault("classwise", True)
 
 
@@ -261,3 +262,11 @@ def collect_through_process_group(cfg: Config) -> list[str]:
             evaluator["collect_device"] = "gpu"
             changed.append(str(evaluator.get("type")))
     return changed
+
+
+def use_project_coco_metric(cfg: Config, backend: str) -> None:
+    """Every CocoMetric becomes the project's (``engine.coco_metric``: the same keys, plus each
+    AP unrounded), evaluating with ``backend``'s COCOeval ('faster' or 'pycocotools')."""
+    for evaluator in evaluators(cfg):
+        if evaluator.get("type") in COCO_METRIC_TYPES:
+            evaluator.update(type=PROJECT_COCO_METRIC, backend=backend)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from mmengine.config import Config
 
 from yolor_ray.config.load import ConfigError
+from yolor_ray.metrics import COCO_METRIC_TYPES
 
 
 def has_mask_head(cfg: Config) -> bool:
@@ -39,7 +40,7 @@ def coco_tasks(cfg: Config, names: tuple[str, ...] = ("val_evaluator",)) -> list
     """The tasks ('bbox', 'segm') every CocoMetric of these loops evaluates."""
     tasks = []
     for evaluator in evaluators(cfg, names):
-        if evaluator.get("type") == "CocoMetric":
+        if evaluator.get("type") in COCO_METRIC_TYPES:
             metric = evaluator.get("metric", "bbox")
             tasks += [task for task in ([metric] if isinstance(metric, str) else metric) if task not in tasks]
     return tasks

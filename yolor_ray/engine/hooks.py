@@ -19,7 +19,7 @@ from yolor_ray.config.parts import coco_tasks
 from yolor_ray.engine.run_logs import upload_logs
 from yolor_ray.errors import require_int
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
-from yolor_ray.metrics import RESTARTS, coco_keys
+from yolor_ray.metrics import RESTARTS, coco_keys, unrounded_coco_keys
 from yolor_ray.records import EPOCH_TIME, RunState
 from yolor_ray.storage import StorageSpec
 
@@ -181,7 +181,7 @@ def _with_empty_coco_as_zero(runner, metrics: dict) -> dict:
     for task in coco_tasks(runner.cfg):
         if f"coco/{task}_mAP" not in metrics:
             runner.logger.warning(f"no {task} detection passed the score threshold; reporting COCO {task} AP as 0")
-            zeros = dict.fromkeys(coco_keys(task), 0.0)
+            zeros = dict.fromkeys([*coco_keys(task), *unrounded_coco_keys(task)], 0.0)
             metrics.update(zeros)
             # The logger hook had nothing to log: TensorBoard gets the same zeros (its step: the epoch).
             runner.visualizer.add_scalars(zeros, step=runner.epoch)

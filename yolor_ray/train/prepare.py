@@ -40,6 +40,7 @@ from yolor_ray.config.edits import (
     use_coco_folder,
     use_cudnn_autotuner_where_shapes_are_fixed,
     use_implicit_recipe,
+    use_project_coco_metric,
     use_tensorboard,
 )
 from yolor_ray.config.load import ConfigError, apply_cfg_options, load_config
@@ -173,6 +174,7 @@ def run_config(spec: TrainSpec, data: CocoFolder | None) -> Config:
     skip_unreadable_images(cfg)
     use_tensorboard(cfg)
     use_classwise_ap(cfg)
+    use_project_coco_metric(cfg, spec.coco_eval)
     use_batch_recipe(cfg, spec.cpus_per_worker)
     if spec.use_gpu:
         use_cudnn_autotuner_where_shapes_are_fixed(cfg)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from yolor_ray.errors import UserError, require_int
-from yolor_ray.metrics import SCORE_METRIC
+from yolor_ray.metrics import COCO_EVAL_BACKENDS, SCORE_METRIC
 
 AMP_MODES = (None, "fp16", "bf16")
 TRACKERS = ("mlflow", "wandb")  # --tracker: MMEngine's MLflowVisBackend, WandbVisBackend
@@ -64,6 +64,8 @@ class TrainSpec:
     from_baseline: str | None = None
     train_params: str = "all"  # 'implicit': fine-tune the implicit parameters alone
     finetune_lr_factor: float = 0.1  # the fine-tuning LR: the config's x this
+    # Validation's COCOeval: faster-coco-eval's (when installed; pycocotools' otherwise) or pycocotools'.
+    coco_eval: str = "faster"
 
     def __post_init__(self):
         object.__setattr__(self, "config", Path(self.config))
@@ -98,6 +100,8 @@ class TrainSpec:
                                   f"{self.from_baseline!r}")
             if self.load_from is not None:
                 raise OptionError("--from and --load-from both name the weights to start from; pass one")
+        if self.coco_eval not in COCO_EVAL_BACKENDS:
+            raise OptionError(f"--coco-eval must be one of {', '.join(COCO_EVAL_BACKENDS)}, got {self.coco_eval!r}")
         if self.train_params not in TRAIN_PARAMS:
             raise OptionError(f"--train must be one of {', '.join(TRAIN_PARAMS)}, got {self.train_params!r}")
         if self.train_params != "all" and self.from_baseline is None:
