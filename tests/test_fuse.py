@@ -79,6 +79,7 @@ def _fuse_and_compare(model, size: int, num_images: int = 2):
     return fused, report
 
 
+# Mask and Sparse R-CNN (2 to 5x the others) are slow; the fast tier keeps the other families and all placements.
 @pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("mask_rcnn", "sparse_rcnn") else f
                                     for f in FAMILIES])
 def test_fused_model_equals_unfused(family):

@@ -235,6 +235,7 @@ def _expected_params(channels: int, modeling: str, atoms: int = 2, dim: int = 3)
     return {"vector": channels, "nn": dim + channels * dim, "mf": atoms * channels + atoms}[modeling]
 
 
+# Mask and Sparse R-CNN (2 to 5x the others) are slow; the fast tier keeps the other families and all placements.
 @pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("mask_rcnn", "sparse_rcnn") else f
                                     for f in FAMILIES])
 def test_every_placement_operator_and_modeling_builds_and_runs(family, baselines):
