@@ -27,9 +27,9 @@ lint: setup
 test: lint
 	$(PY) -m pytest tests bench/tests $(PYTEST_ARGS)
 
-## test-fast: set up, lint, then every test that starts no Ray and no subprocess (pytest.ini's markers)
+## test-fast: set up, lint, then every test that starts no Ray and no subprocess and is not slow (pytest.ini's markers)
 test-fast: lint
-	$(PY) -m pytest tests bench/tests -m "not ray and not subprocess" $(PYTEST_ARGS)
+	$(PY) -m pytest tests bench/tests -m "not ray and not subprocess and not slow" $(PYTEST_ARGS)
 
 ## bench: every benchmark under bench/ (about 52 min on 2 cores), then the tables in bench/README.md
 bench: setup

@@ -43,7 +43,9 @@ def test_all_six_seed_rows_exist():
     assert sorted(p.stem for p in BASELINES) == sorted(EXPECTED_M)
 
 
-@pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.stem)
+# Two full-size detectors each: ATSS's stays in the fast tier.
+@pytest.mark.parametrize("path", [p if p.stem.startswith("atss") else pytest.param(p, marks=pytest.mark.slow)
+                                  for p in BASELINES], ids=lambda p: p.stem)
 def test_baseline_has_mmdet_parameter_count(path):
     ours = load_config(path)
     assert ours.custom_imports.imports == ["yolor_ray.registrations"]
@@ -54,7 +56,9 @@ def test_baseline_has_mmdet_parameter_count(path):
     assert round(n_ours / 1e6, 2) == EXPECTED_M[path.stem]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+# FCOS and ATSS (5 s of CPU each) stay in the fast tier; the R-CNNs' epoch, 20 to 35 s, is slow.
+@pytest.mark.parametrize("family", [f if f in ("fcos", "atss") else pytest.param(f, marks=pytest.mark.slow)
+                                    for f in FAMILIES])
 def test_family_trains_and_evaluates_small(family, shapes_dir, tmp_path):
     from mmengine.runner import Runner
 

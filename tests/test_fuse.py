@@ -79,7 +79,9 @@ def _fuse_and_compare(model, size: int, num_images: int = 2):
     return fused, report
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+# Mask and Sparse R-CNN (2 to 5x the others) are slow; the fast tier keeps the other families and all placements.
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("mask_rcnn", "sparse_rcnn") else f
+                                    for f in FAMILIES])
 def test_fused_model_equals_unfused(family):
     placements = [dict(name="pred", operators=["multiply", "add"])] + PLACEMENTS[family]
     model = build(small_cfg(family, dict(placements=placements)))
@@ -96,7 +98,8 @@ def test_fused_model_equals_unfused(family):
     assert not fuse_implicit(fused).folded
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("mask_rcnn", "sparse_rcnn") else f
+                                    for f in FAMILIES])
 def test_default_variant_folds_completely(family):
     """fpn add + pred multiply (the reference table's variant): no implicit module left after fusion."""
     model = build(small_cfg(family))
@@ -105,7 +108,8 @@ def test_default_variant_folds_completely(family):
     assert set(fused.state_dict()) == {k for k in model.state_dict() if not is_implicit_key(k)}
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("mask_rcnn", "sparse_rcnn") else f
+                                    for f in FAMILIES])
 def test_multiply_at_head_in_and_roi_folds(family):
     """Multiply before a layer scales its input channels: exact even before a padded conv."""
     placements = [dict(name=n, operators="multiply") for n in PLACEMENTS[family] if n in ("head_in", "roi")]

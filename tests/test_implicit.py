@@ -235,7 +235,9 @@ def _expected_params(channels: int, modeling: str, atoms: int = 2, dim: int = 3)
     return {"vector": channels, "nn": dim + channels * dim, "mf": atoms * channels + atoms}[modeling]
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+# Mask and Sparse R-CNN (2 to 5x the others) are slow; the fast tier keeps the other families and all placements.
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("mask_rcnn", "sparse_rcnn") else f
+                                    for f in FAMILIES])
 def test_every_placement_operator_and_modeling_builds_and_runs(family, baselines):
     """Every placement x operator x modeling that applies attaches with the right parameter count.
 
@@ -287,7 +289,8 @@ def _training_spec(family: str) -> dict:
     return dict(placements=placements, atoms=3, dim=4)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in ("mask_rcnn", "sparse_rcnn") else f
+                                    for f in FAMILIES])
 def test_implicit_parameters_learn(family):
     model = build(small_cfg(family, _training_spec(family)))
     model.train()

@@ -7,7 +7,7 @@ from yolor_ray.deploy.cost import TABLE_HEADER, ImplicitCost, cost_table, implic
 
 from support.paths import REPO, YOLOR_CONFIGS
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]  # six full-size detectors, twice
 
 
 @pytest.fixture(scope="module")

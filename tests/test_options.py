@@ -95,7 +95,9 @@ def _decay_of(cfg: Config):
     return type(optimizer).__name__, implicit, other
 
 
-@pytest.mark.parametrize("config, optimizer, decay", [(YOLOR_ATSS, "SGD", 1e-4), (YOLOR_SPARSE, "AdamW", 1e-4)])
+# Sparse R-CNN's run (about 20 s of CPU, ATSS's 3 s) is slow.
+@pytest.mark.parametrize("config, optimizer, decay", [
+    (YOLOR_ATSS, "SGD", 1e-4), pytest.param(YOLOR_SPARSE, "AdamW", 1e-4, marks=pytest.mark.slow)])
 def test_implicit_tensors_get_no_weight_decay(shapes_dir, tmp_path, config, optimizer, decay):
     run = _prepare(shapes_dir, tmp_path, config=config)
     assert _decay_of(run.cfg) == (optimizer, {0.0}, {decay})

@@ -30,10 +30,11 @@ class RecordingReporter:
         self.reports.append(entry)
 
 
+# Three epochs each (about 9 s of CPU): the first case stays in the fast tier, the others are slow.
 @pytest.mark.parametrize("checkpoint_interval, val_interval, validates, expected", [
     (2, 1, True, [2, 3]),  # every other epoch, and the last
-    (1, 2, True, [2, 3]),  # epoch 1 has no metrics to rank a checkpoint by
-    (2, 1, False, [2, 3]),  # no validation at all: by the interval alone
+    pytest.param(1, 2, True, [2, 3], marks=pytest.mark.slow),  # epoch 1 has no metrics to rank a checkpoint by
+    pytest.param(2, 1, False, [2, 3], marks=pytest.mark.slow),  # no validation at all: by the interval alone
 ])
 def test_checkpoints_follow_the_interval_and_the_last_epoch(checkpoint_interval, val_interval, validates, expected,
                                                             shapes_dir, tmp_path):

@@ -52,3 +52,21 @@ def test_a_program_of_this_environment_is_seen_even_where_the_failure_is_caught(
             subprocess.run(["true"], check=True)
     with tiers.guarding("t.py::marked", ["subprocess"]):
         tiers.require(tiers.SUBPROCESS, "runs something")
+
+
+def test_a_slow_unmarked_test_is_listed_after_the_run_and_a_marked_one_is_not():
+    """``slow`` is not enforced (a test's time is the machine's too): SlowReport lists the
+    fast-tier tests over SLOW_SECONDS, set-up and call together, with the marker to consider."""
+    from types import SimpleNamespace
+
+    report, half = tiers.SlowReport(), tiers.SLOW_SECONDS / 2 + 1
+    marked = SimpleNamespace(nodeid="t.py::marked", iter_markers=lambda: [pytest.mark.slow.mark])
+    report.pytest_runtest_protocol(marked)
+    for nodeid, when, seconds in [("t.py::marked", "call", 4 * half), ("t.py::slow", "setup", half),
+                                  ("t.py::slow", "call", half), ("t.py::slow", "teardown", 4 * half),
+                                  ("t.py::quick", "call", 1.0)]:
+        report.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, when=when, duration=seconds))
+    lines = []
+    report.pytest_terminal_summary(SimpleNamespace(section=lines.append, write_line=lines.append))
+    assert lines[1:] == [f"{2 * half:6.1f} s  t.py::slow", lines[-1]] and "@pytest.mark.slow" in lines[-1]
+    assert lines[0].startswith(f"fast-tier tests over {tiers.SLOW_SECONDS:.0f} s")

@@ -1,7 +1,8 @@
 """The test tiers: pytest.ini's ``ray`` marker (the test starts Ray: a local one, a cluster,
-or the CLI's ``train`` / ``tune``) and ``subprocess`` (it runs a program in a subprocess:
-the CLI, mmdet's tools, a bench script, ``mp.spawn``'s ranks). ``make test-fast`` runs the
-tests marked neither; ``make test`` runs them all.
+or the CLI's ``train`` / ``tune``), ``subprocess`` (it runs a program in a subprocess:
+the CLI, mmdet's tools, a bench script, ``mp.spawn``'s ranks) and ``slow`` (it builds
+full-size models or trains several iterations). ``make test-fast`` runs the tests marked
+none of them; ``make test`` runs them all.
 
 A test that starts one without its marker fails, with the marker to add:
 
@@ -12,6 +13,11 @@ A test that starts one without its marker fails, with the marker to add:
   started through ``subprocess`` is seen by an audit hook, which observes and wraps
   nothing; other programs (MMEngine's Runner asks ``gcc`` for its environment report)
   are not counted. ``mp.spawn`` raises no audit event: its tests carry the marker by hand.
+
+``slow`` has no event to watch (building a model is no system call) and a test's time
+depends on the CPU and on what else runs, so it is not enforced: a test of the fast tier
+that takes over :data:`SLOW_SECONDS` is listed at the end of the run (:class:`SlowReport`),
+with the marker to consider.
 
 Both conftests (tests/, bench/tests/) import the hooks below; :func:`install` runs once.
 """
@@ -26,7 +32,10 @@ from typing import Iterable, Iterator
 
 import pytest
 
-RAY, SUBPROCESS = "ray", "subprocess"
+RAY, SUBPROCESS, SLOW = "ray", "subprocess", "slow"
+# A fast-tier test over this (set-up and call, wall time) is listed at the end of the run; the fast
+# tier's budget is 5 minutes for its ~300 tests on 2 cores.
+SLOW_SECONDS = 15.0
 # Fixtures that start Ray or a subprocess, with the markers a test asking for them needs.
 FIXTURES = {"mmdet_checkpoint": (SUBPROCESS,), "trained_baseline": (RAY, SUBPROCESS)}
 
@@ -110,8 +119,37 @@ def require_fixtures(fixturenames: Iterable[str]) -> None:
             require(marker, f"uses the fixture {name!r}, which starts {'Ray' if marker == RAY else 'a subprocess'},")
 
 
+class SlowReport:
+    """Lists, after the run, the tests of the fast tier (marked none of the tiers) that took over
+    :data:`SLOW_SECONDS`: a hint, not a failure, since the time is the machine's as much as the test's."""
+
+    def __init__(self) -> None:
+        self.tiered: set[str] = set()  # tests marked with a tier
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_protocol(self, item) -> None:
+        if {mark.name for mark in item.iter_markers()} & {RAY, SUBPROCESS, SLOW}:
+            self.tiered.add(item.nodeid)
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.when in ("setup", "call") and report.nodeid not in self.tiered:
+            self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        over = sorted(((s, t) for t, s in self.seconds.items() if s > SLOW_SECONDS), reverse=True)
+        if not over:
+            return
+        terminalreporter.section(f"fast-tier tests over {SLOW_SECONDS:.0f} s (set-up and call)")
+        for seconds, test in over:
+            terminalreporter.write_line(f"{seconds:6.1f} s  {test}")
+        terminalreporter.write_line(f"mark them @pytest.mark.{SLOW} if they are slow on any machine "
+                                    "(`make test-fast` leaves slow tests to `make test`)")
+
+
 def pytest_configure(config) -> None:
     install()
+    if not config.pluginmanager.has_plugin("tiers-slow-report"):
+        config.pluginmanager.register(SlowReport(), "tiers-slow-report")
 
 
 @pytest.hookimpl(wrapper=True)
