@@ -94,7 +94,8 @@ else:
     from yolor_ray.tune.space_parse import DEFAULT_SPACE
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
-    prepared = prepare_sweep(SweepSpec(config=Path(config), train=settings, space=DEFAULT_SPACE, name="coco-scale-sweep", trials=8))
+    prepared = prepare_sweep(SweepSpec(config=Path(config), train=settings, space=DEFAULT_SPACE,
+                                       name="coco-scale-sweep", trials=8))
     trials = 8
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

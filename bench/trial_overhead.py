@@ -40,8 +40,8 @@ def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
     from yolor_ray.tune.sweep import run_sweep
 
     name = f"{kind}-{trials}x{epochs}"
-    spec = SweepSpec(config=CONFIG, train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name, trials=trials,
-                     search="random", early_stopping=False, max_concurrent=1, trainer_runs=kind == "trainer")
+    spec = SweepSpec(config=CONFIG, train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name,
+                     trials=trials, search="random", early_stopping=False, max_concurrent=1, trainer_runs=kind == "trainer")
     with CpuSampler(own_label="bench driver", own_tree=True) as cpu:  # not other work on a shared machine
         board = run_sweep(spec)
     statuses = [t.status for t in board.trials]
@@ -68,8 +68,8 @@ def fixed_cost(many_trials: dict, one_trial: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     script_start = time.perf_counter()
-    from yolor_ray.train.ray_cluster import private_ray
     from yolor_ray.storage import StorageSpec
+    from yolor_ray.train.ray_cluster import private_ray
     from yolor_ray.train.spec import Checkpointing, RunSettings, Scaling
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     script_start = time.perf_counter()
     import ray
 
-    from yolor_ray.train.driver import run_training
     from yolor_ray.storage import StorageSpec
+    from yolor_ray.train.driver import run_training
     from yolor_ray.train.spec import Checkpointing, RunSettings, Scaling, WarmStart
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import run_sweep

@@ -68,8 +68,9 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return SweepSpec(config=Path(args.config), train=run_settings_from_args(args), space=space, name=args.name,
                      trials=args.trials, search=args.search, metric=args.metric, mode=args.mode,
                      grace_period=args.grace_period, reduction_factor=args.reduction_factor,
-                     max_concurrent=args.max_concurrent, early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster,
-                     trainer_runs=args.trainer_runs, confirm=args.confirm, seeds=args.seeds)
+                     max_concurrent=args.max_concurrent, early_stopping=args.early_stopping,
+                     fixed_cluster=args.fixed_cluster, trainer_runs=args.trainer_runs, confirm=args.confirm,
+                     seeds=args.seeds)
 
 
 def spec_from_argv(argv: Sequence[str]) -> SweepSpec:
