@@ -41,7 +41,8 @@ def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
 
     name = f"{kind}-{trials}x{epochs}"
     spec = SweepSpec(config=CONFIG, train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name,
-                     trials=trials, search="random", early_stopping=False, max_concurrent=1, trainer_runs=kind == "trainer")
+                     trials=trials, search="random", early_stopping=False, max_concurrent=1,
+                     trainer_runs=kind == "trainer")
     with CpuSampler(own_label="bench driver", own_tree=True) as cpu:  # not other work on a shared machine
         board = run_sweep(spec)
     statuses = [t.status for t in board.trials]
