@@ -169,7 +169,8 @@ def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypa
     monkeypatch.setattr(coco, "inspect_coco_split", lambda *a, **k: parsed.append(a[1]) or inspect(*a, **k))
     train = RunSettings(data_root=shapes_dir, small=True, image_size=64,
                         storage=StorageSpec(str(tmp_path / "results")))
-    plan = prepare_sweep(SweepSpec(config=REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py", train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2))
+    plan = prepare_sweep(SweepSpec(config=REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py", train=train,
+                                   space=dict(placements=[["fpn"], ["pred"]]), trials=2))
     assert parsed == ["train", "val"]
     run = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
     assert parsed == ["train", "val"] and run.data is plan.data
