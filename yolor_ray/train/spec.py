@@ -158,15 +158,16 @@ class RunSettings:
         if self.data_root is not None:
             object.__setattr__(self, "data_root", Path(self.data_root))
         for name, low in (("image_size", 64), ("seed", 0), ("num_samples", 0)):
-            require_int(f"TrainSpec({name})", getattr(self, name), low, OptionError)
+            require_int(f"RunSettings({name})", getattr(self, name), low, OptionError)
         for name in ("epochs", "batch_size"):
-            require_int(f"TrainSpec({name})", getattr(self, name), 1, OptionError, optional=True)
+            require_int(f"RunSettings({name})", getattr(self, name), 1, OptionError, optional=True)
         if self.amp not in AMP_MODES:
-            raise OptionError(f"TrainSpec(amp) must be one of {', '.join(map(repr, AMP_MODES))}, got {self.amp!r}")
+            raise OptionError(f"RunSettings(amp) must be one of {', '.join(map(repr, AMP_MODES))}, got {self.amp!r}")
         if self.amp == "fp16" and not self.scaling.use_gpu:
-            raise OptionError("TrainSpec(amp='fp16') needs --gpu (fp16 autocast is CUDA only); on a CPU use --amp bf16")
+            raise OptionError("RunSettings(amp='fp16') needs --gpu (fp16 autocast is CUDA only); "
+                              "on a CPU use --amp bf16")
         if self.load_from is not None and (not isinstance(self.load_from, str) or not self.load_from):
-            raise OptionError(f"TrainSpec(load_from) must be a path or s3://bucket/key, got {self.load_from!r}")
+            raise OptionError(f"RunSettings(load_from) must be a path or s3://bucket/key, got {self.load_from!r}")
         if self.warm_start is not None and self.load_from is not None:
             raise OptionError("--from and --load-from both name the weights to start from; pass one")
 
