@@ -89,7 +89,7 @@ def run_one_sweep(train, mode: str, concurrent: int, reduction_factor: int, scra
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import run_sweep
 
-    spec = SweepSpec(train=train, space=SPACE, name=mode, search="grid", metric=METRIC,
+    spec = SweepSpec(config=CONFIG, train=train, space=SPACE, name=mode, search="grid", metric=METRIC,
                      early_stopping=mode == "asha", max_concurrent=concurrent, reduction_factor=reduction_factor)
     with CpuSampler(own_label="bench driver") as cpu:
         board = run_sweep(spec)
@@ -100,7 +100,7 @@ def run_one_sweep(train, mode: str, concurrent: int, reduction_factor: int, scra
               for e in board.trials]
     completed = [t for t in trials if t["status"] == "completed"]
     best = max(completed, key=lambda t: t["ap"]) if completed else None
-    worker_seconds = sum(t["seconds"] or 0.0 for t in trials) * train.num_workers
+    worker_seconds = sum(t["seconds"] or 0.0 for t in trials) * train.scaling.num_workers
     log(f"{mode} (seed {train.seed}): {cpu.result['wall_s']:.0f} s, {worker_seconds:.0f} worker-s, "
         f"{cpu.result['total_cpu_s']:.0f} CPU-s, {len(completed)}/{len(trials)} trials completed, "
         f"best {best['variant'] if best else '-'} AP {best['ap'] if best else float('nan'):.4f}")
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     script_start = time.perf_counter()
     import ray
 
-    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.storage import StorageSpec
+    from yolor_ray.train.spec import Checkpointing, RunSettings, Scaling
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=positive_int, default=48)
@@ -147,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
 
     data = shapes("asha", args.images, args.val_images, args.image_size)
     scratch = fresh_scratch("asha_vs_exhaustive")
-    train = TrainSpec(config=CONFIG, data_root=data, small=True, image_size=args.image_size, epochs=args.epochs,
-                      batch_size=args.batch_size, num_workers=1, storage=str(scratch / "storage"), num_samples=0,
-                      keep_checkpoints=1, cfg_options={"optim_wrapper.optimizer.lr": args.lr})
+    train = RunSettings(data_root=data, small=True, image_size=args.image_size, epochs=args.epochs,
+                        batch_size=args.batch_size, scaling=Scaling(num_workers=1),
+                        storage=StorageSpec(str(scratch / "storage")), num_samples=0,
+                        checkpoints=Checkpointing(keep=1), cfg_options={"optim_wrapper.optimizer.lr": args.lr})
     # One trial = its actor, which is its one worker (1 CPU): logical CPUs for `concurrent` trials.
     ray.init(address="local", num_cpus=args.concurrent, include_dashboard=True, dashboard_host="127.0.0.1",
              logging_level=logging.WARNING)

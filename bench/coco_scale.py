@@ -72,7 +72,8 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 import yolor_ray.data.coco as data
-from yolor_ray.train.spec import TrainSpec
+from yolor_ray.storage import StorageSpec
+from yolor_ray.train.spec import RunSettings
 
 parses = []
 inspect = data.inspect_coco_split
@@ -82,7 +83,8 @@ def counted(root, split, *args, **kwargs):
 data.inspect_coco_split = counted
 
 which, config, root, storage = sys.argv[1:5]
-spec = TrainSpec(config=Path(config), data_root=Path(root), storage=storage, name="coco-scale")
+settings = RunSettings(data_root=Path(root), storage=StorageSpec(storage))
+spec = settings.for_run(Path(config), "coco-scale")
 start = time.perf_counter()
 if which == "run":
     from yolor_ray.train.prepare import prepare_run
@@ -92,7 +94,8 @@ else:
     from yolor_ray.tune.space_parse import DEFAULT_SPACE
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
-    prepared = prepare_sweep(SweepSpec(train=spec, space=DEFAULT_SPACE, name="coco-scale-sweep", trials=8))
+    prepared = prepare_sweep(SweepSpec(config=Path(config), train=settings, space=DEFAULT_SPACE,
+                                       name="coco-scale-sweep", trials=8))
     trials = 8
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit("usage: python -m bench.plain_runner train CONFIG ... (yolor-ray train's arguments)")
     spec = spec_from_argv(train_argv)
     cfg = prepare_run(spec).cfg
-    torch.set_num_threads(spec.cpus_per_worker)  # as train_worker does under Ray
+    torch.set_num_threads(spec.scaling.cpus_per_worker)  # as train_worker does under Ray
     cfg.work_dir = tempfile.mkdtemp(prefix="bench-plain-")
     cfg.launcher = "none"
     cfg.default_hooks.checkpoint = None  # under Ray, checkpoints go through the report hook, after the epoch

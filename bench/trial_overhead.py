@@ -40,8 +40,9 @@ def one_sweep(train, kind: str, trials: int, epochs: int, scratch) -> dict:
     from yolor_ray.tune.sweep import run_sweep
 
     name = f"{kind}-{trials}x{epochs}"
-    spec = SweepSpec(train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name, trials=trials,
-                     search="random", early_stopping=False, max_concurrent=1, trainer_runs=kind == "trainer")
+    spec = SweepSpec(config=CONFIG, train=dataclasses.replace(train, epochs=epochs), space=SPACE, name=name,
+                     trials=trials, search="random", early_stopping=False, max_concurrent=1,
+                     trainer_runs=kind == "trainer")
     with CpuSampler(own_label="bench driver", own_tree=True) as cpu:  # not other work on a shared machine
         board = run_sweep(spec)
     statuses = [t.status for t in board.trials]
@@ -68,8 +69,9 @@ def fixed_cost(many_trials: dict, one_trial: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     script_start = time.perf_counter()
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.ray_cluster import private_ray
-    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.train.spec import Checkpointing, RunSettings, Scaling
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=positive_int, default=16)
@@ -86,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
     data = shapes("trial-overhead", args.images, args.val_images, args.image_size)
     scratch = fresh_scratch("trial_overhead")
-    train = TrainSpec(config=CONFIG, data_root=data, small=True, image_size=args.image_size,
-                      batch_size=args.batch_size, num_workers=1, storage=str(scratch / "storage"), num_samples=0,
-                      keep_checkpoints=1)
+    train = RunSettings(data_root=data, small=True, image_size=args.image_size, batch_size=args.batch_size,
+                        scaling=Scaling(num_workers=1), storage=StorageSpec(str(scratch / "storage")), num_samples=0,
+                        checkpoints=Checkpointing(keep=1))
     # 2 logical CPUs: a TorchTrainer trial's actor and its worker, or an in-process trial alone.
     # The private local Ray `yolor-ray tune` starts on a machine of its own (ray_cluster.private_ray).
     sweeps: dict[str, dict] = {kind: {} for kind in KINDS}

@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     script_start = time.perf_counter()
     import ray
 
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.driver import run_training
-    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.train.spec import Checkpointing, RunSettings, Scaling, WarmStart
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import run_sweep
 
@@ -101,10 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     data = shapes("warm", args.images, args.val_images, args.image_size)
     scratch = fresh_scratch("warm_start")
     storage = scratch / "storage"
-    train = TrainSpec(config=CONFIG, data_root=data, small=True, image_size=args.image_size, epochs=args.epochs,
-                      batch_size=args.batch_size, num_workers=1, storage=str(storage), num_samples=0,
-                      keep_checkpoints=1, cfg_options={"optim_wrapper.optimizer.lr": args.lr})
-    from_scratch = SweepSpec(train=train, space=SPACE, name="scratch", search="grid", metric=METRIC,
+    train = RunSettings(data_root=data, small=True, image_size=args.image_size, epochs=args.epochs,
+                        batch_size=args.batch_size, scaling=Scaling(num_workers=1), storage=StorageSpec(str(storage)),
+                        num_samples=0, checkpoints=Checkpointing(keep=1),
+                        cfg_options={"optim_wrapper.optimizer.lr": args.lr})
+    from_scratch = SweepSpec(config=CONFIG, train=train, space=SPACE, name="scratch", search="grid", metric=METRIC,
                              early_stopping=False, max_concurrent=2)
     ray.init(address="local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
              logging_level=logging.WARNING)
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         board, cost = measured("scratch sweep", lambda: run_sweep(from_scratch))
         phases = dict(scratch=sweep_summary(board, cost, worker_seconds(storage / "scratch" / "runs")))
         baseline_run = storage / "scratch" / "confirm" / "baseline-seed0"
-        baseline = dataclasses.replace(train, storage=str(baseline_run.parent), name=baseline_run.name)
+        baseline = dataclasses.replace(train, storage=StorageSpec(str(baseline_run.parent))).for_run(
+            CONFIG, baseline_run.name)
         record, cost = measured("baseline", lambda: run_training(baseline, progress=False))
         phases["baseline"] = dict(cost, worker_seconds=record.wall_time_s, ap=record.metrics.get(METRIC),
                                   run=str(baseline_run))
@@ -122,9 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # --cfg-options set the fine-tuning LR itself (docs/tune.md): the default factor, by hand.
         finetune_lr = args.lr * args.finetune_lr_factor
-        warm_train = dataclasses.replace(train, epochs=args.finetune_epochs, from_baseline=str(baseline_run),
+        warm_train = dataclasses.replace(train, epochs=args.finetune_epochs, warm_start=WarmStart(str(baseline_run)),
                                          cfg_options={"optim_wrapper.optimizer.lr": finetune_lr})
-        warm = SweepSpec(train=warm_train, space=SPACE, name="warm", search="grid", metric=METRIC,
+        warm = SweepSpec(config=CONFIG, train=warm_train, space=SPACE, name="warm", search="grid", metric=METRIC,
                          early_stopping=True, reduction_factor=args.reduction_factor, max_concurrent=2)
         board, cost = measured("warm sweep", lambda: run_sweep(warm))
         phases["warm"] = sweep_summary(board, cost, worker_seconds(storage / "warm" / "runs"))

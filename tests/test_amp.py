@@ -24,10 +24,12 @@ def test_every_seed_row_trains_and_validates_in_bf16_on_cpu(row, shapes_dir, tmp
 
     from yolor_ray.engine.runner import TextOnceConfig
     from yolor_ray.implicit import is_implicit_key
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.spec import TrainSpec
 
     cfg = worker_like_cfg(TrainSpec(config=yolor_config(row), data_root=shapes_dir, small=True, image_size=64,
-                                    epochs=1, batch_size=2, amp="bf16", storage=str(tmp_path / "results")),
+                                    epochs=1, batch_size=2, amp="bf16",
+                                    storage=StorageSpec(str(tmp_path / "results"))),
                           tmp_path / "work")
     assert cfg.optim_wrapper.type == "BF16OptimWrapper"
     # Two iterations at the reference table's 2 images per GPU: the first finds which mmcv ops need float32,

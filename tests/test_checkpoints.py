@@ -40,15 +40,16 @@ def test_mmdet_tools_checkpoint_loads_under_the_allow_list(mmdet_checkpoint):
 
 @pytest.mark.subprocess
 def test_baseline_checkpoint_keys_against_baseline_and_yolor(mmdet_checkpoint, shapes_dir, tmp_path):
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     options = dict(load_from=str(mmdet_checkpoint))
     base = prepare_run(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64,
-                                 storage=str(tmp_path / "r"), cfg_options=options))
+                                 storage=StorageSpec(str(tmp_path / "r")), cfg_options=options))
     assert base.checks["load_from"].endswith("keys matched")  # nothing missing, nothing unexpected
     yolor = prepare_run(TrainSpec(config=YOLOR_ATSS, data_root=shapes_dir, small=True, image_size=64,
-                                  storage=str(tmp_path / "r"), load_from=str(mmdet_checkpoint)))
+                                  storage=StorageSpec(str(tmp_path / "r")), load_from=str(mmdet_checkpoint)))
     summary = yolor.checks["load_from"]
     # only the implicit tensors are missing (they keep their init)
     assert "implicit keys missing (left at their init)" in summary and "; keys missing" not in summary
@@ -74,12 +75,13 @@ def test_load_from_a_url_or_a_missing_s3_key_is_refused_before_ray(shapes_dir, t
     """mmdet's configs often name a model-zoo URL in load_from: refused (its loader would
     bypass the allow-list), as is an s3 key that is not there, in one line each."""
     from yolor_ray.engine.checkpoint import CheckpointError
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     def prepare(load_from):
         return prepare_run(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64,
-                                     storage=str(tmp_path / "r"), load_from=load_from, s3_endpoint=s3_endpoint))
+                                     storage=StorageSpec(str(tmp_path / "r"), s3_endpoint), load_from=load_from))
 
     url = "https://download.openmmlab.com/mmdetection/v2.0/atss/atss_r50_fpn_1x_coco.pth"
     with pytest.raises(CheckpointError, match=r"only a local path or s3://bucket/key is supported \(download other"):

@@ -155,8 +155,9 @@ def test_a_nodes_copy_is_compared_by_annotation_hash_and_image_count(tmp_path, s
 def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypatch):
     """Once in prepare_sweep; trials and the leaderboard reuse what it found."""
     from yolor_ray.data import coco
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.prepare import prepare_run
-    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.train.spec import RunSettings
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
     from yolor_ray.tune.trial import trial_for
@@ -166,9 +167,10 @@ def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypa
     parsed = []
     inspect = coco.inspect_coco_split
     monkeypatch.setattr(coco, "inspect_coco_split", lambda *a, **k: parsed.append(a[1]) or inspect(*a, **k))
-    train = TrainSpec(config=REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py", data_root=shapes_dir,
-                      small=True, image_size=64, storage=str(tmp_path / "results"))
-    plan = prepare_sweep(SweepSpec(train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2))
+    train = RunSettings(data_root=shapes_dir, small=True, image_size=64,
+                        storage=StorageSpec(str(tmp_path / "results")))
+    plan = prepare_sweep(SweepSpec(config=REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py", train=train,
+                                   space=dict(placements=[["fpn"], ["pred"]]), trials=2))
     assert parsed == ["train", "val"]
     run = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
     assert parsed == ["train", "val"] and run.data is plan.data
@@ -216,11 +218,12 @@ def test_a_config_with_its_own_dataset_trains_it_without_data(tmp_path, shapes_d
     from mmdet.registry import DATASETS
     from mmengine.registry import init_default_scope
 
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     run = prepare_run(TrainSpec(config=_user_config(tmp_path / "mine.py", shapes_dir), small=True, image_size=64,
-                                epochs=1, storage=str(tmp_path / "results")))
+                                epochs=1, storage=StorageSpec(str(tmp_path / "results"))))
     assert run.data is None and run.classes == CLASSES
     init_default_scope("mmdet")
     for name, count in (("train_dataloader", 16), ("val_dataloader", 8)):  # shapes_dir's splits
@@ -230,5 +233,5 @@ def test_a_config_with_its_own_dataset_trains_it_without_data(tmp_path, shapes_d
     with pytest.raises(DatasetError, match=r"val_dataloader's annotation file .*instances_nope.json' not found; "
                                            r"pass --data DIR"):
         prepare_run(TrainSpec(config=_user_config(tmp_path / "bad.py", shapes_dir, "annotations/instances_nope.json"),
-                              small=True, image_size=64, storage=str(tmp_path / "results")))
+                              small=True, image_size=64, storage=StorageSpec(str(tmp_path / "results"))))
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

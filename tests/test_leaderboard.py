@@ -35,9 +35,10 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
     """In-process trials through Tune's CheckpointConfig; TorchTrainer trials (and confirmation
     runs) through the trial spec each trial's RunTrainer is built from. A run outside a sweep
     keeps the best by bbox mAP."""
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train import driver
     from yolor_ray.train.prepare import prepare_run
-    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.train.spec import Checkpointing, RunSettings
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
     from yolor_ray.tune.trial import trial_for
@@ -45,9 +46,9 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
 
     from support.paths import ATSS
 
-    train = TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64, keep_checkpoints=3,
-                      storage=str(tmp_path / "results"))
-    plan = prepare_sweep(SweepSpec(train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2,
+    train = RunSettings(data_root=shapes_dir, small=True, image_size=64, checkpoints=Checkpointing(keep=3),
+                        storage=StorageSpec(str(tmp_path / "results")))
+    plan = prepare_sweep(SweepSpec(config=ATSS, train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2,
                                    metric="train/loss", mode="min"))
     tune_config = in_process_checkpoints(plan)["checkpoint_config"]
     assert (tune_config.checkpoint_score_attribute, tune_config.checkpoint_score_order,
@@ -64,7 +65,7 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
     built = []
     monkeypatch.setattr(driver, "RunTrainer", record_the_trainer)
     trial = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
-    single = prepare_run(train, plan.data)
+    single = prepare_run(train.for_run(ATSS), plan.data)
     for run in (trial, single):
         with pytest.raises(Built):
             driver._fit(run, (), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mmengine.config import Config
 
-from yolor_ray.train.spec import OptionError, TrainSpec
+from yolor_ray.train.spec import OptionError, RunSettings, Scaling, TrainSpec
 from yolor_ray.tune.spec import SweepSpec
 
 from support.paths import ATSS, REPO, YOLOR_ATSS
@@ -18,12 +18,14 @@ YOLOR_SPARSE = REPO / "configs" / "yolor" / "yolor_sparse-rcnn_r50_fpn_1x_coco.p
 
 
 def _prepare(shapes_dir, tmp_path, config=ATSS, **kwargs):
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.prepare import prepare_run
-    from yolor_ray.train.spec import TrainSpec
 
     kwargs.setdefault("small", True)
     kwargs.setdefault("image_size", 64)
-    return prepare_run(TrainSpec(config=config, data_root=shapes_dir, storage=str(tmp_path / "results"), **kwargs))
+    scaling = Scaling(**{key: kwargs.pop(key) for key in ("num_workers", "use_gpu") if key in kwargs})
+    return prepare_run(TrainSpec(config=config, data_root=shapes_dir, storage=StorageSpec(str(tmp_path / "results")),
+                                 scaling=scaling, **kwargs))
 
 
 def test_new_keys_under_existing_dicts_are_accepted_and_reach_the_parts(shapes_dir, tmp_path):
@@ -184,9 +186,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(shapes_dir, tmp_path):
 @pytest.mark.parametrize("make", [
     lambda: TrainSpec(config="x.py", epochs=True),
     lambda: TrainSpec(config="x.py", batch_size=False),
-    lambda: TrainSpec(config="x.py", num_workers=True),
-    lambda: SweepSpec(train=TrainSpec(config="x.py"), space={}, max_concurrent=True),
-    lambda: SweepSpec(train=TrainSpec(config="x.py"), space={}, seeds=1),
+    lambda: Scaling(num_workers=True),
+    lambda: SweepSpec(config="x.py", train=RunSettings(), space={}, max_concurrent=True),
+    lambda: SweepSpec(config="x.py", train=RunSettings(), space={}, seeds=1),
 ])
 def test_a_bool_or_a_count_below_its_minimum_is_refused_by_the_one_validator(make):
     with pytest.raises(OptionError, match=r"must be (None or )?an int >= \d+.*, got (True|False|1)$"):

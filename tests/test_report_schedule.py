@@ -42,10 +42,12 @@ def test_checkpoints_follow_the_interval_and_the_last_epoch(checkpoint_interval,
 
     from yolor_ray.engine.hooks import EpochReportHook
     from yolor_ray.engine.runner import TextOnceConfig
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.spec import TrainSpec
 
     cfg = worker_like_cfg(TrainSpec(config=yolor_config("atss"), data_root=shapes_dir, small=True, image_size=64,
-                                    epochs=3, batch_size=8, storage=str(tmp_path / "results")), tmp_path / "work")
+                                    epochs=3, batch_size=8, storage=StorageSpec(str(tmp_path / "results"))),
+                          tmp_path / "work")
     cfg.log_level = "WARNING"
     cfg.train_cfg.val_interval = val_interval
     if not validates:

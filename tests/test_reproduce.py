@@ -14,7 +14,7 @@ from yolor_ray.reproduce.plan import DONE, PlannedRun
 from yolor_ray.reproduce.spec import ReproduceSpec
 from yolor_ray.reproduce.summary import RunOutcome, summarize
 from yolor_ray.table import format_reproduction
-from yolor_ray.train.spec import OptionError, TrainSpec
+from yolor_ray.train.spec import OptionError, RunSettings, Scaling, TrainSpec
 
 from support.runs import env_with_test_modules, kill_once_checkpointed, whole_checkpoints, yolor_ray
 
@@ -37,7 +37,7 @@ def _results(ap: float, epoch_times=(30.0, 30.0), segm: float | None = None, wor
 def test_the_table_pairs_seeds_and_marks_what_failed():
     """Per row and metric: means over the seeds, the paired interval of noise.py on the seeds
     with both arms, the reference table's own figures; a failed run in its row; GPU-hours from the epochs' times."""
-    spec = ReproduceSpec(train=TrainSpec(config=Path("x.py"), use_gpu=True, num_workers=2),
+    spec = ReproduceSpec(train=RunSettings(scaling=Scaling(use_gpu=True, num_workers=2)),
                          rows=("atss", "mask-rcnn"), seeds=3)
     atss = {"baseline": [0.394, 0.391, 0.396], "yolor": [0.397, 0.393, 0.399]}
     outcomes = [RunOutcome(_run("atss", arm, seed), f"runs/atss-{arm}-seed{seed}", _results(atss[arm][seed]))
@@ -126,7 +126,7 @@ def test_validation_is_counted_as_the_train_loop_runs_it(train_cfg, validations)
 ])
 def test_bad_reproduce_settings_are_named(change, message):
     with pytest.raises(OptionError, match=re.escape(message)):
-        ReproduceSpec(train=TrainSpec(config=Path("x.py")), **change)
+        ReproduceSpec(train=RunSettings(), **change)
 
 
 @pytest.mark.subprocess

@@ -18,12 +18,13 @@ def baseline_weights(tmp_path_factory, shapes_dir):
     import torch
 
     from yolor_ray.models import build_model
+    from yolor_ray.storage import StorageSpec
     from yolor_ray.train.prepare import prepare_run
     from yolor_ray.train.spec import TrainSpec
 
     folder = tmp_path_factory.mktemp("baseline")
     cfg = prepare_run(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=128,
-                                storage=str(folder / "unused"))).cfg
+                                storage=StorageSpec(str(folder / "unused")))).cfg
     state = build_model(cfg.model, "mmdet").state_dict()
     good, other = folder / "good.pth", folder / "other.pth"
     torch.save(dict(meta=dict(epoch=1), state_dict=state), good)
@@ -34,10 +35,11 @@ def baseline_weights(tmp_path_factory, shapes_dir):
 
 
 def _spec(shapes_dir, tmp_path, **kwargs):
-    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.storage import StorageSpec
+    from yolor_ray.train.spec import TrainSpec, warm_start_of
 
     return TrainSpec(config=YOLOR_ATSS, data_root=shapes_dir, small=True, image_size=128, epochs=2,
-                     storage=str(tmp_path / "results"), **kwargs)
+                     storage=StorageSpec(str(tmp_path / "results")), warm_start=warm_start_of(**kwargs))
 
 
 def test_a_run_folder_resolves_to_its_checkpoint_and_fine_tunes(baseline_weights, shapes_dir, tmp_path):

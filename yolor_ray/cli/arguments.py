@@ -1,5 +1,6 @@
 """The arguments ``train``, ``tune`` and ``reproduce`` share (every training run's), turned into
-a :class:`~yolor_ray.train.spec.TrainSpec`, and the local paths among them checked early."""
+:class:`~yolor_ray.train.spec.RunSettings` (with a config and a name: a ``TrainSpec``), and the
+local paths among them checked early."""
 from __future__ import annotations
 
 import argparse
@@ -97,24 +98,32 @@ def parse_argv(prog: str, add_arguments: Callable[[argparse.ArgumentParser], Non
     return parser.parse_args(list(argv))
 
 
-def train_spec_from_args(args: argparse.Namespace, config: Path | None = None):
-    """The run settings of ``args``; ``config``: the run's config file when ``args`` names none (reproduce)."""
+def run_settings_from_args(args: argparse.Namespace):
+    """The run settings of ``args`` that every run of a command shares (all but the config and the name)."""
     from yolor_ray.config.load import parse_cfg_options  # deferred: imports torch (the implicit model's settings)
-    from yolor_ray.train.spec import TrainSpec
+    from yolor_ray.storage import StorageSpec
+    from yolor_ray.train.spec import Checkpointing, RunSettings, Scaling, Trackers, warm_start_of
     from yolor_ray.train.trackers import tracker_settings
 
-    return TrainSpec(
-        config=config or Path(args.config), data_root=Path(args.data) if args.data else None, small=args.small,
-        image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size, num_workers=args.num_workers,
-        use_gpu=args.gpu, cpus_per_worker=args.cpus_per_worker, storage=args.storage, s3_endpoint=args.s3_endpoint,
-        worker_resources=parse_worker_resources(args.worker_resources), check_all_images=args.check_all_images,
-        name=args.name, address=args.address, cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed,
-        num_samples=args.samples, checkpoint_interval=args.checkpoint_interval,
-        keep_checkpoints=args.keep_checkpoints, max_failures=args.max_failures, load_from=args.load_from,
-        deterministic=args.deterministic, amp=args.amp, trackers=tuple(args.tracker),
-        tracker_env=tracker_settings() if args.tracker else {}, verbose=args.verbose,
-        from_baseline=getattr(args, "from_baseline", None), train_params=getattr(args, "train_params", "all"),
-        finetune_lr_factor=getattr(args, "finetune_lr_factor", 0.1), coco_eval=args.coco_eval)
+    return RunSettings(
+        data_root=Path(args.data) if args.data else None, small=args.small, image_size=args.image_size,
+        epochs=args.epochs, batch_size=args.batch_size, check_all_images=args.check_all_images, address=args.address,
+        cfg_options=parse_cfg_options(args.cfg_options), seed=args.seed, num_samples=args.samples,
+        load_from=args.load_from, deterministic=args.deterministic, amp=args.amp, verbose=args.verbose,
+        coco_eval=args.coco_eval,
+        scaling=Scaling(num_workers=args.num_workers, use_gpu=args.gpu, cpus_per_worker=args.cpus_per_worker,
+                        worker_resources=parse_worker_resources(args.worker_resources)),
+        storage=StorageSpec(args.storage, args.s3_endpoint),
+        checkpoints=Checkpointing(interval=args.checkpoint_interval, keep=args.keep_checkpoints,
+                                  max_failures=args.max_failures),
+        trackers=Trackers(tuple(args.tracker), tracker_settings() if args.tracker else {}),
+        warm_start=warm_start_of(getattr(args, "from_baseline", None), getattr(args, "train_params", "all"),
+                                 getattr(args, "finetune_lr_factor", 0.1)))
+
+
+def train_spec_from_args(args: argparse.Namespace):
+    """The run of ``args``: its settings, its config and its name."""
+    return run_settings_from_args(args).for_run(Path(args.config), args.name)
 
 
 def parse_worker_resources(items: list[str]) -> dict[str, float]:

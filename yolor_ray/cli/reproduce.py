@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -12,7 +11,7 @@ from yolor_ray.cli.arguments import (
     check_run_paths,
     parse_argv,
     parse_named_numbers,
-    train_spec_from_args,
+    run_settings_from_args,
 )
 from yolor_ray.cli.running import hold_library_warnings, save_held_warnings
 from yolor_ray.errors import RunFailedError, UserError
@@ -54,11 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> ReproduceSpec:
     """The reproduction of parsed ``yolor-ray reproduce`` arguments."""
     from yolor_ray.config.load import parse_cfg_options  # deferred: imports torch
-    from yolor_ray.reference import baseline_config
     from yolor_ray.reproduce.spec import ReproduceSpec
 
-    train = dataclasses.replace(train_spec_from_args(args, config=baseline_config(args.rows[0])), name=None)
-    return ReproduceSpec(train=train, rows=tuple(args.rows), seeds=args.seeds, name=args.name,
+    return ReproduceSpec(train=run_settings_from_args(args), rows=tuple(args.rows), seeds=args.seeds, name=args.name,
                          yolor_options=parse_cfg_options(args.yolor_options), max_concurrent=args.max_concurrent,
                          fixed_cluster=args.fixed_cluster, trainer_runs=args.trainer_runs, calibrate=args.calibrate,
                          seconds_per_iter=parse_named_numbers(args.seconds_per_iter, "--seconds-per-iter",

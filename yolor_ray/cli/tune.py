@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from yolor_ray.cli.arguments import add_train_arguments, check_run_paths, parse_argv, train_spec_from_args
+from yolor_ray.cli.arguments import add_train_arguments, check_run_paths, parse_argv, run_settings_from_args
 from yolor_ray.cli.running import hold_library_warnings, print_dry_run, save_held_warnings
 from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RUNS_DIR, TRIALS_PNG
 
@@ -65,12 +65,12 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         space["lr"] = args.lr
     if not args.space and not (args.placements or args.modeling or args.lr):
         space = DEFAULT_SPACE
-    train = dataclasses.replace(train_spec_from_args(args), name=None)
-    return SweepSpec(train=train, space=space, name=args.name, trials=args.trials, search=args.search,
-                     metric=args.metric, mode=args.mode, grace_period=args.grace_period,
-                     reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
-                     early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster,
-                     trainer_runs=args.trainer_runs, confirm=args.confirm, seeds=args.seeds)
+    return SweepSpec(config=Path(args.config), train=run_settings_from_args(args), space=space, name=args.name,
+                     trials=args.trials, search=args.search, metric=args.metric, mode=args.mode,
+                     grace_period=args.grace_period, reduction_factor=args.reduction_factor,
+                     max_concurrent=args.max_concurrent, early_stopping=args.early_stopping,
+                     fixed_cluster=args.fixed_cluster, trainer_runs=args.trainer_runs, confirm=args.confirm,
+                     seeds=args.seeds)
 
 
 def spec_from_argv(argv: Sequence[str]) -> SweepSpec:

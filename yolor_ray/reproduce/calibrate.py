@@ -36,13 +36,14 @@ def seconds_per_iteration(configs: dict[tuple[str, str], Config], train: TrainSp
     """(row, arm) -> the median seconds of ``iterations`` training and validation iterations
     on one worker, one config at a time (on an idle worker: runs side by side would slow
     each other)."""
-    task = ray.remote(_measure).options(num_cpus=train.cpus_per_worker, num_gpus=1 if train.use_gpu else 0,
-                                        resources=dict(train.worker_resources) or None)
+    scaling = train.scaling
+    task = ray.remote(_measure).options(num_cpus=scaling.cpus_per_worker, num_gpus=1 if scaling.use_gpu else 0,
+                                        resources=dict(scaling.worker_resources) or None)
     measured = {}
     for key, cfg in configs.items():
         log.info("calibrating %s %s: %d training and %d validation iteration(s) on one %s worker", *key,
-                 iterations, iterations, "GPU" if train.use_gpu else "CPU")
-        measured[key] = ray.get(task.remote(cfg.to_dict(), iterations, train.use_gpu, train.cpus_per_worker))
+                 iterations, iterations, "GPU" if scaling.use_gpu else "CPU")
+        measured[key] = ray.get(task.remote(cfg.to_dict(), iterations, scaling.use_gpu, scaling.cpus_per_worker))
     return measured
 
 

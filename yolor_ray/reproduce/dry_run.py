@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 
+from yolor_ray.reference import CONFIGS, ROW_TITLES, baseline_config, yolor_config
 from yolor_ray.reproduce.calibrate import seconds_per_iteration
 from yolor_ray.reproduce.estimate import estimate, format_estimate
 from yolor_ray.reproduce.launch import runs_at_a_time
 from yolor_ray.reproduce.plan import DONE, UNFINISHED, ReproducePlan, prepare_reproduction
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
-from yolor_ray.reference import CONFIGS, ROW_TITLES, baseline_config, yolor_config
 from yolor_ray.train.ray_cluster import ray_session
 from yolor_ray.tune.sweep import concurrency
 from yolor_ray.tune.trial import trial_resources
@@ -57,8 +57,8 @@ def _plan_lines(plan: ReproducePlan) -> list[str]:
              f"{len(plan.pending)} to train, {done} reused",
              f"seeds:    {', '.join(map(str, spec.seed_list))} (a seed's baseline and YOLOR runs: the same seed, "
              "the same data order)",
-             f"workers:  {train.num_workers} x {'GPU' if train.use_gpu else 'CPU'} per run "
-             f"({train.cpus_per_worker} CPU each){', AMP ' + train.amp if train.amp else ''}; "
+             f"workers:  {train.scaling.num_workers} x {'GPU' if train.scaling.use_gpu else 'CPU'} per run "
+             f"({train.scaling.cpus_per_worker} CPU each){', AMP ' + train.amp if train.amp else ''}; "
              + ("each in its Tune actor" if plan.in_process else "each a TorchTrainer run"),
              "rows:"]
     for row in spec.rows:

@@ -119,14 +119,15 @@ def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, fl
     """``seconds``: (row, arm) -> (seconds per training iteration, per validation iteration
     (None: not known, validation not counted), where the figures come from)."""
     train = plan.spec.train
+    scaling = train.scaling
     pending = [(run.row, run.arm) for run in plan.pending]
     arms = []
     for (row, arm), cfg in plan.configs.items():
         per_iter, per_val_iter, source = seconds.get((row, arm), (None, None, "not measured"))
-        arms.append(ArmCost(row, arm, iterations_per_run(cfg, train_images(cfg, plan.data), train.num_workers),
+        arms.append(ArmCost(row, arm, iterations_per_run(cfg, train_images(cfg, plan.data), scaling.num_workers),
                             per_iter, source, pending.count((row, arm)),
-                            val_iterations_per_run(cfg, val_images(cfg, plan.data), train.num_workers), per_val_iter))
-    devices = train.num_workers * (1 if train.use_gpu else train.cpus_per_worker)
+                            val_iterations_per_run(cfg, val_images(cfg, plan.data), scaling.num_workers), per_val_iter))
+    devices = scaling.num_workers * (1 if scaling.use_gpu else scaling.cpus_per_worker)
     validation = (
         "validation counted at its measured seconds per iteration (each worker its share of the val images); "
         "the COCO evaluation after it, start-up and checkpoint uploads are not counted (they add to both arms)"
@@ -137,10 +138,10 @@ def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, fl
         "an iteration of W workers takes what one worker's took (DDP at the same batch per worker; "
         "its gradient all-reduce not counted)",
         validation,
-        f"{'every GPU' if train.use_gpu else 'every CPU'} a run holds counts for the whole run",
+        f"{'every GPU' if scaling.use_gpu else 'every CPU'} a run holds counts for the whole run",
         "runs of a row differ in seed only: each costs what the row's measured arm does",
     )
-    return Estimate(tuple(arms), devices, "GPU" if train.use_gpu else "CPU", concurrency, concurrency_source,
+    return Estimate(tuple(arms), devices, "GPU" if scaling.use_gpu else "CPU", concurrency, concurrency_source,
                     assumptions)
 
 

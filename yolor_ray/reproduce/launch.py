@@ -62,7 +62,7 @@ def _train(plan: ReproducePlan, pending: tuple[PlannedRun, ...], at_a_time: int,
     """The pending runs through one Tuner; run name -> why it failed, for those that did."""
     train = plan.spec.train
     if plan.data is not None and not local:
-        check_data_on_nodes(DataCheck.of(plan.data), train.resources_per_worker())
+        check_data_on_nodes(DataCheck.of(plan.data), train.scaling.resources_per_worker())
     storage_path, filesystem = plan.storage.ray_storage()
     cheap = plan.in_process
     trainable = tune.with_parameters(reproduce_run, runs={run.name: run.spec for run in pending}, data=plan.data,
@@ -72,7 +72,7 @@ def _train(plan: ReproducePlan, pending: tuple[PlannedRun, ...], at_a_time: int,
     results = fit_independent_runs(trainable, [run.name for run in pending], str,
                                    resources=actor_resources(train, cheap), storage_path=f"{storage_path}/{plan.name}",
                                    filesystem=filesystem, experiment=RUNS_DIR if cheap else TUNE_DIR,
-                                   at_a_time=at_a_time, cheap=cheap, max_failures=train.max_failures)
+                                   at_a_time=at_a_time, cheap=cheap, max_failures=train.checkpoints.max_failures)
     return {result.config["run"]: _reason(result.error) for result in results if result.error is not None}
 
 
@@ -86,7 +86,7 @@ def _reason(error: BaseException) -> str:
 
 def write_reproduction(plan: ReproducePlan, errors: dict[str, str]) -> Reproduction:
     """reproduce.json and reproduce.md from every planned run's results in storage."""
-    runs = open_storage(StorageSpec(plan.runs_uri, plan.spec.train.s3_endpoint))
+    runs = open_storage(StorageSpec(plan.runs_uri, plan.spec.train.storage.endpoint))
     outcomes = []
     for run in plan.runs:
         text = runs.read_text(run.name, RESULTS_FILE)

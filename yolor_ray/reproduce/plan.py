@@ -20,8 +20,8 @@ from yolor_ray.data.coco import CocoFolder, inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.layout import REPRODUCE_PLAN, RESULTS_FILE, RUN_FILE, RUNS_DIR
 from yolor_ray.records import RecordError, ReproduceManifest, RunManifest
-from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
 from yolor_ray.reference import baseline_config, yolor_config
+from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 from yolor_ray.train.prepare import PreparedRun, RunExistsError, fingerprint_of, prepare_run, run_config
 from yolor_ray.train.spec import TrainSpec
@@ -92,11 +92,11 @@ def run_spec(spec: ReproduceSpec, row: str, arm: str, seed: int, runs_uri: str) 
     train = spec.train
     options = {**train.cfg_options, **(spec.yolor_options if arm == "yolor" else {}), SAMPLER_SEED: seed}
     return dataclasses.replace(
-        train, config=baseline_config(row) if arm == "baseline" else yolor_config(row), name=run_name(row, arm, seed),
-        seed=seed, cfg_options=options, storage=runs_uri,
+        train, seed=seed, cfg_options=options, storage=dataclasses.replace(train.storage, uri=runs_uri),
         data_root=train.data_root.resolve() if train.data_root else None,
         load_from=str(Path(train.load_from).expanduser().resolve())
-        if train.load_from and "://" not in train.load_from else train.load_from)
+        if train.load_from and "://" not in train.load_from else train.load_from,
+    ).for_run(baseline_config(row) if arm == "baseline" else yolor_config(row), run_name(row, arm, seed))
 
 
 def settings_of(spec: ReproduceSpec) -> dict:
@@ -104,7 +104,7 @@ def settings_of(spec: ReproduceSpec) -> dict:
     train = spec.train
     return dict(data_root=str(train.data_root.resolve()) if train.data_root else None, small=train.small,
                 image_size=train.image_size if train.small else None, epochs=train.epochs,
-                batch_size=train.batch_size, num_workers=train.num_workers, use_gpu=train.use_gpu,
+                batch_size=train.batch_size, num_workers=train.scaling.num_workers, use_gpu=train.scaling.use_gpu,
                 amp=train.amp, deterministic=train.deterministic, load_from=train.load_from,
                 cfg_options={k: repr(v) for k, v in sorted(train.cfg_options.items())},
                 yolor_options={k: repr(v) for k, v in sorted(spec.yolor_options.items())})
@@ -112,7 +112,7 @@ def settings_of(spec: ReproduceSpec) -> dict:
 
 def prepare_reproduction(spec: ReproduceSpec) -> ReproducePlan:
     """Every check that can fail before Ray starts, without writing anything."""
-    storage = open_storage(StorageSpec(spec.train.storage, spec.train.s3_endpoint))
+    storage = open_storage(spec.train.storage)
     storage.check()
     name = spec.name or f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
     settings = settings_of(spec)
@@ -122,7 +122,7 @@ def prepare_reproduction(spec: ReproduceSpec) -> ReproducePlan:
                                  settings=settings)
     data = inspect_coco_folder(spec.train.data_root, spec.train.check_all_images) if spec.train.data_root else None
     runs_uri = storage.location(name, RUNS_DIR)
-    runs_storage = open_storage(StorageSpec(runs_uri, spec.train.s3_endpoint))
+    runs_storage = open_storage(StorageSpec(runs_uri, spec.train.storage.endpoint))
     runs, configs, prepared = [], {}, {}
     for row in spec.rows:
         for arm in ARMS:

@@ -6,18 +6,18 @@ from typing import Any
 
 from yolor_ray.errors import require_int
 from yolor_ray.reference import REFERENCE_ROWS
-from yolor_ray.train.spec import RUN_NAME, OptionError, TrainSpec
+from yolor_ray.train.spec import RUN_NAME, OptionError, RunSettings
 
 ARMS = ("baseline", "yolor")
 
 
 @dataclass(frozen=True)
 class ReproduceSpec:
-    """``rows`` x ``ARMS`` x ``seeds`` runs. ``train`` holds what every run shares (its
-    ``config`` and ``name`` unused: each run has its row's config and its own name; its
-    ``seed`` is the first seed); ``yolor_options``: ``--cfg-options`` of the YOLOR runs alone."""
+    """``rows`` x ``ARMS`` x ``seeds`` runs. ``train`` holds what every run shares (each run
+    has its row's config and its own name; ``train.seed`` is the first seed);
+    ``yolor_options``: ``--cfg-options`` of the YOLOR runs alone."""
 
-    train: TrainSpec
+    train: RunSettings
     rows: tuple[str, ...] = tuple(REFERENCE_ROWS)
     seeds: int = 3
     name: str | None = None
@@ -46,7 +46,7 @@ class ReproduceSpec:
             raise OptionError("--calibrate measures seconds per iteration, --seconds-per-iter gives them: pass one")
         if self.name is not None and not RUN_NAME.match(self.name):
             raise OptionError(f"reproduction name must match {RUN_NAME.pattern}, got {self.name!r}")
-        if self.train.from_baseline is not None:
+        if self.train.warm_start is not None:
             raise OptionError("reproduce trains every baseline itself; --from is for sweeps and single runs")
 
     @property

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from yolor_ray.noise import METHOD, mean_sd, paired_difference
 from yolor_ray.records import Reproduction, RunResults
+from yolor_ray.reference import METRIC_LABELS, REFERENCE_METRICS, ROW_TITLES, reference_figure
 from yolor_ray.reproduce.plan import PlannedRun
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
-from yolor_ray.reference import METRIC_LABELS, ROW_TITLES, REFERENCE_METRICS, reference_figure
 
 COMPLETED, FAILED, NOT_RUN = "completed", "failed", "not run"
 
@@ -44,12 +44,12 @@ def summarize(spec: ReproduceSpec, name: str, location: str, settings: dict,
         r = o.results
         runs.append(dict(row=o.run.row, arm=o.run.arm, seed=o.run.seed, run=o.location, status=o.status,
                          error=o.error, metrics=r.metrics if r else {}, train_time_s=r.train_time_s if r else None,
-                         device_hours=round(device_hours(r, train.cpus_per_worker), 6) if r else None,
+                         device_hours=round(device_hours(r, train.scaling.cpus_per_worker), 6) if r else None,
                          restarts=r.restarts if r else None))
-    rows = [_row(row, [o for o in outcomes if o.run.row == row], seeds, train.cpus_per_worker)
+    rows = [_row(row, [o for o in outcomes if o.run.row == row], seeds, train.scaling.cpus_per_worker)
             for row in spec.rows]
-    return Reproduction(name=name, location=location, method=METHOD, device="GPU" if train.use_gpu else "CPU",
-                        seeds=seeds, settings=dict(settings, cpus_per_worker=train.cpus_per_worker), rows=rows,
+    return Reproduction(name=name, location=location, method=METHOD, device="GPU" if train.scaling.use_gpu else "CPU",
+                        seeds=seeds, settings=dict(settings, cpus_per_worker=train.scaling.cpus_per_worker), rows=rows,
                         runs=runs)
 
 

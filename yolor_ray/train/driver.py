@@ -41,9 +41,10 @@ log = logging.getLogger("yolor_ray")
 
 
 def check_run_fits(spec: TrainSpec, total: dict[str, float], fixed: bool, local: bool) -> None:
-    need, per_worker = spec.workers_reservation(), spec.worker_reservation()
+    scaling = spec.scaling
+    need, per_worker = scaling.workers_reservation(), scaling.worker_reservation()
     short = shortfalls(need, total)
-    described = [f"{need[key]:g} {key + 's' if key in ('CPU', 'GPU') else repr(key)} ({spec.num_workers} workers x "
+    described = [f"{need[key]:g} {key + 's' if key in ('CPU', 'GPU') else repr(key)} ({scaling.num_workers} workers x "
                  f"{per_worker[key]:g}) but it has {has:g}" for key, has in short.items()]
     require_fit(not short, "this run", "it needs " + "; ".join(described), fixed, local)
 
@@ -62,7 +63,7 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
         check_run_fits(spec, ray.cluster_resources(), fixed=local, local=local)
         data_check = DataCheck.of(run.data) if run.data is not None else None
         if data_check is not None and check_nodes and not local:  # a local Ray is this machine alone
-            check_data_on_nodes(data_check, spec.resources_per_worker())
+            check_data_on_nodes(data_check, spec.scaling.resources_per_worker())
         _write_run_files(run)
         with epoch_progress(run.cfg.train_cfg.max_epochs, enabled=progress,
                             same_machine=on_private_ray()) as progress_callbacks:
@@ -78,8 +79,8 @@ def train_in_process(spec: TrainSpec, reporter: Reporter, checkpoint, latest_che
     ``checkpoint`` is the one to resume from (or None) and ``latest_checkpoint()`` names
     the run's latest checkpoint folder once training is done. The run's files are those
     of :func:`run_training`: run.json, config.py, checkpoints, logs, results.json."""
-    if spec.num_workers != 1:
-        raise ValueError(f"train_in_process trains one worker, not {spec.num_workers}")
+    if spec.scaling.num_workers != 1:
+        raise ValueError(f"train_in_process trains one worker, not {spec.scaling.num_workers}")
     run = prepare_run(spec, data, folder_made=True)
     _write_run_files(run)
     log.info("%s %s in this process; results in %s", "resuming" if checkpoint is not None else "training",
@@ -116,9 +117,9 @@ def _worker_config(run: PreparedRun, data_check: DataCheck | None) -> WorkerConf
     """What each worker trains from."""
     spec = run.spec
     return WorkerConfig(cfg=run.cfg.to_dict(), run_name=run.name, storage=run.storage.portable_spec(),
-                        use_gpu=spec.use_gpu, threads=spec.cpus_per_worker,
-                        checkpoint_interval=spec.checkpoint_interval, data_check=data_check,
-                        s3_endpoint=spec.s3_endpoint, validate_first=spec.from_baseline is not None,
+                        use_gpu=spec.scaling.use_gpu, threads=spec.scaling.cpus_per_worker,
+                        checkpoint_interval=spec.checkpoints.interval, data_check=data_check,
+                        s3_endpoint=spec.storage.endpoint, validate_first=spec.warm_start is not None,
                         trackers=tuple(run.trackers))
 
 
@@ -130,24 +131,24 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None):
         train_worker,
         train_loop_config={WORKER_CONFIG: _worker_config(run, data_check)},
         torch_config=_torch_config(run.cfg),
-        scaling_config=ScalingConfig(num_workers=spec.num_workers, use_gpu=spec.use_gpu,
-                                     resources_per_worker=spec.resources_per_worker()),
+        scaling_config=ScalingConfig(num_workers=spec.scaling.num_workers, use_gpu=spec.scaling.use_gpu,
+                                     resources_per_worker=spec.scaling.resources_per_worker()),
         run_config=RunConfig(
             name=run.name,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             # The best checkpoints (by bbox mAP; a sweep's trial: by its metric), plus the latest
             # (Ray always keeps it).
-            checkpoint_config=CheckpointConfig(num_to_keep=spec.keep_checkpoints,
-                                               checkpoint_score_attribute=spec.checkpoint_metric,
-                                               checkpoint_score_order=spec.checkpoint_mode),
-            failure_config=FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=spec.checkpoints.keep,
+                                               checkpoint_score_attribute=spec.checkpoints.metric,
+                                               checkpoint_score_order=spec.checkpoints.mode),
+            failure_config=FailureConfig(max_failures=spec.checkpoints.max_failures),
             callbacks=list(callbacks),
         ),
         private_ray=on_private_ray(),
     )
     log.info("%s %s on %d %s worker(s); results in %s", "resuming" if run.resuming else "training",
-             spec.config.name, spec.num_workers, "GPU" if spec.use_gpu else "CPU", run.location)
+             spec.config.name, spec.scaling.num_workers, "GPU" if spec.scaling.use_gpu else "CPU", run.location)
     start = time.monotonic()
     try:
         result = trainer.fit()

@@ -59,7 +59,7 @@ from yolor_ray.implicit import is_implicit_key, split_yolor_cfg
 from yolor_ray.layout import RESULTS_FILE, RUN_FILE
 from yolor_ray.models import build_model as build_in_scope
 from yolor_ray.records import RecordError, RunManifest
-from yolor_ray.storage import Storage, StorageSpec, open_storage
+from yolor_ray.storage import Storage, open_storage
 from yolor_ray.train import warm_start
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.train.trackers import MLFLOW_BACKEND, prepare_mlflow_experiment, tracker_backends, tracker_params
@@ -98,11 +98,11 @@ class PreparedRun:
         """run.json: which config and scale the name belongs to, and what is known before training."""
         detector_cfg, implicit = split_yolor_cfg(self.cfg.model)
         return RunManifest(
-            config=str(self.spec.config), fingerprint=self.fingerprint, num_workers=self.spec.num_workers,
-            use_gpu=self.spec.use_gpu, model=detector_cfg["type"], implicit=implicit,
+            config=str(self.spec.config), fingerprint=self.fingerprint, num_workers=self.spec.scaling.num_workers,
+            use_gpu=self.spec.scaling.use_gpu, model=detector_cfg["type"], implicit=implicit,
             data_root=str(self.spec.data_root) if self.spec.data_root else None, classes=list(self.classes),
             small=self.spec.small, epochs=self.cfg.train_cfg.max_epochs, num_params=self.num_params,
-            warm_start=self.spec.from_baseline)
+            warm_start=self.spec.warm_start.from_baseline if self.spec.warm_start else None)
 
 
 def prepare_run(spec: TrainSpec, data: CocoFolder | None = None, folder_made: bool = False) -> PreparedRun:
@@ -127,19 +127,21 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None, folder_made: bo
         classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
         _check_config_annotations(cfg)
     num_params = sum(p.numel() for p in model.parameters())
-    if spec.train_params == "implicit" and not any(is_implicit_key(k) for k, _ in model.named_parameters()):
+    start = spec.warm_start
+    if start is not None and start.train_params == "implicit" \
+            and not any(is_implicit_key(k) for k, _ in model.named_parameters()):
         raise warm_start.BaselineError("--train implicit: this model has no implicit parameters (a baseline "
                                        "config; sweep its YOLOR variants, or train a YOLOR config)")
     check_runtime_parts(cfg, model)
     if cfg.get("load_from"):
-        report = check_load_from(cfg, model, spec.s3_endpoint)
-        if spec.from_baseline is not None:
-            checks["from"] = (f"{spec.from_baseline} ({cfg.load_from}): "
-                              + warm_start.check_baseline_fits(spec.from_baseline, cfg.model.get("type"), report))
+        report = check_load_from(cfg, model, spec.storage.endpoint)
+        if start is not None:
+            checks["from"] = (f"{start.from_baseline} ({cfg.load_from}): "
+                              + warm_start.check_baseline_fits(start.from_baseline, cfg.model.get("type"), report))
         else:
             checks["load_from"] = f"{cfg.load_from}: {report.summary()}"
 
-    storage = open_storage(StorageSpec(spec.storage, spec.s3_endpoint))
+    storage = open_storage(spec.storage)
     storage.check()
     name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
     config_text = cfg.pretty_text  # formatted once (yapf): the fingerprint's and config.py's
@@ -175,13 +177,14 @@ def run_config(spec: TrainSpec, data: CocoFolder | None) -> Config:
     use_tensorboard(cfg)
     use_classwise_ap(cfg)
     use_project_coco_metric(cfg, spec.coco_eval)
-    use_batch_recipe(cfg, spec.cpus_per_worker)
-    if spec.use_gpu:
+    use_batch_recipe(cfg, spec.scaling.cpus_per_worker)
+    if spec.scaling.use_gpu:
         use_cudnn_autotuner_where_shapes_are_fixed(cfg)
-    if spec.from_baseline is not None:
-        cfg.load_from = warm_start.baseline_checkpoint(spec.from_baseline, spec.s3_endpoint)
-        warm_start.use_finetune_schedule(cfg, spec.finetune_lr_factor)
-        if spec.train_params == "implicit":
+    start = spec.warm_start
+    if start is not None:
+        cfg.load_from = warm_start.baseline_checkpoint(start.from_baseline, spec.storage.endpoint)
+        warm_start.use_finetune_schedule(cfg, start.finetune_lr_factor)
+        if start.train_params == "implicit":
             warm_start.train_implicit_only(cfg)
     apply_cfg_options(cfg, spec.cfg_options)  # last: the user's own options win
     if spec.load_from is not None:
@@ -209,12 +212,12 @@ def fingerprint_of(spec: TrainSpec, data: CocoFolder | None) -> str:
 def prepare_trackers(spec: TrainSpec, cfg: Config, name: str) -> tuple:
     """--tracker's backends for run ``name``, their packages and settings checked (and
     MLflow's experiment made) on the driver."""
-    if not spec.trackers:
+    if not spec.trackers.names:
         return ()
     detector_cfg, implicit = split_yolor_cfg(cfg.model)
     params = tracker_params(implicit, cfg.optim_wrapper.optimizer.get("lr"), detector_cfg["type"], spec.config.name,
-                            spec.num_workers, cfg.train_cfg.max_epochs, cfg.train_dataloader.batch_size)
-    backends = tuple(tracker_backends(spec.trackers, name, params, spec.tracker_env))
+                            spec.scaling.num_workers, cfg.train_cfg.max_epochs, cfg.train_dataloader.batch_size)
+    backends = tuple(tracker_backends(spec.trackers.names, name, params, spec.trackers.env))
     for backend in backends:
         if backend["type"] == MLFLOW_BACKEND:
             prepare_mlflow_experiment(backend["tracking_uri"], backend["exp_name"])
@@ -235,6 +238,7 @@ def _effective_lr(cfg: Config, total_batch: int) -> str:
 def describe_run(run: PreparedRun) -> tuple[str, str]:
     """``--dry-run``: what would run (one line a fact) and the merged config."""
     spec, cfg = run.spec, run.cfg
+    scaling = spec.scaling
     detector_cfg, implicit = split_yolor_cfg(cfg.model)
     variant = f"{detector_cfg['type']} + YOLOR {implicit!r}" if implicit is not None else detector_cfg["type"]
     batch = cfg.train_dataloader.batch_size
@@ -242,14 +246,15 @@ def describe_run(run: PreparedRun) -> tuple[str, str]:
         "dry run: nothing was started or written",
         f"config:   {spec.config}",
         f"model:    {variant}, {run.num_params / 1e6:.2f}M parameters",
-        f"workers:  {spec.num_workers} x {'GPU' if spec.use_gpu else 'CPU'} ({spec.cpus_per_worker} CPU each), "
-        f"batch {batch} per worker = {batch * spec.num_workers} in total",
+        f"workers:  {scaling.num_workers} x {'GPU' if scaling.use_gpu else 'CPU'} "
+        f"({scaling.cpus_per_worker} CPU each), "
+        f"batch {batch} per worker = {batch * scaling.num_workers} in total",
         f"schedule: {cfg.train_cfg.get('max_epochs')} epochs, optimizer {cfg.optim_wrapper.optimizer.get('type')} "
-        f"lr {_effective_lr(cfg, batch * spec.num_workers)} ({cfg.optim_wrapper.get('type', 'OptimWrapper')})",
+        f"lr {_effective_lr(cfg, batch * scaling.num_workers)} ({cfg.optim_wrapper.get('type', 'OptimWrapper')})",
         *(f"{key + ':':<9} {value}" for key, value in run.checks.items()),
         f"classes:  {', '.join(run.classes) or '(from the config)'}",
         f"storage:  {run.location} ({'resuming the unfinished run' if run.resuming else 'a new run'})",
-        f"trackers: {', '.join(['tensorboard (logs/ in storage)', *spec.trackers])}",
+        f"trackers: {', '.join(['tensorboard (logs/ in storage)', *spec.trackers.names])}",
     ]
     return "\n".join(lines), run.config_text
 
@@ -257,7 +262,7 @@ def describe_run(run: PreparedRun) -> tuple[str, str]:
 def run_fingerprint(config_text: str, spec: TrainSpec) -> str:
     """The config's text plus what the config does not hold but training depends on:
     the world size (the LR scales with the total batch) and the device."""
-    scale = dict(num_workers=spec.num_workers, use_gpu=spec.use_gpu)
+    scale = dict(num_workers=spec.scaling.num_workers, use_gpu=spec.scaling.use_gpu)
     text = config_text + json.dumps(scale, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -287,9 +292,9 @@ def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec, folde
 def _scale_changes(theirs: RunManifest, spec: TrainSpec) -> list[str]:
     """'--num-workers 2 (now 1)', '--gpu (now without)': what differs from the run's run.json."""
     changed = []
-    if theirs.num_workers is not None and theirs.num_workers != spec.num_workers:
-        changed.append(f"--num-workers {theirs.num_workers} (now {spec.num_workers})")
-    if theirs.use_gpu is not None and bool(theirs.use_gpu) != spec.use_gpu:
+    if theirs.num_workers is not None and theirs.num_workers != spec.scaling.num_workers:
+        changed.append(f"--num-workers {theirs.num_workers} (now {spec.scaling.num_workers})")
+    if theirs.use_gpu is not None and bool(theirs.use_gpu) != spec.scaling.use_gpu:
         changed.append("--gpu (now without)" if theirs.use_gpu else "CPU workers (now --gpu)")
     return changed
 

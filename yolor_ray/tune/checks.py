@@ -26,14 +26,13 @@ def reported_metrics(cfg) -> list[str]:
 def check_reports(cfg, spec: SweepSpec) -> None:
     """A sweep ranks its trials by ``spec.metric`` after every epoch: the config validates every
     epoch and reports that metric."""
-    train = spec.train
     if cfg.train_cfg.get("val_interval", 1) != 1:
-        raise ConfigError(f"a sweep compares trials after every epoch, but {train.config.name} validates every "
+        raise ConfigError(f"a sweep compares trials after every epoch, but {spec.config.name} validates every "
                           f"{cfg.train_cfg.val_interval} epochs; pass --cfg-options train_cfg.val_interval=1")
     valid_metrics = reported_metrics(cfg)
     if spec.metric not in valid_metrics:
         hint = [m for m in valid_metrics if spec.metric.split("/")[-1] in m][:3]
-        raise ConfigError(f"metric {spec.metric!r} is never reported by {train.config.name}"
+        raise ConfigError(f"metric {spec.metric!r} is never reported by {spec.config.name}"
                           + (f" (did you mean {', '.join(map(repr, hint))}?)" if hint else "")
                           + f"; it reports: {', '.join(valid_metrics)}")
 

@@ -54,9 +54,9 @@ def confirm_trial(config: dict, trial_spec: TrainSpec, base_implicit: dict, data
 def check_confirmable(plan: PreparedSweep) -> None:
     """Before Ray: the baseline of a YOLOR config would be YOLOR again."""
     if plan.spec.confirm and plan.base_implicit:
-        raise UserError(f"--confirm compares variants with the baseline, but {plan.spec.train.config.name} is a YOLOR "
+        raise UserError(f"--confirm compares variants with the baseline, but {plan.spec.config.name} is a YOLOR "
                         "config; sweep its baseline config (configs/baseline/) to confirm")
-    if plan.spec.confirm and plan.trial_spec.train_params == "implicit":
+    if plan.spec.confirm and plan.trial_spec.warm_start and plan.trial_spec.warm_start.train_params == "implicit":
         raise UserError("--confirm with --train implicit: the baseline has no implicit parameters to fine-tune; "
                         "confirm with --train all")
 
@@ -68,8 +68,9 @@ def run_confirmation(plan: PreparedSweep, ranked: list[LeaderboardEntry], max_co
     top = [e for e in ranked if e.status == "completed"][:spec.confirm]
     arms = [(BASELINE, None), *((e.label, e.variant) for e in top)]
     storage_uri = plan.storage.location(plan.name, CONFIRM_DIR)
-    confirm_spec = dataclasses.replace(plan.trial_spec, storage=storage_uri)
-    runs = open_storage(StorageSpec(storage_uri, plan.trial_spec.s3_endpoint))
+    confirm_spec = dataclasses.replace(plan.trial_spec,
+                                       storage=dataclasses.replace(plan.trial_spec.storage, uri=storage_uri))
+    runs = open_storage(StorageSpec(storage_uri, plan.trial_spec.storage.endpoint))
     pending = [dict(run=arm_name(label, seed), variant=variant, seed=seed) for label, variant in arms for seed in seeds
                if runs.read_text(arm_name(label, seed), RESULTS_FILE) is None]
     log.info("confirming %d variant(s) against the baseline with %d seeds: %d run(s) to train, %d reused",
@@ -97,7 +98,7 @@ def _train(plan: PreparedSweep, confirm_spec: TrainSpec, pending: list[dict], ma
                                    resources=actor_resources(plan.trial_spec, plan.in_process),
                                    storage_path=f"{storage_path}/{plan.name}", filesystem=filesystem,
                                    experiment=CONFIRM_DIR, at_a_time=max_concurrent, cheap=plan.in_process,
-                                   max_failures=plan.trial_spec.max_failures)
+                                   max_failures=plan.trial_spec.checkpoints.max_failures)
     errors = [r.error for r in results if r.error is not None]
     if errors:
         raise RuntimeError(f"{len(errors)} confirmation run(s) failed: {errors[0]}")

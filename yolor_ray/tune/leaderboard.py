@@ -16,7 +16,7 @@ from yolor_ray.config.edits import set_implicit
 from yolor_ray.config.load import load_config
 from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RESULTS_FILE, TRIALS_PNG
 from yolor_ray.records import Confirmation, Leaderboard, LeaderboardEntry, RunResults
-from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.storage import open_storage
 from yolor_ray.table import format_confirmation
 from yolor_ray.train.outputs import figure_png
 from yolor_ray.tune.plan import PreparedSweep
@@ -28,7 +28,7 @@ log = logging.getLogger("yolor_ray")
 
 def ranked_entries(plan: PreparedSweep, grid) -> list[LeaderboardEntry]:
     """Every trial's entry, from its results.json, ranked by the sweep's metric."""
-    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+    runs = open_storage(plan.trial_spec.storage)
     return rank([entry_of(runs, result) for result in grid], plan.spec.metric, plan.spec.mode)
 
 
@@ -36,10 +36,11 @@ def write_sweep_results(plan: PreparedSweep, entries: list[LeaderboardEntry],
                         confirmation: Confirmation | None = None) -> Leaderboard:
     """The leaderboard (written last: a sweep with a leaderboard is complete), the
     comparison plot and the best config, from the ranked entries (:func:`ranked_entries`)."""
-    board = Leaderboard(sweep=plan.name, location=plan.location, config=str(plan.spec.train.config),
+    warm = plan.trial_spec.warm_start
+    board = Leaderboard(sweep=plan.name, location=plan.location, config=str(plan.spec.config),
                         metric=plan.spec.metric, mode=plan.spec.mode, search=plan.search,
                         space=plan.space.to_config(), early_stopping=plan.spec.early_stopping, epochs=plan.epochs,
-                        trials=entries, warm_start=plan.trial_spec.from_baseline,
+                        trials=entries, warm_start=warm.from_baseline if warm else None,
                         confirmation=confirmation.to_dict() if confirmation is not None else None)
     best = next((e for e in entries if e.status != "error"), None)
     if best is not None:
@@ -153,7 +154,7 @@ def best_config_text(plan: PreparedSweep, best: LeaderboardEntry) -> str:
     header = [f"# Best variant of sweep {plan.name} ({plan.location}): trial {best.trial}",
               f"# {best.label}",
               f"# {metric} = {best.metrics.get(metric)} after {best.epochs_run} epoch(s)",
-              f"# Made from {plan.spec.train.config}"
+              f"# Made from {plan.spec.config}"
               + (f" with {LR_KEY}={spec.cfg_options[LR_KEY]}" if LR_KEY in spec.cfg_options else ""),
               "# Train it: yolor-ray train best_config.py [--data DIR --small ...]", ""]
     return "\n".join(header) + cfg.pretty_text

@@ -1,23 +1,25 @@
 """The settings of one ``yolor-ray tune`` sweep, validated once on the driver: the sweep's
-counterpart of ``train.spec.TrainSpec``, which holds every trial's run settings."""
+counterpart of ``train.spec.TrainSpec``: a config and the run settings every trial shares."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from yolor_ray.errors import require_int
 from yolor_ray.metrics import SCORE_METRIC
-from yolor_ray.train.spec import RUN_NAME, OptionError, TrainSpec
+from yolor_ray.train.spec import RUN_NAME, OptionError, RunSettings
 
 SEARCHES = ("auto", "random", "grid", "optuna")
 
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """One ``yolor-ray tune`` sweep. ``train`` holds every trial's run settings (its
-    ``name`` unused: trials are named by Tune); ``space`` is the raw search space."""
+    """One ``yolor-ray tune`` sweep of ``config``. ``train`` holds the run settings every
+    trial shares (trials are named by Tune); ``space`` is the raw search space."""
 
-    train: TrainSpec
+    config: Path
+    train: RunSettings
     space: dict[str, Any]
     name: str | None = None
     trials: int = 8
@@ -34,6 +36,7 @@ class SweepSpec:
     seeds: int = 2
 
     def __post_init__(self):
+        object.__setattr__(self, "config", Path(self.config))
         for key, low in (("trials", 1), ("grace_period", 1), ("reduction_factor", 2)):
             require_int(f"SweepSpec({key})", getattr(self, key), low, OptionError)
         require_int("--confirm", self.confirm, 0, OptionError)

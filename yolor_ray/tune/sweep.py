@@ -42,7 +42,7 @@ from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.models import build_model
 from yolor_ray.records import Leaderboard, RecordError, SweepManifest
-from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.storage import open_storage
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.prepare import prepare_run
 from yolor_ray.train.ray_cluster import describe_resources as _describe  # trials_at_a_time's name for it
@@ -68,7 +68,7 @@ class SweepExistsError(UserError, FileExistsError):
 def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     """Every check that can fail before Ray starts, without writing anything."""
     train = spec.train
-    cfg = load_config(train.config, train.cfg_options)
+    cfg = load_config(spec.config, train.cfg_options)
     check_reports(cfg, spec)
 
     detector_cfg, base_implicit = split_yolor_cfg(cfg.model)
@@ -79,15 +79,17 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     search = pick_search(spec.search)
     space.to_tune(grid=search == "grid")  # a grid over a range fails here, before Ray
 
-    storage_spec = StorageSpec(train.storage, train.s3_endpoint)
-    storage = open_storage(storage_spec)
+    storage = open_storage(train.storage)
     storage.check()
-    name = spec.name or f"sweep-{train.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = spec.name or f"sweep-{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    warm = train.warm_start
     trial_spec = dataclasses.replace(
-        train, config=train.config.resolve(), name=None, num_samples=0,  # sample images: per run, not per trial
+        train, num_samples=0,  # sample images: per run, not per trial
         data_root=train.data_root.resolve() if train.data_root else None,
-        from_baseline=_absolute(train.from_baseline), storage=storage.location(name, RUNS_DIR),
-        checkpoint_metric=spec.metric, checkpoint_mode=spec.mode)
+        warm_start=dataclasses.replace(warm, from_baseline=_absolute(warm.from_baseline)) if warm else None,
+        storage=dataclasses.replace(train.storage, uri=storage.location(name, RUNS_DIR)),
+        checkpoints=dataclasses.replace(train.checkpoints, metric=spec.metric, mode=spec.mode),
+    ).for_run(spec.config.resolve())
     # The annotation files are parsed here once; trials and the leaderboard reuse them.
     data = inspect_coco_folder(trial_spec.data_root, train.check_all_images) if trial_spec.data_root else None
     # One trial's run, checked in full (config, data, the YOLOR model builds).
@@ -180,7 +182,7 @@ def trials_at_a_time(trial_spec: TrainSpec, cheap: bool, requested: int | None, 
     total, on_head = ray.cluster_resources(), head_cpus()
     fits = concurrency(total, need, head_cpus=None if cheap else on_head)
     layout = (f"its worker, in the {what}'s own process" if cheap else
-              f"1 CPU on the head for the {what}, the rest for its {trial_spec.num_workers} worker(s)")
+              f"1 CPU on the head for the {what}, the rest for its {trial_spec.scaling.num_workers} worker(s)")
     require_fit(fits >= 1, f"a {what}", f"one {what} needs {_describe(need)} ({layout}), but the cluster has "
                 f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
     max_concurrent, cut = sweep_concurrency(fits, requested, fixed)
@@ -192,11 +194,11 @@ def trials_at_a_time(trial_spec: TrainSpec, cheap: bool, requested: int | None, 
 def _run_trials(plan: PreparedSweep, max_concurrent: int, local: bool) -> list:
     """The sweep's trials through Tune; their leaderboard entries, ranked."""
     if plan.data is not None and not local:
-        check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.resources_per_worker())
+        check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.scaling.resources_per_worker())
     start = time.monotonic()
     grid = sweep_tuner(plan, max_concurrent).fit()
     log.info("sweep finished in %.0f s", time.monotonic() - start)
-    runs = open_storage(StorageSpec(plan.trial_spec.storage, plan.trial_spec.s3_endpoint))
+    runs = open_storage(plan.trial_spec.storage)
     for result in grid:
         record_stopped_trial(runs, result)
     return ranked_entries(plan, grid)

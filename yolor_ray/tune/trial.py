@@ -41,7 +41,7 @@ STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S = "TUNE_FUNCTION_THREAD_TIMEOUT_S",
 def in_process(trial_spec: TrainSpec, trainer_trials: bool = False) -> bool:
     """A trial of one worker trains in its Tune actor: no TorchTrainer, no helper actors
     (``trainer_trials``: every trial a TorchTrainer run all the same)."""
-    return trial_spec.num_workers == 1 and not trainer_trials
+    return trial_spec.scaling.num_workers == 1 and not trainer_trials
 
 
 def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: str) -> TrainSpec:
@@ -57,7 +57,7 @@ def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: s
 def trial_resources(trial_spec: TrainSpec, cheap: bool) -> dict[str, float]:
     """What one trial needs from the cluster: its worker alone when it trains in its own
     actor (``cheap``), else its own CPU on the head plus its trainer's workers."""
-    need = trial_spec.workers_reservation()
+    need = trial_spec.scaling.workers_reservation()
     if not cheap:
         need["CPU"] += TRIAL_ACTOR["CPU"]
     return need
@@ -65,7 +65,7 @@ def trial_resources(trial_spec: TrainSpec, cheap: bool) -> dict[str, float]:
 
 def actor_resources(trial_spec: TrainSpec, cheap: bool) -> dict[str, float]:
     """What Tune reserves for the trial's own actor: the worker itself when it trains there."""
-    return trial_spec.workers_reservation() if cheap else dict(TRIAL_ACTOR)
+    return trial_spec.scaling.workers_reservation() if cheap else dict(TRIAL_ACTOR)
 
 
 def trial_folder(trial) -> str:
@@ -152,7 +152,7 @@ def train_trial(spec: TrainSpec, data: CocoFolder | None, cheap: bool) -> None:
     each epoch to Tune: in this process (``cheap``, 1 worker), else as a TorchTrainer run."""
     if cheap:
         os.environ.setdefault(STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S)
-        storage_spec = StorageSpec(spec.storage, spec.s3_endpoint)
+        storage_spec = spec.storage
         train_in_process(spec, TuneReporter(), resume_point(storage_spec, spec.name),
                          latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, spec.name), data=data)
         return

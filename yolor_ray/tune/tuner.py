@@ -37,7 +37,7 @@ def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
         log.info("resuming sweep %s", plan.location)
         return tune.Tuner.restore(experiment, trainable, resume_unfinished=True, resume_errored=True,
                                   storage_filesystem=filesystem)
-    manifest = SweepManifest(config=str(spec.train.config), fingerprint=plan.fingerprint, space=plan.space.to_config(),
+    manifest = SweepManifest(config=str(spec.config), fingerprint=plan.fingerprint, space=plan.space.to_config(),
                              search=plan.search, metric=spec.metric, mode=spec.mode,
                              early_stopping=spec.early_stopping)
     plan.storage.write_bytes(manifest.to_json().encode(), plan.name, SWEEP_FILE)
@@ -74,10 +74,10 @@ def in_process_checkpoints(plan: PreparedSweep) -> dict:
     if not plan.in_process:
         return {}
     spec = plan.trial_spec
-    return dict(checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
-                                                        checkpoint_score_attribute=spec.checkpoint_metric,
-                                                        checkpoint_score_order=spec.checkpoint_mode),
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures))
+    return dict(checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoints.keep,
+                                                        checkpoint_score_attribute=spec.checkpoints.metric,
+                                                        checkpoint_score_order=spec.checkpoints.mode),
+                failure_config=tune.FailureConfig(max_failures=spec.checkpoints.max_failures))
 
 
 def scheduler(spec: SweepSpec, epochs: int):
