@@ -287,7 +287,7 @@ def sweep_spec_from_args(args: argparse.Namespace):
                      metric=args.metric, mode=args.mode, grace_period=args.grace_period,
                      reduction_factor=args.reduction_factor, max_concurrent=args.max_concurrent,
                      early_stopping=args.early_stopping, fixed_cluster=args.fixed_cluster,
-                     trainer_trials=args.trainer_trials, confirm=args.confirm, seeds=args.seeds)
+                     trainer_runs=args.trainer_trials, confirm=args.confirm, seeds=args.seeds)
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -304,6 +304,8 @@ def run_tune(args: argparse.Namespace) -> int:
     print("\n" + format_leaderboard(board))
     print(f"sweep: {board.location}/{LEADERBOARD_FILE}\n       beside it: {LEADERBOARD_MD}, {TRIALS_PNG}, "
           f"{BEST_CONFIG}; every trial's run under {RUNS_DIR}/")
+    if board.confirmation is not None:
+        raise_if_missing(board.confirmation.missing, len(board.confirmation.runs), "--confirm")
     return 0
 
 
@@ -335,8 +337,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 def reproduce_spec_from_args(args: argparse.Namespace):
     from yolor_ray.config import parse_cfg_options  # deferred: imports torch
-    from yolor_ray.reproduce.spec import ReproduceSpec
     from yolor_ray.reference import baseline_config
+    from yolor_ray.reproduce.spec import ReproduceSpec
 
     train = dataclasses.replace(train_spec_from_args(args, config=baseline_config(args.rows[0])), name=None)
     return ReproduceSpec(train=train, rows=tuple(args.rows), seeds=args.seeds, name=args.name,
@@ -368,13 +370,17 @@ def run_reproduce(args: argparse.Namespace) -> int:
     print("\n" + format_reproduction(reproduction))
     print(f"reproduction: {reproduction.location}/{REPRODUCTION_FILE}\n              beside it: {REPRODUCTION_MD}; "
           f"every run under {RUNS_DIR}/")
-    missing = [r for r in reproduction.runs if r["status"] != "completed"]
+    raise_if_missing(reproduction.missing, len(reproduction.runs), f"--name {reproduction.name}")
+    return 0
+
+
+def raise_if_missing(missing: list, planned: int, rerun: str) -> None:
+    """A paired comparison (a reproduction, a confirmation) with runs that have no results: exit 1."""
     if missing:
         first = missing[0]
-        raise RunFailedError(f"{len(missing)} of {len(reproduction.runs)} run(s) have no results (first: "
-                             f"{first['row']} {first['arm']} seed {first['seed']}: {first['error']}); the same "
-                             f"command with --name {reproduction.name} trains them again, the others are reused")
-    return 0
+        raise RunFailedError(f"{len(missing)} of {planned} run(s) have no results (first: {first.arm} seed "
+                             f"{first.seed}: {first.error}); the same command with {rerun} trains them again, the "
+                             "others are reused")
 
 
 def run_table(args: argparse.Namespace) -> int:

@@ -119,7 +119,7 @@ def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, fl
     """``seconds``: (row, arm) -> (seconds per training iteration, per validation iteration
     (None: not known, validation not counted), where the figures come from)."""
     train = plan.spec.train
-    pending = [(run.row, run.arm) for run in plan.pending]
+    pending = [plan.arms[run.arm] for run in plan.pending]
     arms = []
     for (row, arm), cfg in plan.configs.items():
         per_iter, per_val_iter, source = seconds.get((row, arm), (None, None, "not measured"))

@@ -29,7 +29,7 @@ class SweepSpec:
     max_concurrent: int | None = None
     early_stopping: bool = True  # ASHA; False runs every trial to its last epoch (an exhaustive sweep)
     fixed_cluster: bool = False  # the cluster cannot grow: run only as many trials as fit now (docs/tune.md)
-    trainer_trials: bool = False  # every trial a TorchTrainer run, 1-worker ones too (else those train in-process)
+    trainer_runs: bool = False  # every trial a TorchTrainer run, 1-worker ones too (else those train in their actor)
     confirm: int = 0  # the top K variants and the baseline trained again with `seeds` seeds each (tune/confirm.py)
     seeds: int = 2
 

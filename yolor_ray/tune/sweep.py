@@ -30,50 +30,38 @@ import hashlib
 import importlib.util
 import json
 import logging
-import math
 import time
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from yolor_ray import config as cfglib
 from yolor_ray.data.coco import inspect_coco_folder
-from yolor_ray.errors import UserError
 from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RESULTS_FILE, RUN_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.metrics import TRAIN_LOSS, coco_keys
 from yolor_ray.models import build_model
-from yolor_ray.records import Leaderboard, RecordError, RunManifest, SweepManifest
+from yolor_ray.names import complete, default_name, held_manifest, started_otherwise
+from yolor_ray.paired.capacity import actor_resources, describe_resources, trial_resources, trials_at_a_time
+from yolor_ray.paired.trial import trial_folder
+from yolor_ray.records import Leaderboard, RunManifest, SweepManifest
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.checkpoints import latest_checkpoint
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import write_results
 from yolor_ray.train.prepare import describe_run, prepare_run
-from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
-from yolor_ray.train.spec import OptionError, TrainSpec
+from yolor_ray.train.ray_cluster import ray_session
+from yolor_ray.train.spec import OptionError
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.confirm import check_confirmable, run_confirmation
 from yolor_ray.tune.leaderboard import ranked_entries, write_sweep_results
 from yolor_ray.tune.plan import PreparedSweep
 from yolor_ray.tune.spec import SweepSpec
-from yolor_ray.tune.trial import (
-    TRIAL_ACTOR,
-    actor_resources,
-    sweep_trial,
-    trial_folder,
-    trial_for,
-    trial_resources,
-)
+from yolor_ray.tune.trial import sweep_trial, trial_for
 
 log = logging.getLogger("yolor_ray")
-
-
-class SweepExistsError(UserError, FileExistsError):
-    """A sweep name that is taken: finished, or started with other settings."""
 
 
 def reported_metrics(cfg) -> list[str]:
@@ -106,7 +94,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     storage_spec = StorageSpec(train.storage, train.s3_endpoint)
     storage = open_storage(storage_spec)
     storage.check()
-    name = spec.name or f"sweep-{train.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = spec.name or default_name(f"sweep-{train.config.stem}")
     trial_spec = dataclasses.replace(
         train, config=train.config.resolve(), name=None, num_samples=0,  # sample images: per run, not per trial
         data_root=train.data_root.resolve() if train.data_root else None,
@@ -123,7 +111,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
                                                  mode=spec.mode, grace_period=spec.grace_period,
                                                  reduction_factor=spec.reduction_factor,
                                                  early_stopping=spec.early_stopping,
-                                                 trainer_trials=spec.trainer_trials),
+                                                 trainer_trials=spec.trainer_runs),
                                             sort_keys=True).encode()).hexdigest()[:16]
     state = _check_sweep_name(storage, name, fingerprint, confirm=spec.confirm > 0)
     search, points = _trials_of(space, search, spec.trials, train.seed)
@@ -180,42 +168,19 @@ def _has_optuna() -> bool:
 def _check_sweep_name(storage, name: str, fingerprint: str, confirm: bool = False) -> str:
     """'new'; 'unfinished': a sweep with these settings to resume; 'finished': a complete one
     with these settings whose winners ``confirm`` (--confirm) is to train again."""
-    if not storage.exists(name):
+    manifest = held_manifest(storage, name, "sweep", SweepManifest, SWEEP_FILE)
+    if manifest is None:
         return "new"
-    try:
-        same = SweepManifest.from_stored(storage.read_text(name, SWEEP_FILE), SWEEP_FILE).fingerprint == fingerprint
-    except RecordError as err:
-        raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep ({err}); "
-                               "pick another --name") from None
+    same = manifest.fingerprint == fingerprint
     if storage.read_text(name, LEADERBOARD_FILE) is not None:
         if confirm and same:
             return "finished"
-        raise SweepExistsError(f"sweep {storage.location(name)!r} is complete (it has {LEADERBOARD_FILE}); pick "
-                               "another --name" + (", or confirm its winners: the same command with --confirm K"
-                                                   if same else ""))
+        raise complete(storage, name, "sweep", LEADERBOARD_FILE,
+                       ", or confirm its winners: the same command with --confirm K" if same else "")
     if not same:
-        raise SweepExistsError(f"sweep {storage.location(name)!r} was started with another config, space or "
-                               "settings; resume it with the same command, or pick another --name")
+        raise started_otherwise(storage, name, "sweep", "another config, space or settings",
+                                "resume it with the same command, or pick another --name")
     return "unfinished"
-
-
-def concurrency(total: dict[str, float], need: dict[str, float], head_cpus: float | None = None) -> int:
-    """Trials that fit side by side (0: not even one); ``head_cpus`` bounds the trial actors."""
-    fits = min(math.floor(total.get(key, 0) / amount) for key, amount in need.items())
-    if head_cpus is not None:
-        fits = min(fits, math.floor(head_cpus / TRIAL_ACTOR["CPU"]))
-    return int(fits)
-
-
-def sweep_concurrency(fits: int, requested: int | None, fixed: bool) -> tuple[int, str | None]:
-    """Trials at a time and, when the request was cut, why. On a cluster that cannot grow,
-    more trials than fit would start their actors and hold the CPUs their own workers
-    wait for: a deadlock. A cluster that can grow gets what was asked for."""
-    wanted = requested or max(fits, 1)
-    if fixed and wanted > fits:
-        return max(fits, 1), (f"--max-concurrent {wanted}: the cluster cannot grow and holds {fits} trial(s) at a "
-                              f"time; using {max(fits, 1)}")
-    return wanted, None
 
 
 def run_sweep(spec: SweepSpec):
@@ -229,31 +194,13 @@ def run_sweep(spec: SweepSpec):
             log.info("sweep %s is complete: confirming its top %d variant(s)", plan.location, spec.confirm)
         else:
             entries = _run_trials(plan, max_concurrent, local)
-        confirmation = run_confirmation(plan, entries, max_concurrent) if spec.confirm else None
+        confirmation = run_confirmation(plan, entries, max_concurrent, local) if spec.confirm else None
     return write_sweep_results(plan, entries, confirmation)
 
 
 def _trials_at_a_time(plan: PreparedSweep, local: bool) -> int:
-    return trials_at_a_time(plan.trial_spec, plan.in_process, plan.spec.max_concurrent, plan.spec.fixed_cluster,
+    return trials_at_a_time(plan.trial_spec, plan.in_actor, plan.spec.max_concurrent, plan.spec.fixed_cluster,
                             local)
-
-
-def trials_at_a_time(trial_spec: TrainSpec, cheap: bool, requested: int | None, fixed_cluster: bool, local: bool,
-                     what: str = "trial") -> int:
-    """How many trials (a sweep's, or a reproduction's runs: ``what``) of ``trial_spec`` run side
-    by side on this cluster; a one-line error when not one fits a cluster that cannot grow."""
-    need = trial_resources(trial_spec, cheap)
-    fixed = local or fixed_cluster
-    total, on_head = ray.cluster_resources(), head_cpus()
-    fits = concurrency(total, need, head_cpus=None if cheap else on_head)
-    layout = (f"its worker, in the {what}'s own process" if cheap else
-              f"1 CPU on the head for the {what}, the rest for its {trial_spec.num_workers} worker(s)")
-    require_fit(fits >= 1, f"a {what}", f"one {what} needs {_describe(need)} ({layout}), but the cluster has "
-                f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
-    max_concurrent, cut = sweep_concurrency(fits, requested, fixed)
-    if cut:
-        log.warning(cut)
-    return max_concurrent
 
 
 def _run_trials(plan: PreparedSweep, max_concurrent: int, local: bool) -> list:
@@ -275,12 +222,12 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
     storage_path, filesystem = plan.storage.ray_storage()
     # An in-process sweep's Tune experiment is its runs/ folder, each trial's Tune folder its
     # run folder (runs/TRIAL): the checkpoints Tune persists for a trial land in its run.
-    parent, experiment_name = (f"{storage_path}/{plan.name}", RUNS_DIR) if plan.in_process else (storage_path,
+    parent, experiment_name = (f"{storage_path}/{plan.name}", RUNS_DIR) if plan.in_actor else (storage_path,
                                                                                                  plan.name)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
-                             data=plan.data, cheap=plan.in_process),
-        actor_resources(plan.trial_spec, plan.in_process))
+                             data=plan.data, in_actor=plan.in_actor),
+        actor_resources(plan.trial_spec, plan.in_actor))
     experiment = f"{parent}/{experiment_name}"
     if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
         log.info("resuming sweep %s", plan.location)
@@ -292,8 +239,8 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
     plan.storage.write_bytes(manifest.to_json().encode(), plan.name, SWEEP_FILE)
     log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
              plan.location, plan.search, plan.trials,
-             max_concurrent, _describe(trial_resources(plan.trial_spec, plan.in_process))
-             + (", in the trial's own process" if plan.in_process else ", a TorchTrainer run"),
+             max_concurrent, describe_resources(trial_resources(plan.trial_spec, plan.in_actor))
+             + (", in the trial's own process" if plan.in_actor else ", a TorchTrainer run"),
              "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode, plan.space.describe())
     return tune.Tuner(
         trainable,
@@ -306,7 +253,7 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
             num_samples=plan.trials,
             # Tune limits a Searcher through this; a variant generator limits itself.
             max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
-            reuse_actors=plan.in_process, **_in_process_folders(plan)),
+            reuse_actors=plan.in_actor, **_in_process_folders(plan)),
         run_config=tune.RunConfig(name=experiment_name, storage_path=parent, storage_filesystem=filesystem,
                                   verbose=1, **_in_process_checkpoints(plan)))
 
@@ -314,13 +261,13 @@ def _tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
 def _in_process_folders(plan: PreparedSweep) -> dict:
     """In-process trials: Tune's trial folder is the trial's run folder (runs/TRIAL, named by
     the trial id alone)."""
-    return dict(trial_dirname_creator=trial_folder) if plan.in_process else {}
+    return dict(trial_dirname_creator=trial_folder) if plan.in_actor else {}
 
 
 def _in_process_checkpoints(plan: PreparedSweep) -> dict:
     """In-process trials: Tune keeps their checkpoints as a TorchTrainer trial keeps its own
     (the best by the sweep's metric, plus the latest), and restarts a failed trial from its latest."""
-    if not plan.in_process:
+    if not plan.in_actor:
         return {}
     spec = plan.trial_spec
     return dict(checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.keep_checkpoints,
@@ -381,10 +328,6 @@ def _searcher(search: str, seed: int, max_concurrent: int, space: spacelib.Searc
         return OptunaSearch(sampler=TPESampler(seed=seed))
     searched = tuple(d.key for d in space.dimensions if d.choices is not None and len(d.choices) > 1)
     return PointsGenerator(points, searched, seed, max_concurrent)
-
-
-def _describe(resources: dict, keys: dict | None = None) -> str:
-    return ", ".join(f"{resources.get(k, 0):g} {k}" for k in (keys or resources))
 
 
 def _state_of(plan: PreparedSweep) -> str:
