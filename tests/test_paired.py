@@ -39,7 +39,7 @@ def test_one_run_per_arm_and_seed_with_one_name_and_the_seeds_data_order():
 
     assert run_name("atss-yolor", 0) == "atss-yolor-seed0"
     assert run_name("fpn+pred vector/lr=0.01", 2) == "fpn-pred_vector_lr_0.01-seed2"
-    assert RUN_NAME.match(run_name("x" * 300, 12)) and len(run_name("x" * 300, 12)) == 106
+    assert RUN_NAME.match(run_name("x" * 300, 12)) and len(run_name("x" * 300, 12)) == 107
     spec = run_spec(Arm("baseline", ARM_SPEC), 3, "/runs")
     assert (spec.name, spec.seed, spec.storage) == ("baseline-seed3", 3, "/runs")
     assert spec.cfg_options == {"a": 1, SAMPLER_SEED: 3} and ARM_SPEC.cfg_options == {"a": 1}
