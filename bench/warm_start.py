@@ -67,12 +67,12 @@ def sweep_summary(board, cost: dict, trial_seconds: float) -> dict:
 def confirmed(board, cost: dict, trial_seconds: float) -> dict:
     """The winner's confirmation: its paired difference to the baseline with its interval."""
     confirmation = board.confirmation
-    (variant,) = confirmation["variants"]
-    return dict(cost, worker_seconds=trial_seconds, seeds=confirmation["seeds"], method=confirmation["method"],
-                baseline=dict(values=confirmation["baseline"]["values"], mean=confirmation["baseline"]["mean"]),
-                variant=variant["label"], values=variant["values"], mean=variant["mean"],
-                diff=variant["diff_mean"], low=variant["low"], high=variant["high"],
-                within_noise=variant["within_noise"])
+    (variant,) = confirmation.variants
+    paired = variant.paired
+    return dict(cost, worker_seconds=trial_seconds, seeds=confirmation.seeds, method=confirmation.method,
+                baseline=dict(values=confirmation.baseline.values, mean=confirmation.baseline.mean),
+                variant=variant.label, values=paired.variant.values, mean=paired.variant.mean,
+                diff=paired.diff_mean, low=paired.low, high=paired.high, within_noise=paired.within_noise)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,6 +104,9 @@ def test_table_skips_a_file_it_cannot_read_and_says_so(tmp_path, caplog):
              ("cut-short", "results.json", '{"name": "r", "met'),
              ("fields-missing", "results.json", json.dumps(dict(metrics={}, model="ATSS"))),
              ("sweep", "confirmation.json", json.dumps(dict(metric="coco/bbox_mAP"))),
+             ("earlier-sweep", "confirmation.json", json.dumps(dict(  # schema 1: untyped dicts
+                 schema=1, metric="coco/bbox_mAP", seeds=[0, 1], method="paired t", variants=[],
+                 baseline=dict(values=[0.3, 0.31], mean=0.305, sd=0.007, runs=[])))),
              ("reproduction", "reproduce.json", "[]"))
     for folder, file, text in files:
         (tmp_path / folder).mkdir()
@@ -117,3 +120,5 @@ def test_table_skips_a_file_it_cannot_read_and_says_so(tmp_path, caplog):
     assert ("skipped sweep/confirmation.json: not a sweep's confirmation: without seeds, method, baseline"
             in caplog.text)
     assert "skipped reproduction/reproduce.json: not a reproduction's results: expected a JSON object" in caplog.text
+    assert ("skipped earlier-sweep/confirmation.json: not a sweep's confirmation: written by an earlier yolor-ray "
+            "(schema 1; this one reads schema 2 and later)" in caplog.text)

@@ -42,7 +42,7 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
     from yolor_ray.tune.spec import SweepSpec
     from yolor_ray.tune.sweep import prepare_sweep
     from yolor_ray.tune.trial import trial_for
-    from yolor_ray.tune.tuner import in_process_checkpoints
+    from yolor_ray.tune.tuner import in_actor_checkpoints
 
     from support.paths import ATSS
 
@@ -50,7 +50,7 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
                         storage=StorageSpec(str(tmp_path / "results")))
     plan = prepare_sweep(SweepSpec(config=ATSS, train=train, space=dict(placements=[["fpn"], ["pred"]]), trials=2,
                                    metric="train/loss", mode="min"))
-    tune_config = in_process_checkpoints(plan)["checkpoint_config"]
+    tune_config = in_actor_checkpoints(plan)["checkpoint_config"]
     assert (tune_config.checkpoint_score_attribute, tune_config.checkpoint_score_order,
             tune_config.num_to_keep) == ("train/loss", "min", 3)
 

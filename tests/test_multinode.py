@@ -278,11 +278,10 @@ def test_sweep_trials_train_on_both_nodes(cluster, s3_endpoint, s3, tiny_data):
 
 def test_concurrency_is_clamped_where_the_cluster_cannot_grow():
     """Scaled down: 3 CPUs, TorchTrainer trials of 1 (actor) + 1 (worker), two asked for, one fits."""
+    from yolor_ray.paired.capacity import concurrency, sweep_concurrency, trial_resources
     from yolor_ray.train.spec import RunSettings, Scaling
-    from yolor_ray.tune.sweep import concurrency, sweep_concurrency
-    from yolor_ray.tune.trial import trial_resources
 
-    need = trial_resources(RunSettings(scaling=Scaling(num_workers=1)), cheap=False)
+    need = trial_resources(RunSettings(scaling=Scaling(num_workers=1)), in_actor=False)
     assert need == {"CPU": 2}
     fits = concurrency({"CPU": 3.0}, need, head_cpus=3.0)
     assert fits == 1
@@ -290,14 +289,14 @@ def test_concurrency_is_clamped_where_the_cluster_cannot_grow():
                                                           "1 trial(s) at a time; using 1")
     assert sweep_concurrency(fits, 2, fixed=False) == (2, None)  # an autoscaler adds what is missing
     # The issue's example: 8 CPUs, trials of 1 + 7.
-    big = trial_resources(RunSettings(scaling=Scaling(num_workers=1, cpus_per_worker=7)), cheap=False)
+    big = trial_resources(RunSettings(scaling=Scaling(num_workers=1, cpus_per_worker=7)), in_actor=False)
     assert sweep_concurrency(concurrency({"CPU": 8.0}, big, head_cpus=8.0), 2, fixed=True)[0] == 1
     # Trial actors stay on the head: its CPUs bound them even where workers fit elsewhere.
     pin = RunSettings(scaling=Scaling(num_workers=1, worker_resources={WORKER_RESOURCE: 1}))
-    pinned = trial_resources(pin, cheap=False)
+    pinned = trial_resources(pin, in_actor=False)
     assert pinned == {"CPU": 2, WORKER_RESOURCE: 1}
     assert concurrency({"CPU": 16.0, WORKER_RESOURCE: 8.0}, pinned, head_cpus=2.0) == 2
     # A trial that trains in its own actor is its worker: no actor CPU, not bound to the head.
-    cheap = trial_resources(pin, cheap=True)
-    assert cheap == {"CPU": 1, WORKER_RESOURCE: 1}
-    assert concurrency({"CPU": 16.0, WORKER_RESOURCE: 8.0}, cheap) == 8
+    in_actor = trial_resources(pin, in_actor=True)
+    assert in_actor == {"CPU": 1, WORKER_RESOURCE: 1}
+    assert concurrency({"CPU": 16.0, WORKER_RESOURCE: 8.0}, in_actor) == 8

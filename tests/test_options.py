@@ -115,16 +115,16 @@ def test_baseline_optimizer_is_unchanged(shapes_dir, tmp_path):
 
 
 def test_resume_with_another_scale_is_refused(shapes_dir, tmp_path):
-    from yolor_ray.train.prepare import RunExistsError
+    from yolor_ray.names import NameTakenError
 
     first = _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2)
     (tmp_path / "results" / "scaled").mkdir(parents=True)
     (tmp_path / "results" / "scaled" / "run.json").write_text(first.manifest.to_json())
     assert _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2).resuming
-    with pytest.raises(RunExistsError, match=r"was started with --num-workers 2 \(now 1\); resume it with the same "
+    with pytest.raises(NameTakenError, match=r"was started with --num-workers 2 \(now 1\); resume it with the same "
                                              r"options, or start a new run with another --name"):
         _prepare(shapes_dir, tmp_path, name="scaled", num_workers=1)
-    with pytest.raises(RunExistsError, match=r"was started with CPU workers \(now --gpu\)"):
+    with pytest.raises(NameTakenError, match=r"was started with CPU workers \(now --gpu\)"):
         _prepare(shapes_dir, tmp_path, name="scaled", num_workers=2, use_gpu=True)
 
 
@@ -133,10 +133,10 @@ def test_resume_with_another_scale_is_refused(shapes_dir, tmp_path):
 def test_a_name_whose_folder_is_not_ours_is_refused_in_one_line(shapes_dir, tmp_path, held):
     """A run's, a sweep's and a reproduction's --name: a folder without our manifest, or with a
     file of that name that is not ours (another tool's run.json), is another --name to pick."""
-    from yolor_ray.reproduce.plan import ReproductionExistsError, _check_name
+    from yolor_ray.names import NameTakenError
+    from yolor_ray.reproduce.plan import _check_name
     from yolor_ray.storage import StorageSpec, open_storage
-    from yolor_ray.train.prepare import RunExistsError
-    from yolor_ray.tune.sweep import SweepExistsError, _check_sweep_name
+    from yolor_ray.tune.sweep import _check_sweep_name
 
     taken = tmp_path / "results" / "taken"
     taken.mkdir(parents=True)
@@ -145,19 +145,19 @@ def test_a_name_whose_folder_is_not_ours_is_refused_in_one_line(shapes_dir, tmp_
             (taken / manifest).write_text(held)
     why = {None: "no {file}", "{}": "without {fields}", '{"config": "c.py", "fing': "not JSON (Unterminated string"}
     start = f"{str(taken)!r} exists but is not a"
-    with pytest.raises(RunExistsError) as raised:
+    with pytest.raises(NameTakenError) as raised:
         _prepare(shapes_dir, tmp_path, name="taken")
     assert str(raised.value).startswith(f"{start} yolor-ray run ("
                                         + why[held].format(file="run.json", fields="config, fingerprint"))
     assert str(raised.value).endswith("); pick another --name")
     storage = open_storage(StorageSpec(str(tmp_path / "results")))
-    with pytest.raises(SweepExistsError) as raised:
+    with pytest.raises(NameTakenError) as raised:
         _check_sweep_name(storage, "taken", "fingerprint")
     assert str(raised.value).startswith(f"{start} yolor-ray sweep ("
                                         + why[held].format(file="sweep.json", fields="config, fingerprint"))
-    with pytest.raises(ReproductionExistsError) as raised:
+    with pytest.raises(NameTakenError) as raised:
         _check_name(storage, "taken", {})
-    assert str(raised.value).startswith(f"{start} reproduction ("
+    assert str(raised.value).startswith(f"{start} yolor-ray reproduction ("
                                         + why[held].format(file="reproduce_plan.json", fields="rows, seeds, settings"))
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from yolor_ray.noise import paired_difference
-from yolor_ray.records import RunResults
+from yolor_ray.paired.plan import DONE, PlannedRun
+from yolor_ray.paired.summary import outcome_of
+from yolor_ray.records import RunOutcome, RunResults
 from yolor_ray.reproduce.estimate import ArmCost, Estimate
-from yolor_ray.reproduce.plan import DONE, PlannedRun
 from yolor_ray.reproduce.spec import ReproduceSpec
-from yolor_ray.reproduce.summary import RunOutcome, summarize
+from yolor_ray.reproduce.summary import summarize
 from yolor_ray.table import format_reproduction
 from yolor_ray.train.spec import OptionError, RunSettings, Scaling, TrainSpec
 
@@ -21,8 +22,10 @@ from support.runs import env_with_test_modules, kill_once_checkpointed, whole_ch
 SMALL = ("--small", "--image-size", 128, "--batch-size", 4, "--samples", 0)
 
 
-def _run(row: str, arm: str, seed: int) -> PlannedRun:
-    return PlannedRun(row, arm, seed, TrainSpec(config=Path(f"{row}.py"), name=f"{row}-{arm}-seed{seed}"), DONE)
+def _outcome(row: str, arm: str, seed: int, where: str, results: RunResults | None,
+             error: str | None = None) -> RunOutcome:
+    run = PlannedRun(f"{row}-{arm}", seed, TrainSpec(config=Path(f"{row}.py"), name=f"{row}-{arm}-seed{seed}"), DONE)
+    return outcome_of(run, where, results, error, cpus_per_worker=1)
 
 
 def _results(ap: float, epoch_times=(30.0, 30.0), segm: float | None = None, world_size: int = 2) -> RunResults:
@@ -40,33 +43,36 @@ def test_the_table_pairs_seeds_and_marks_what_failed():
     spec = ReproduceSpec(train=RunSettings(scaling=Scaling(use_gpu=True, num_workers=2)),
                          rows=("atss", "mask-rcnn"), seeds=3)
     atss = {"baseline": [0.394, 0.391, 0.396], "yolor": [0.397, 0.393, 0.399]}
-    outcomes = [RunOutcome(_run("atss", arm, seed), f"runs/atss-{arm}-seed{seed}", _results(atss[arm][seed]))
+    outcomes = [_outcome("atss", arm, seed, f"runs/atss-{arm}-seed{seed}", _results(atss[arm][seed]))
                 for arm in ("baseline", "yolor") for seed in range(3)]
-    outcomes += [RunOutcome(_run("mask-rcnn", "baseline", s), "m", _results(0.38, segm=0.34)) for s in range(3)]
-    outcomes += [RunOutcome(_run("mask-rcnn", "yolor", 0), "m", _results(0.38, segm=0.35)),
-                 RunOutcome(_run("mask-rcnn", "yolor", 1), "m", None, "RuntimeError: CUDA out of memory"),
-                 RunOutcome(_run("mask-rcnn", "yolor", 2), "m", _results(0.39, segm=0.35))]
+    outcomes += [_outcome("mask-rcnn", "baseline", s, "m", _results(0.38, segm=0.34)) for s in range(3)]
+    outcomes += [_outcome("mask-rcnn", "yolor", 0, "m", _results(0.38, segm=0.35)),
+                 _outcome("mask-rcnn", "yolor", 1, "m", None, "RuntimeError: CUDA out of memory"),
+                 _outcome("mask-rcnn", "yolor", 2, "m", _results(0.39, segm=0.35))]
     rep = summarize(spec, "seedtable", "s3://b/seedtable", {"num_workers": 2, "epochs": None}, outcomes)
     atss_row, mask_row = rep.rows
-    box = atss_row["metrics"][0]
-    assert box["label"] == "box AP" and box["baseline"]["reference_figure"] == 39.4 and box["reference_delta"] == 0.2
+    box = atss_row.metrics[0]
+    assert box.label == "box AP" and box.reference_baseline == 39.4 and box.reference_delta == 0.2
     expected = paired_difference([100 * v for v in atss["yolor"]], [100 * v for v in atss["baseline"]])
-    assert box["low"] == pytest.approx(expected.low) and box["high"] == pytest.approx(expected.high)
-    assert box["within_noise"] == expected.within_noise
-    assert box["yolor"]["mean"] == pytest.approx(39.633, abs=1e-3)
-    assert [m["label"] for m in mask_row["metrics"]] == ["box AP", "box AP50", "box AP75", "mask AP"]
-    mask_ap = mask_row["metrics"][3]
-    assert mask_ap["pairs"] == 2 and mask_ap["yolor"]["values"] == [35.0, None, 35.0]
-    assert mask_row["failed"] == [dict(arm="yolor", seed=1, error="RuntimeError: CUDA out of memory")]
+    assert box.paired.low == pytest.approx(expected.low) and box.paired.high == pytest.approx(expected.high)
+    assert box.paired.within_noise == expected.within_noise
+    assert box.paired.variant.mean == pytest.approx(39.633, abs=1e-3)
+    assert [m.label for m in mask_row.metrics] == ["box AP", "box AP50", "box AP75", "mask AP"]
+    mask_ap = mask_row.metrics[3]
+    assert mask_ap.paired.pairs == 2 and mask_ap.paired.variant.values == [35.0, None, 35.0]
+    assert [(o.arm, o.seed, o.status, o.error) for o in mask_row.failed] == [
+        ("mask-rcnn-yolor", 1, "failed", "RuntimeError: CUDA out of memory")]
     # 2 GPUs x 60 s of epochs = 1/30 GPU-hour a run; 3 + 3 runs of ATSS
-    assert atss_row["device_hours"]["baseline"] == pytest.approx(0.1) and rep.device == "GPU"
-    assert {r["status"] for r in rep.runs} == {"completed", "failed"}
+    assert atss_row.device_hours.baseline == pytest.approx(0.1) and rep.device == "GPU"
+    assert {r.status for r in rep.runs} == {"completed", "failed"}
     md = format_reproduction(rep)
     assert "| ATSS | box AP | 39.37 ± 0.25 | 39.63 ± 0.31 |" in md
     assert "- Mask R-CNN, YOLOR, seed 1: RuntimeError: CUDA out of memory" in md and "--name seedtable" in md
     assert "| Mask R-CNN | 5 of 6 |" in md
-    assert "| mask-rcnn yolor seed 1 | failed | - | - | - | m |" in md
-    assert "| atss baseline seed 0 | completed | 39.40 | 0.0333 | 0 | runs/atss-baseline-seed0 |" in md
+    assert "| mask-rcnn-yolor seed 1 | failed | - | - | - | m |" in md
+    assert "| atss-baseline seed 0 | completed | 39.40 | 0.0333 | 0 | runs/atss-baseline-seed0 |" in md
+    again = type(rep).from_json(rep.to_json())  # its nested parts read back as they were written
+    assert again == rep and again.rows[1].metrics[3].paired.variant.values == [35.0, None, 35.0]
 
 
 def test_an_epoch_trains_on_the_images_mmdet_keeps(tmp_path):
@@ -238,7 +244,7 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
     assert second.returncode == 1, second.stdout[-4000:] + second.stderr[-4000:]
     assert (f"8 run(s), {8 - len(finished)} to train ({len(interrupted)} continue from a checkpoint), "
             f"{len(finished)} reused") in second.stderr
-    assert "1 of 8 run(s) have no results (first: faster-rcnn yolor seed 1: RuntimeError: planted failure" \
+    assert "1 of 8 run(s) have no results (first: faster-rcnn-yolor seed 1: RuntimeError: planted failure" \
         in second.stderr and f"--name {name}" in second.stderr
     for run in interrupted:  # continued from its checkpoint: every epoch once, one restart if any was left
         record = json.loads((runs / run / "results.json").read_text())
@@ -246,9 +252,10 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
         assert record["restarts"] == (1 if run in mid_training else 0), (run, record["restarts"])
     rep = _reproduction(storage, name)
     atss, faster = rep["rows"]
-    assert atss["completed"] == 4 and not atss["failed"] and "low" in atss["metrics"][0]
-    assert faster["completed"] == 3 and faster["failed"][0]["seed"] == 1 and faster["failed"][0]["arm"] == "yolor"
-    assert faster["metrics"][0]["pairs"] == 1 and "low" not in faster["metrics"][0]
+    assert atss["completed"] == 4 and not atss["failed"] and atss["metrics"][0]["paired"]["low"] is not None
+    assert faster["completed"] == 3 and faster["failed"][0]["seed"] == 1
+    assert faster["failed"][0]["arm"] == faster["yolor_arm"] == "faster-rcnn-yolor"
+    assert faster["metrics"][0]["paired"]["pairs"] == 1 and faster["metrics"][0]["paired"]["low"] is None
     marked = "- Faster R-CNN, YOLOR, seed 1: RuntimeError: planted failure"
     assert marked in (storage / name / "reproduce.md").read_text()
 
@@ -262,8 +269,10 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
     assert [r["completed"] for r in rep["rows"]] == [4, 4] and rep["seeds"] == [0, 1]
     for row in rep["rows"]:
         box = row["metrics"][0]
-        assert box["label"] == "box AP" and box["pairs"] == 2 and box["low"] <= box["diff_mean"] <= box["high"]
-        assert len(box["baseline"]["values"]) == 2 and box["baseline"]["reference_figure"] is not None
+        paired = box["paired"]
+        assert box["label"] == "box AP" and paired["pairs"] == 2
+        assert paired["low"] <= paired["diff_mean"] <= paired["high"]
+        assert len(paired["baseline"]["values"]) == 2 and box["reference_baseline"] is not None
     for run in rep["runs"]:  # CPU-hours: the run's epochs' time x its 1 CPU
         record = json.loads((Path(run["run"]) / "results.json").read_text())
         assert run["device_hours"] == pytest.approx(sum(h["epoch_time_s"] for h in record["history"]) / 3600,
@@ -300,7 +309,7 @@ def test_a_dead_yolor_variant_comes_out_beyond_noise(trained_baseline, tmp_path)
                      "--yolor-options", "model.implicit.init.multiply.mean=0.0", "model.implicit.init.multiply.std=0.0")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     rep = _reproduction(storage, "dead")
-    box = rep["rows"][0]["metrics"][0]
+    box = rep["rows"][0]["metrics"][0]["paired"]
     print(json.dumps(box, indent=1))
     assert min(box["baseline"]["values"]) > 1.0  # % AP: the baseline detects
     assert box["diff_mean"] < 0 and box["high"] < 0 and not box["within_noise"], box

@@ -139,9 +139,9 @@ def test_in_process_trial_resumes_from_its_furthest_whole_checkpoint(where, tmp_
     """Tune's checkpoint folders of a killed 1-worker trial: epoch 2's upload was cut short
     (its checkpoint file shorter than its run state says), epoch 3's has no checkpoint file
     yet (S3 shows objects one by one). The trial resumes from epoch 1; both are removed."""
+    from yolor_ray.paired.checkpoints import latest_stored_checkpoint
     from yolor_ray.records import RunState
     from yolor_ray.storage import StorageSpec, open_storage
-    from yolor_ray.tune.trial import latest_stored_checkpoint
 
     if where == "s3":
         name, _ = request.getfixturevalue("bucket")

@@ -122,14 +122,13 @@ def test_reported_metrics_follow_the_configs_evaluator():
 
 
 def test_concurrency_is_what_the_cluster_holds():
+    from yolor_ray.paired.capacity import concurrency, trial_resources
     from yolor_ray.train.spec import RunSettings, Scaling
-    from yolor_ray.tune.sweep import concurrency
-    from yolor_ray.tune.trial import trial_resources
 
-    cpu = trial_resources(RunSettings(scaling=Scaling(num_workers=2, cpus_per_worker=2)), cheap=False)
+    cpu = trial_resources(RunSettings(scaling=Scaling(num_workers=2, cpus_per_worker=2)), in_actor=False)
     assert cpu == {"CPU": 5}
     assert concurrency({"CPU": 16.0}, cpu) == 3
-    gpu = trial_resources(RunSettings(scaling=Scaling(num_workers=1, use_gpu=True)), cheap=False)
+    gpu = trial_resources(RunSettings(scaling=Scaling(num_workers=1, use_gpu=True)), in_actor=False)
     assert concurrency({"CPU": 8.0, "GPU": 4.0}, gpu) == 4
     assert concurrency({"CPU": 8.0}, gpu) == 0
 

@@ -318,14 +318,18 @@ def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline,
     confirmation = json.loads((storage / "confirmed" / "confirmation.json").read_text())
     assert confirmation["seeds"] == [0, 1] and "paired t" in confirmation["method"]
     assert "S-1 degrees of freedom" in confirmation["method"]
-    for run in confirmation["baseline"]["runs"]:
+    assert {run["status"] for run in confirmation["runs"]} == {"completed"} and len(confirmation["runs"]) == 6
+    baseline_runs = [run["run"] for run in confirmation["runs"] if run["arm"] == "baseline"]
+    assert [Path(run).name for run in baseline_runs] == ["baseline-seed0", "baseline-seed1"]
+    for run in baseline_runs:
         record = json.loads((Path(run) / "results.json").read_text())
         assert record["implicit"] is None and record["warm_start"] == str(trained_baseline["run"])
-    variants = {v["variant"]["init.multiply_mean"]: v for v in confirmation["variants"]}
+    variants = {v["variant"]["init.multiply_mean"]: v["paired"] for v in confirmation["variants"]}
     dead = variants[0.0]
     assert dead["diff_mean"] < 0 and dead["high"] < 0 and not dead["within_noise"], dead
-    for v in confirmation["variants"]:
-        assert v["low"] <= v["diff_mean"] <= v["high"] and len(v["values"]) == 2
+    for v in variants.values():
+        assert v["low"] <= v["diff_mean"] <= v["high"] and len(v["variant"]["values"]) == 2
+        assert v["baseline"]["values"] == confirmation["baseline"]["values"]
     board = (storage / "confirmed" / "leaderboard.md").read_text()
     assert "beyond noise" in board and "paired t" in board
     table = yolor_ray("table", storage)

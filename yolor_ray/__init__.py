@@ -7,14 +7,17 @@ The layers, top to bottom; a module imports only from layers below its own (``.i
 says the same to ``make lint``), and each module's docstring says what it is for:
 
 * ``cli``: the ``yolor-ray`` command, one module per command;
-* ``reproduce``: the reference table again, its rows x baseline/YOLOR x seeds as runs through Tune;
+* ``reproduce``: the reference table again, its rows x baseline/YOLOR x seeds as paired runs;
 * ``tune``: sweeps (training never imports them, so a run behaves the same alone and as a trial);
+* ``paired``: independent runs through one Tune scheduler (in their Tune actors or as TorchTrainer
+  runs), and arms x seeds of them compared in pairs: a sweep's trials and ``--confirm``, a reproduction;
 * ``train``: runs, from the checks on the driver to the worker function and what a run leaves;
 * ``deploy``, ``table``, ``cluster``, ``pull``: tools on trained files, stored runs and cluster files;
 * ``models``: the one way a model is built; ``registrations``: everything registered, in one place;
 * ``engine``: what runs inside a worker beside MMEngine's Runner;
 * ``config``: MMDetection configs loaded and adapted to a run;
 * ``implicit``: the model side of YOLOR, on a bare ``nn.Module`` (no configs, Ray or files);
+* ``names``: the one check of a ``--name`` (train, tune, reproduce) and the default name;
 * ``data`` (``data.coco``: the checks of a COCO folder; ``data.shapes``: the seeded synthetic set),
   ``storage``, ``records``, ``metrics``, ``layout``, ``noise``, ``seed``: light (no torch), what a
   run reads and writes;

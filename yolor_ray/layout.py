@@ -18,6 +18,10 @@ each, as above), ``leaderboard.json`` (written last), ``leaderboard.md``, ``tria
 ``best_config.py``; with ``--confirm``, ``confirm/ARM-seedN/`` (runs) and
 ``confirmation.json``.
 
+A sweep's confirmation and a reproduction train their runs through one Tune experiment
+(``yolor_ray.paired``): runs in their Tune actors have it in their runs folder (each trial's
+folder its run's); TorchTrainer runs have it in ``tune/`` beside it.
+
 A reproduction of the reference table (``yolor-ray reproduce``), ``STORAGE/NAME/``:
 ``reproduce_plan.json`` (written first: the rows, seeds and settings the name belongs to),
 ``runs/ROW-ARM-seedN/`` (one run each, as above; ARM is baseline or yolor), ``reproduce.json``
@@ -48,6 +52,7 @@ TRIALS_PNG = "trials.png"
 BEST_CONFIG = "best_config.py"
 CONFIRM_DIR = "confirm"  # --confirm: a run per arm and seed, confirm/ARM-seedN
 CONFIRMATION_FILE = "confirmation.json"
+TUNE_DIR = "tune"  # Tune's experiment of a confirmation's or a reproduction's TorchTrainer runs
 
 # A reproduction of the reference table
 REPRODUCE_PLAN = "reproduce_plan.json"

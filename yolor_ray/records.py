@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 R = TypeVar("R", bound="Record")
+P = TypeVar("P", bound="Part")
 # In each epoch's record of a run's history: seconds from the epoch's start to its report
 # (training and its validation). Summed, the time a run trained, across restarts and resumes.
 EPOCH_TIME = "epoch_time_s"
@@ -23,10 +25,54 @@ class RecordError(ValueError):
     field. One type, so that readers catch this alone and say which file it was."""
 
 
-class Record:
-    """to_json / from_json for the dataclasses below; unknown keys of newer writers are ignored."""
+class Part:
+    """A dataclass read from a JSON object: its required fields present, unknown keys (of
+    newer writers) ignored, nested parts (fields typed as a ``Part``, a list of them, or
+    either or None) rebuilt from their dicts."""
+
+    @classmethod
+    def from_dict(cls: type[P], raw: dict[str, Any]) -> P:
+        if not isinstance(raw, dict):
+            raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.name not in raw
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise RecordError(f"without {', '.join(missing)}")
+        cls._check_schema(raw)
+        hints = typing.get_type_hints(cls)
+        return cls(**{f.name: _rebuilt(hints[f.name], raw[f.name]) for f in fields if f.name in raw})
+
+    @classmethod
+    def _check_schema(cls, raw: dict[str, Any]) -> None:
+        """A record's own check of the schema it was written with (a part has none)."""
+
+
+def _rebuilt(hint, value):
+    """``value`` as a field typed ``hint`` holds it: a nested part (or a list of them) from its dict(s)."""
+    part = _part_of(hint)
+    if part is None or value is None:
+        return value
+    if typing.get_origin(hint) is list or any(typing.get_origin(arg) is list for arg in typing.get_args(hint)):
+        if not isinstance(value, list):
+            raise RecordError(f"expected a list of {part.__name__}, got {type(value).__name__}")
+        return [v if isinstance(v, part) else part.from_dict(v) for v in value]
+    return value if isinstance(value, part) else part.from_dict(value)
+
+
+def _part_of(hint) -> type[Part] | None:
+    """The Part a field typed ``hint`` holds (``X``, ``list[X]``, ``X | None``), else None."""
+    if isinstance(hint, type) and issubclass(hint, Part):
+        return hint
+    return next((part for part in map(_part_of, typing.get_args(hint)) if part is not None), None)
+
+
+class Record(Part):
+    """A file's record: to_json / from_json for the dataclasses below. ``OLDEST_SCHEMA``: the
+    oldest schema this version reads (an older file is a RecordError that says so)."""
 
     SCHEMA: ClassVar[int] = 1
+    OLDEST_SCHEMA: ClassVar[int] = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": self.SCHEMA, **dataclasses.asdict(self)}
@@ -35,16 +81,11 @@ class Record:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls: type[R], raw: dict[str, Any]) -> R:
-        if not isinstance(raw, dict):
-            raise RecordError(f"expected a JSON object, got {type(raw).__name__}")
-        fields = dataclasses.fields(cls)
-        missing = [f.name for f in fields if f.name not in raw
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        if missing:
-            raise RecordError(f"without {', '.join(missing)}")
-        names = {f.name for f in fields}
-        return cls(**{k: v for k, v in raw.items() if k in names})
+    def _check_schema(cls, raw: dict[str, Any]) -> None:
+        schema = raw.get("schema", 0)
+        if isinstance(schema, int) and schema < cls.OLDEST_SCHEMA:
+            raise RecordError(f"written by an earlier yolor-ray (schema {schema}; this one reads schema "
+                              f"{cls.OLDEST_SCHEMA} and later)")
 
     @classmethod
     def from_stored(cls: type[R], text: str | None, file_name: str) -> R:
@@ -182,16 +223,81 @@ class LeaderboardEntry(Record):
 
 
 @dataclass
+class RunOutcome(Part):
+    """One run of a paired comparison (a confirmation's, a reproduction's) after a pass:
+    'completed' (its results.json), 'failed' (why, in one line) or 'not run'."""
+
+    arm: str  # the arm's label: 'baseline', a variant's label, 'atss-yolor' ...
+    seed: int
+    run: str  # where its folder is
+    status: str
+    error: str | None = None
+    metrics: dict = field(default_factory=dict)
+    train_time_s: float | None = None
+    device_hours: float | None = None  # GPU-hours of a GPU run, CPU-hours of a CPU run
+    restarts: int | None = None
+
+
+@dataclass
+class ArmValues(Part):
+    """One arm's values of a metric, per seed (None: no run, or not reported), and their mean ± sd."""
+
+    arm: str
+    values: list[float | None]
+    mean: float | None = None
+    sd: float | None = None
+
+    @property
+    def present(self) -> int:
+        return sum(v is not None for v in self.values)
+
+
+@dataclass
+class PairedMetric(Part):
+    """A variant arm against a baseline arm on one metric: both arms' values and the paired
+    difference (variant - baseline) over the seeds with both, with its 95% interval
+    (``yolor_ray.noise``); without an interval below two such pairs."""
+
+    metric: str
+    variant: ArmValues
+    baseline: ArmValues
+    pairs: int = 0
+    diff_mean: float | None = None
+    diff_sd: float | None = None
+    low: float | None = None
+    high: float | None = None
+    within_noise: bool | None = None
+
+    @property
+    def has_interval(self) -> bool:
+        return self.low is not None
+
+
+@dataclass
+class ConfirmedVariant(Part):
+    label: str
+    variant: dict
+    paired: PairedMetric  # on the sweep's metric, against the baseline
+
+
+@dataclass
 class Confirmation(Record):
     """``confirmation.json``: the top variants and the baseline at S seeds each, and each
     variant's paired difference to the baseline with its 95% interval (``yolor_ray.noise``)."""
 
+    SCHEMA: ClassVar[int] = 2
+    OLDEST_SCHEMA: ClassVar[int] = 2  # schema 1 kept dicts (baseline, variants)
+
     metric: str
     seeds: list[int]
     method: str
-    baseline: dict  # values (per seed), mean, sd, runs
-    variants: list[dict] = field(default_factory=list)  # label, variant, values, mean, sd, diff_mean, diff_sd,
-    #                                                      low, high, within_noise, runs
+    baseline: ArmValues
+    variants: list[ConfirmedVariant] = field(default_factory=list)
+    runs: list[RunOutcome] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[RunOutcome]:  # the runs without results (failed, or not run)
+        return [run for run in self.runs if run.status != "completed"]
 
 
 @dataclass
@@ -210,13 +316,17 @@ class Leaderboard(Record):
     trials: list[LeaderboardEntry] = field(default_factory=list)
     best_config: str | None = None
     warm_start: str | None = None  # --from: the baseline every trial fine-tuned
-    confirmation: dict | None = None  # --confirm: Confirmation.to_dict()
+    confirmation: Confirmation | None = None  # --confirm
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(super().to_dict(), confirmation=self.confirmation.to_dict() if self.confirmation else None)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Leaderboard:
-        board = super().from_dict(raw)
-        board.trials = [t if isinstance(t, LeaderboardEntry) else LeaderboardEntry.from_dict(t) for t in board.trials]
-        return board
+        confirmation = raw.get("confirmation") if isinstance(raw, dict) else None
+        if isinstance(confirmation, dict) and confirmation.get("schema", 0) < Confirmation.OLDEST_SCHEMA:
+            raw = dict(raw, confirmation=None)  # an earlier version's, untyped: its leaderboard.md shows it
+        return super().from_dict(raw)
 
 
 @dataclass
@@ -230,14 +340,47 @@ class ReproduceManifest(Record):
 
 
 @dataclass
+class ReproducedMetric(Part):
+    """One metric of a reproduced row: YOLOR (the variant) against the baseline, in %, and the
+    reference table's own figures beside them."""
+
+    label: str  # 'box AP', 'mask AP50' ...
+    paired: PairedMetric
+    reference_baseline: float | None = None
+    reference_yolor: float | None = None
+    reference_delta: float | None = None  # the difference the reference table claims
+
+
+@dataclass
+class RowHours(Part):
+    """What a row's completed runs cost in device-hours: per arm in all, and per run on average."""
+
+    baseline: float = 0.0
+    yolor: float = 0.0
+    per_run_baseline: float | None = None
+    per_run_yolor: float | None = None
+
+
+@dataclass
+class ReproducedRow(Part):
+    row: str
+    model: str
+    baseline_arm: str  # the labels of its arms' runs: 'atss-baseline', 'atss-yolor'
+    yolor_arm: str
+    metrics: list[ReproducedMetric] = field(default_factory=list)
+    failed: list[RunOutcome] = field(default_factory=list)  # its runs without results
+    completed: int = 0
+    planned: int = 0
+    device_hours: RowHours = field(default_factory=RowHours)
+
+
+@dataclass
 class Reproduction(Record):
     """``reproduce.json``: every run of the reference table's rows x baseline/YOLOR x seeds, and per row
-    and metric the paired YOLOR - baseline difference with its 95% interval (``yolor_ray.noise``).
+    and metric the paired YOLOR - baseline difference with its 95% interval (``yolor_ray.noise``)."""
 
-    ``runs``: row, arm, seed, run (where), status ('completed', 'failed' or 'not run'), error,
-    metrics, train_time_s, device_hours; ``rows``: row, model, metrics (per metric: label,
-    baseline/yolor values per seed, mean, sd, the difference's mean, sd, low, high,
-    within_noise, the reference table's figures) and device_hours, failed (what failed, why)."""
+    SCHEMA: ClassVar[int] = 2
+    OLDEST_SCHEMA: ClassVar[int] = 2  # schema 1 kept dicts (rows, runs)
 
     name: str
     location: str
@@ -245,5 +388,9 @@ class Reproduction(Record):
     device: str  # 'GPU' or 'CPU': what device_hours count
     seeds: list[int]
     settings: dict
-    rows: list[dict] = field(default_factory=list)
-    runs: list[dict] = field(default_factory=list)
+    rows: list[ReproducedRow] = field(default_factory=list)
+    runs: list[RunOutcome] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[RunOutcome]:  # the runs without results (failed, or not run)
+        return [run for run in self.runs if run.status != "completed"]

@@ -16,7 +16,16 @@ from typing import TypeVar
 
 from yolor_ray import paths
 from yolor_ray.layout import CONFIRMATION_FILE, REPRODUCTION_FILE, RESULTS_FILE
-from yolor_ray.records import Confirmation, Record, RecordError, Reproduction, RunResults
+from yolor_ray.records import (
+    ArmValues,
+    Confirmation,
+    PairedMetric,
+    Record,
+    RecordError,
+    Reproduction,
+    RunOutcome,
+    RunResults,
+)
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 
 log = logging.getLogger("yolor_ray")
@@ -113,17 +122,64 @@ def reference_table(runs: list[StoredRun]) -> Table:
     return Table("\n".join(lines), left_out)
 
 
+def format_paired(rows: list[tuple[list[str], PairedMetric, list[str]]], seeds: list[int], *, lead: list[str],
+                  trail: list[str] = (), arms: tuple[str, str] = ("baseline", "variant"), digits: int = 4) -> list[str]:
+    """The one table of paired comparisons (a confirmation's, a reproduction's), a row per
+    (lead cells, comparison, trail cells): | LEAD | baseline | variant | variant − baseline
+    [95% interval] | verdict | TRAIL | per seed: baseline → variant |; ``arms``: the two
+    columns' names, ``digits``: the values' decimals."""
+    return [*paired_header(lead, trail, arms), *(paired_row(*row, seeds, digits) for row in rows)]
+
+
+def paired_header(lead: list[str], trail: list[str] = (), arms: tuple[str, str] = ("baseline", "variant")) -> list[str]:
+    baseline, variant = arms
+    header = [*lead, baseline, variant, f"{variant} − {baseline} [95% interval]", "", *trail,
+              f"per seed: {baseline} → {variant}"]
+    return ["| " + " | ".join(header) + " |",
+            "| " + " | ".join([":--"] * len(lead) + ["--:"] * 3 + [":--"] + ["--:"] * len(trail) + [":--"]) + " |"]
+
+
+def paired_row(first: list[str], paired: PairedMetric, last: list[str], seeds: list[int], digits: int) -> str:
+    if paired.has_interval:
+        interval = f"{paired.diff_mean:+.{digits}f} [{paired.low:+.{digits}f}, {paired.high:+.{digits}f}]"
+        verdict = "within noise" if paired.within_noise else "**beyond noise**"
+    else:
+        interval, verdict = f"needs 2 seeds with both arms ({paired.pairs} here)", ""
+    cells = [*first, arm_cell(paired.baseline, digits), arm_cell(paired.variant, digits), interval, verdict,
+             *last, _per_seed(paired, seeds, max(digits - 1, 1))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def arm_cell(arm: ArmValues, digits: int) -> str:
+    """'mean ± sd' over the seeds with a value ('mean' alone for one; '-' for none)."""
+    if arm.mean is None:
+        return "-"
+    return f"{arm.mean:.{digits}f} ± {arm.sd:.{digits}f}" if arm.present > 1 else f"{arm.mean:.{digits}f}"
+
+
+def _per_seed(paired: PairedMetric, seeds: list[int], digits: int) -> str:
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+    return "; ".join(f"{seed}: {cell(base)} → {cell(ours)}"
+                     for seed, base, ours in zip(seeds, paired.baseline.values, paired.variant.values))
+
+
+def missing_runs(runs: list[RunOutcome], rerun: str) -> list[str]:
+    """Markdown lines: the runs without results and why, and how to train them again."""
+    if not runs:
+        return []
+    return ["", "## Runs without results", "", *(f"- {run.arm}, seed {run.seed}: {run.error}" for run in runs),
+            "", f"{rerun} trains them again (the others are reused)."]
+
+
 def format_confirmation(c: Confirmation, title: str = "Confirmation") -> list[str]:
-    """Markdown lines: one row per variant, the baseline first."""
-    lines = [f"## {title}: {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), `{c.metric}`", "",
-             f"Difference to the baseline with its 95% interval: {c.method}. \"within noise\": the interval holds 0.",
-             "", "| variant | mean ± sd | difference to baseline [95% interval] | |", "| :-- | --: | --: | :-- |",
-             f"| baseline | {c.baseline['mean']:.4f} ± {c.baseline['sd']:.4f} | | |"]
-    for v in c.variants:
-        verdict = "within noise" if v["within_noise"] else "beyond noise"
-        lines.append(f"| {v['label']} | {v['mean']:.4f} ± {v['sd']:.4f} | {v['diff_mean']:+.4f} "
-                     f"[{v['low']:+.4f}, {v['high']:+.4f}] | {verdict} |")
-    return lines
+    """Markdown lines: one row per variant against the baseline; then the runs without results."""
+    rows = [([v.label], v.paired, []) for v in c.variants]
+    return [f"## {title}: {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), `{c.metric}`", "",
+            f"Difference to the baseline with its 95% interval: {c.method}. \"within noise\": the interval holds 0. "
+            f"The baseline: {arm_cell(c.baseline, 4)}.", "",
+            *format_paired(rows, c.seeds, lead=["variant"]),
+            *missing_runs(c.missing, "The same command with --confirm")]
 
 
 def load_confirmations(path: str, s3_endpoint: str | None = None) -> list[tuple[str, Confirmation]]:
@@ -132,22 +188,8 @@ def load_confirmations(path: str, s3_endpoint: str | None = None) -> list[tuple[
                      "a sweep's confirmation")
 
 
-def _ap_cell(arm: dict) -> str:
-    if arm["mean"] is None:
-        return "-"
-    return f"{arm['mean']:.2f} ± {arm['sd']:.2f}" if sum(v is not None for v in arm["values"]) > 1 \
-        else f"{arm['mean']:.2f}"
-
-
 def _figure(value: float | None, signed: bool = False) -> str:
     return "-" if value is None else f"{value:+.1f}" if signed else f"{value:.1f}"
-
-
-def _per_seed(entry: dict, seeds: list[int]) -> str:
-    cells = []
-    for seed, base, yolor in zip(seeds, entry["baseline"]["values"], entry["yolor"]["values"]):
-        cells.append(f"{seed}: {'-' if base is None else f'{base:.1f}'} → {'-' if yolor is None else f'{yolor:.1f}'}")
-    return "; ".join(cells)
 
 
 def format_reproduction(rep: Reproduction) -> str:
@@ -158,7 +200,8 @@ def format_reproduction(rep: Reproduction) -> str:
     scale = f"--small {settings.get('image_size')}px, " if settings.get("small") else ""
     epochs = f"{settings['epochs']} epochs" if settings.get("epochs") else "each row's own schedule"
     unit = f"{rep.device}-hours"
-    lines = [f"# Reproduction `{rep.name}`: the reference table's rows, {len(rep.seeds)} seeds ({', '.join(map(str, rep.seeds))})",
+    seeds = ", ".join(map(str, rep.seeds))
+    lines = [f"# Reproduction `{rep.name}`: the reference table's rows, {len(rep.seeds)} seeds ({seeds})",
              "",
              f"{data}, {scale}{epochs}, {settings.get('num_workers')} {rep.device} worker(s) per run"
              + (f", batch {settings['batch_size']} per worker" if settings.get("batch_size") else "")
@@ -169,49 +212,40 @@ def format_reproduction(rep: Reproduction) -> str:
              "in the same order. The reference table's columns: its single runs (COCO val2017, 1x or 3x schedule) and "
              "the difference it claims.",
              "",
-             "| Model | metric | baseline | YOLOR | YOLOR − baseline [95% interval] | | seed: baseline | seed: YOLOR "
-             "| seed: Δ | per seed: baseline → YOLOR |",
-             "| :-- | :-- | --: | --: | --: | :-- | --: | --: | --: | :-- |"]
+             *paired_header(["Model", "metric"], ["reference: baseline", "reference: YOLOR", "reference: Δ"],
+                            arms=("baseline", "YOLOR"))]
     for row in rep.rows:
-        for entry in row["metrics"]:
-            if "low" in entry:
-                interval = f"{entry['diff_mean']:+.2f} [{entry['low']:+.2f}, {entry['high']:+.2f}]"
-                verdict = "within noise" if entry["within_noise"] else "**beyond noise**"
-            else:
-                interval, verdict = f"needs 2 seeds with both arms ({entry['pairs']} here)", ""
-            lines.append(f"| {row['model']} | {entry['label']} | {_ap_cell(entry['baseline'])} | "
-                         f"{_ap_cell(entry['yolor'])} | {interval} | {verdict} | "
-                         f"{_figure(entry['baseline']['reference_figure'])} | {_figure(entry['yolor']['reference_figure'])} | "
-                         f"{_figure(entry['reference_delta'], signed=True)} | {_per_seed(entry, rep.seeds)} |")
-        if not row["metrics"]:
-            lines.append(f"| {row['model']} | | no run finished | | | | | | | |")
+        lines += [paired_row([row.model, m.label], m.paired, [_figure(m.reference_baseline), _figure(m.reference_yolor),
+                                                              _figure(m.reference_delta, signed=True)], rep.seeds, 2)
+                  for m in row.metrics]
+        if not row.metrics:
+            lines.append(f"| {row.model} | | no run finished | | | | | | | |")
     lines += ["", f"## Cost ({unit}: training and validation time x the {rep.device}s each run held; start-up "
               "not counted)", "",
               f"| Model | runs complete | {unit} per run, baseline | per run, YOLOR | row total |",
               "| :-- | --: | --: | --: | --: |"]
     total = 0.0
     for row in rep.rows:
-        hours = row["device_hours"]
-        row_total = hours["baseline"] + hours["yolor"]
+        hours = row.device_hours
+        row_total = hours.baseline + hours.yolor
         total += row_total
-        per_run = ["-" if h is None else f"{h:.3g}" for h in (hours["per_run"]["baseline"], hours["per_run"]["yolor"])]
-        lines.append(f"| {row['model']} | {row['completed']} of {row['planned']} | {per_run[0]} | {per_run[1]} | "
+        per_run = ["-" if h is None else f"{h:.3g}" for h in (hours.per_run_baseline, hours.per_run_yolor)]
+        lines.append(f"| {row.model} | {row.completed} of {row.planned} | {per_run[0]} | {per_run[1]} | "
                      f"{row_total:.3g} |")
-    lines.append(f"| total | {sum(r['completed'] for r in rep.rows)} of {sum(r['planned'] for r in rep.rows)} | | | "
+    lines.append(f"| total | {sum(r.completed for r in rep.rows)} of {sum(r.planned for r in rep.rows)} | | | "
                  f"{total:.3g} |")
     lines += ["", "## Runs", "", f"| run | status | box AP | {unit} | restarts | where |",
               "| :-- | :-- | --: | --: | --: | :-- |"]
     for run in rep.runs:
-        ap = run["metrics"].get("coco/bbox_mAP")
-        hours = run["device_hours"]
-        lines.append(f"| {run['row']} {run['arm']} seed {run['seed']} | {run['status']} | "
-                     f"{'-' if ap is None else f'{100 * ap:.2f}'} | {'-' if hours is None else f'{hours:.3g}'} | "
-                     f"{'-' if run['restarts'] is None else run['restarts']} | {run['run']} |")
-    failed = [(row, f) for row in rep.rows for f in row["failed"]]
+        ap = run.metrics.get("coco/bbox_mAP")
+        lines.append(f"| {run.arm} seed {run.seed} | {run.status} | {'-' if ap is None else f'{100 * ap:.2f}'} | "
+                     f"{'-' if run.device_hours is None else f'{run.device_hours:.3g}'} | "
+                     f"{'-' if run.restarts is None else run.restarts} | {run.run} |")
+    failed = [(row, run) for row in rep.rows for run in row.failed]
     if failed:
         lines += ["", "## Runs without results", ""]
-        lines += [f"- {row['model']}, {'YOLOR' if f['arm'] == 'yolor' else 'baseline'}, seed {f['seed']}: "
-                  f"{f['error']}" for row, f in failed]
+        lines += [f"- {row.model}, {'YOLOR' if run.arm == row.yolor_arm else 'baseline'}, seed {run.seed}: "
+                  f"{run.error}" for row, run in failed]
         lines += ["", f"The same command with `--name {rep.name}` trains them again (the others are reused)."]
     return "\n".join(lines) + "\n"
 

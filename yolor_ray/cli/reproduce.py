@@ -13,8 +13,8 @@ from yolor_ray.cli.arguments import (
     parse_named_numbers,
     run_settings_from_args,
 )
-from yolor_ray.cli.running import hold_library_warnings, save_held_warnings
-from yolor_ray.errors import RunFailedError, UserError
+from yolor_ray.cli.running import hold_library_warnings, raise_if_missing, save_held_warnings
+from yolor_ray.errors import UserError
 from yolor_ray.layout import REPRODUCTION_FILE, REPRODUCTION_MD, RUNS_DIR
 
 if TYPE_CHECKING:
@@ -90,10 +90,5 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + format_reproduction(reproduction))
     print(f"reproduction: {reproduction.location}/{REPRODUCTION_FILE}\n              beside it: {REPRODUCTION_MD}; "
           f"every run under {RUNS_DIR}/")
-    missing = [r for r in reproduction.runs if r["status"] != "completed"]
-    if missing:
-        first = missing[0]
-        raise RunFailedError(f"{len(missing)} of {len(reproduction.runs)} run(s) have no results (first: "
-                             f"{first['row']} {first['arm']} seed {first['seed']}: {first['error']}); the same "
-                             f"command with --name {reproduction.name} trains them again, the others are reused")
+    raise_if_missing(reproduction.missing, len(reproduction.runs), f"--name {reproduction.name}")
     return 0

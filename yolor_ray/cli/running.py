@@ -78,3 +78,12 @@ def print_dry_run(plan: tuple[str, str], config_out: str) -> int:
         Path(config_out).write_text(config_text, encoding="utf-8")
         print(f"merged config: {config_out}")
     return 0
+
+
+def raise_if_missing(missing: list, planned: int, rerun: str) -> None:
+    """A paired comparison (a reproduction, a confirmation) with runs that have no results: exit 1."""
+    if missing:
+        first = missing[0]
+        raise RunFailedError(f"{len(missing)} of {planned} run(s) have no results (first: {first.arm} seed "
+                             f"{first.seed}: {first.error}); the same command with {rerun} trains them again, the "
+                             "others are reused")

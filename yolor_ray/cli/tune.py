@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from yolor_ray.cli.arguments import add_train_arguments, check_run_paths, parse_argv, run_settings_from_args
-from yolor_ray.cli.running import hold_library_warnings, print_dry_run, save_held_warnings
+from yolor_ray.cli.running import hold_library_warnings, print_dry_run, raise_if_missing, save_held_warnings
 from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RUNS_DIR, TRIALS_PNG
 
 if TYPE_CHECKING:
@@ -94,4 +94,6 @@ def run(args: argparse.Namespace) -> int:
     print("\n" + format_leaderboard(board))
     print(f"sweep: {board.location}/{LEADERBOARD_FILE}\n       beside it: {LEADERBOARD_MD}, {TRIALS_PNG}, "
           f"{BEST_CONFIG}; every trial's run under {RUNS_DIR}/")
+    if board.confirmation is not None:
+        raise_if_missing(board.confirmation.missing, len(board.confirmation.runs), "--confirm")
     return 0

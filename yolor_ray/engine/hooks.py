@@ -26,7 +26,7 @@ from yolor_ray.storage import StorageSpec
 
 class Reporter(Protocol):
     """Where a worker's epochs go: Ray Train's ``report`` in a TorchTrainer's workers
-    (``yolor_ray.train.worker``), Tune's in a sweep's in-process trial (``yolor_ray.tune.trial``).
+    (``yolor_ray.train.worker``), Tune's in a run in its Tune actor (``yolor_ray.paired.trial``).
     ``checkpoint_dir``: a local folder to persist with the report (then deleted by the caller)."""
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None: ...

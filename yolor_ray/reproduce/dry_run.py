@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import os
 
+from yolor_ray.paired.capacity import concurrency, trial_resources
+from yolor_ray.paired.plan import DONE, UNFINISHED
 from yolor_ray.reference import CONFIGS, ROW_TITLES, baseline_config, yolor_config
 from yolor_ray.reproduce.calibrate import seconds_per_iteration
 from yolor_ray.reproduce.estimate import estimate, format_estimate
 from yolor_ray.reproduce.launch import runs_at_a_time
-from yolor_ray.reproduce.plan import DONE, UNFINISHED, ReproducePlan, prepare_reproduction
+from yolor_ray.reproduce.plan import ReproducePlan, prepare_reproduction
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
 from yolor_ray.train.ray_cluster import ray_session
-from yolor_ray.tune.sweep import concurrency
-from yolor_ray.tune.trial import trial_resources
 
 
 def describe_reproduction(spec: ReproduceSpec) -> str:
@@ -40,7 +40,7 @@ def _runs_at_a_time_without_ray(plan: ReproducePlan) -> tuple[int, str]:
     import torch  # deferred: only a local machine's GPUs are counted here
 
     machine = {"CPU": os.cpu_count() or 1, "GPU": torch.cuda.device_count()}
-    fits = max(concurrency(machine, trial_resources(spec.train, plan.in_process)), 1)
+    fits = max(concurrency(machine, trial_resources(spec.train, plan.in_actor)), 1)
     return fits, f"what this machine holds: {machine['CPU']} CPU, {machine['GPU']} GPU"
 
 
@@ -59,7 +59,7 @@ def _plan_lines(plan: ReproducePlan) -> list[str]:
              "the same data order)",
              f"workers:  {train.scaling.num_workers} x {'GPU' if train.scaling.use_gpu else 'CPU'} per run "
              f"({train.scaling.cpus_per_worker} CPU each){', AMP ' + train.amp if train.amp else ''}; "
-             + ("each in its Tune actor" if plan.in_process else "each a TorchTrainer run"),
+             + ("each in its Tune actor" if plan.in_actor else "each a TorchTrainer run"),
              "rows:"]
     for row in spec.rows:
         cfg = plan.configs[row, "baseline"]

@@ -118,9 +118,8 @@ def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, fl
              concurrency_source: str) -> Estimate:
     """``seconds``: (row, arm) -> (seconds per training iteration, per validation iteration
     (None: not known, validation not counted), where the figures come from)."""
-    train = plan.spec.train
-    scaling = train.scaling
-    pending = [(run.row, run.arm) for run in plan.pending]
+    scaling = plan.spec.train.scaling
+    pending = [plan.arms[run.arm] for run in plan.pending]
     arms = []
     for (row, arm), cfg in plan.configs.items():
         per_iter, per_val_iter, source = seconds.get((row, arm), (None, None, "not measured"))

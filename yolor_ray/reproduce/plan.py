@@ -2,54 +2,33 @@
 are done, unfinished or new, and one run of each row and arm prepared in full (config, data,
 model, storage); nothing written (``launch`` writes and trains).
 
-Each run is a normal training run, ``STORAGE/NAME/runs/ROW-ARM-seedN`` (``layout``). The
-baseline and YOLOR run of one seed share the seed, and the sampler's seed with it: both see
-the same images in the same order.
+Each row's baseline and YOLOR configs are the two arms of a paired plan
+(:mod:`yolor_ray.paired`), labelled ``ROW-ARM``: each run is a normal training run,
+``STORAGE/NAME/runs/ROW-ARM-seedN`` (``layout``). The baseline and YOLOR run of one seed share
+the seed, and the sampler's seed with it: both see the same images in the same order.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from mmengine.config import Config
 
 from yolor_ray.data.coco import CocoFolder, inspect_coco_folder
-from yolor_ray.errors import UserError
-from yolor_ray.layout import REPRODUCE_PLAN, RESULTS_FILE, RUN_FILE, RUNS_DIR
-from yolor_ray.records import RecordError, ReproduceManifest, RunManifest
+from yolor_ray.layout import REPRODUCE_PLAN, RUNS_DIR
+from yolor_ray.names import default_name, held_manifest, started_otherwise
+from yolor_ray.paired.capacity import in_actor
+from yolor_ray.paired.plan import Arm, PairedPlan, PlannedRun, plan_paired, run_spec
+from yolor_ray.records import ReproduceManifest
 from yolor_ray.reference import baseline_config, yolor_config
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
-from yolor_ray.storage import Storage, StorageSpec, open_storage
-from yolor_ray.train.prepare import PreparedRun, RunExistsError, fingerprint_of, prepare_run, run_config
+from yolor_ray.storage import Storage, open_storage
+from yolor_ray.train.prepare import PreparedRun, prepare_run, run_config
 from yolor_ray.train.spec import TrainSpec
-from yolor_ray.tune.trial import in_process, stored_checkpoints
 
 log = logging.getLogger("yolor_ray")
-# The sampler's own seed (MMEngine's DefaultSampler): the data order follows the run's seed
-# alone, whatever else of the model draws random numbers first.
-SAMPLER_SEED = "train_dataloader.sampler.seed"
-DONE, UNFINISHED, NEW = "done", "unfinished", "new"
-
-
-class ReproductionExistsError(UserError, FileExistsError):
-    """A reproduction name that is taken by something else, or by other settings."""
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    row: str
-    arm: str  # 'baseline' or 'yolor'
-    seed: int
-    spec: TrainSpec  # its name is the run's name, its storage the reproduction's runs/ folder
-    state: str  # DONE (results.json), UNFINISHED (started: run.json) or NEW
-    checkpointed: bool = False  # unfinished with a checkpoint in storage: it continues from there
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
 
 @dataclass(frozen=True)
@@ -57,7 +36,8 @@ class ReproducePlan:
     spec: ReproduceSpec
     name: str
     storage: Storage  # the reproduction's parent (--storage)
-    runs: tuple[PlannedRun, ...]
+    paired: PairedPlan  # every row's two arms x the seeds, as runs
+    arms: dict[str, tuple[str, str]]  # arm label ('atss-yolor') -> (row, arm)
     configs: dict[tuple[str, str], Config]  # (row, arm) -> the config its first seed trains
     prepared: dict[tuple[str, str], PreparedRun]  # (row, arm) -> one of its runs to train, checked in full
     manifest: ReproduceManifest
@@ -69,34 +49,35 @@ class ReproducePlan:
         return self.storage.location(self.name)
 
     @property
-    def runs_uri(self) -> str:
-        return self.storage.location(self.name, RUNS_DIR)
+    def runs(self) -> tuple[PlannedRun, ...]:
+        return self.paired.runs
 
     @property
     def pending(self) -> tuple[PlannedRun, ...]:
-        return tuple(run for run in self.runs if run.state != DONE)
+        return self.paired.pending
 
     @property
-    def in_process(self) -> bool:
+    def in_actor(self) -> bool:
         """1-worker runs train in their Tune actors, as a sweep's trials do."""
-        return in_process(self.spec.train, self.spec.trainer_runs)
+        return self.paired.in_actor
 
 
-def run_name(row: str, arm: str, seed: int) -> str:
-    return f"{row}-{arm}-seed{seed}"
+def arm_label(row: str, arm: str) -> str:
+    """'atss-yolor': the arm's runs are 'atss-yolor-seedN'."""
+    return f"{row}-{arm}"
 
 
-def run_spec(spec: ReproduceSpec, row: str, arm: str, seed: int, runs_uri: str) -> TrainSpec:
-    """One run's settings: its row's config for the arm, its seed (the sampler's too), the
-    YOLOR-only options on a YOLOR run, paths absolute (Tune's actors have working folders of their own)."""
+def arm_spec(spec: ReproduceSpec, row: str, arm: str) -> TrainSpec:
+    """What every seed of a row's arm trains: the row's config for the arm, the YOLOR-only
+    options on a YOLOR run, paths absolute (Tune's actors have working folders of their own)."""
     train = spec.train
-    options = {**train.cfg_options, **(spec.yolor_options if arm == "yolor" else {}), SAMPLER_SEED: seed}
+    options = {**train.cfg_options, **(spec.yolor_options if arm == "yolor" else {})}
+    config = baseline_config(row) if arm == "baseline" else yolor_config(row)
     return dataclasses.replace(
-        train, seed=seed, cfg_options=options, storage=dataclasses.replace(train.storage, uri=runs_uri),
-        data_root=train.data_root.resolve() if train.data_root else None,
+        train, cfg_options=options, data_root=train.data_root.resolve() if train.data_root else None,
         load_from=str(Path(train.load_from).expanduser().resolve())
         if train.load_from and "://" not in train.load_from else train.load_from,
-    ).for_run(baseline_config(row) if arm == "baseline" else yolor_config(row), run_name(row, arm, seed))
+    ).for_run(config)
 
 
 def settings_of(spec: ReproduceSpec) -> dict:
@@ -114,56 +95,37 @@ def prepare_reproduction(spec: ReproduceSpec) -> ReproducePlan:
     """Every check that can fail before Ray starts, without writing anything."""
     storage = open_storage(spec.train.storage)
     storage.check()
-    name = spec.name or f"reproduce-{datetime.now():%Y%m%d-%H%M%S}"
+    name = spec.name or default_name("reproduce")
     settings = settings_of(spec)
     previous = _check_name(storage, name, settings)
     manifest = ReproduceManifest(rows=list(dict.fromkeys([*(previous.rows if previous else []), *spec.rows])),
                                  seeds=sorted({*(previous.seeds if previous else []), *spec.seed_list}),
                                  settings=settings)
     data = inspect_coco_folder(spec.train.data_root, spec.train.check_all_images) if spec.train.data_root else None
+    arms = {arm_label(row, arm): (row, arm) for row in spec.rows for arm in ARMS}
+    specs = {label: arm_spec(spec, row, arm) for label, (row, arm) in arms.items()}
     runs_uri = storage.location(name, RUNS_DIR)
-    runs_storage = open_storage(StorageSpec(runs_uri, spec.train.storage.endpoint))
-    runs, configs, prepared = [], {}, {}
-    for row in spec.rows:
-        for arm in ARMS:
-            for seed in spec.seed_list:
-                train = run_spec(spec, row, arm, seed, runs_uri)
-                if (row, arm) not in configs:
-                    configs[row, arm] = run_config(train, data)  # a bad option fails here, in one line
-                state = _run_state(runs_storage, train, data)
-                checkpointed = state == UNFINISHED and bool(stored_checkpoints(runs_storage, train.name)[0])
-                run = PlannedRun(row, arm, seed, train, state, checkpointed)
-                if run.state != DONE and (row, arm) not in prepared:
-                    prepared[row, arm] = prepare_run(train, data, folder_made=True)
-                runs.append(run)
-    return ReproducePlan(spec, name, storage, tuple(runs), configs, prepared, manifest,
+    # A bad option fails here, in one line, before any stored run is compared with its settings.
+    configs = {arms[label]: run_config(run_spec(Arm(label, train), spec.train.seed, runs_uri), data)
+               for label, train in specs.items()}
+    paired = plan_paired([Arm(label, train) for label, train in specs.items()], spec.seed_list, storage, name,
+                         RUNS_DIR, in_actor=in_actor(spec.train, spec.trainer_runs), data=data, kind="reproduction")
+    prepared = {}
+    for run in paired.pending:
+        if arms[run.arm] not in prepared:
+            prepared[arms[run.arm]] = prepare_run(run.spec, data, folder_made=True)
+    return ReproducePlan(spec, name, storage, paired, arms, configs, prepared, manifest,
                          resuming=previous is not None, data=data)
 
 
 def _check_name(storage: Storage, name: str, settings: dict) -> ReproduceManifest | None:
     """The manifest of an earlier pass with these settings (None: a new reproduction)."""
-    if not storage.exists(name):
+    previous = held_manifest(storage, name, "reproduction", ReproduceManifest, REPRODUCE_PLAN)
+    if previous is None:
         return None
-    try:
-        previous = ReproduceManifest.from_stored(storage.read_text(name, REPRODUCE_PLAN), REPRODUCE_PLAN)
-    except RecordError as err:
-        raise ReproductionExistsError(f"{storage.location(name)!r} exists but is not a reproduction ({err}); "
-                                      "pick another --name") from None
     changed = [f"{key} {previous.settings.get(key)!r} (now {value!r})" for key, value in settings.items()
                if previous.settings.get(key) != value]
     if changed:
-        raise ReproductionExistsError(f"reproduction {storage.location(name)!r} was started with "
-                                      f"{'; '.join(changed)}: rerun it with the same options, or pick another --name")
+        raise started_otherwise(storage, name, "reproduction", "; ".join(changed),
+                                "rerun it with the same options, or pick another --name")
     return previous
-
-
-def _run_state(runs: Storage, spec: TrainSpec, data: CocoFolder | None) -> str:
-    """DONE, UNFINISHED or NEW; a run folder of other settings is an error (its run.json's
-    fingerprint, as ``train`` compares it on resume)."""
-    text = runs.read_text(spec.name, RUN_FILE)
-    if text is None:
-        return NEW  # nothing, or only the folder Tune made for it
-    if RunManifest.from_json(text).fingerprint != fingerprint_of(spec, data):
-        raise RunExistsError(f"run {runs.location(spec.name)!r} was trained with other settings than this "
-                             "reproduction's; rerun with the options it started with, or pick another --name")
-    return DONE if runs.read_text(spec.name, RESULTS_FILE) is not None else UNFINISHED

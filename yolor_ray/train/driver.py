@@ -74,7 +74,7 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
 
 def train_in_process(spec: TrainSpec, reporter: Reporter, checkpoint, latest_checkpoint: Callable[[], str],
                      data: CocoFolder | None = None) -> RunResults:
-    """A 1-worker run trained in this process, no TorchTrainer (a sweep's cheap trial):
+    """A 1-worker run trained in this process, no TorchTrainer (a sweep's trial in its Tune actor):
     the caller's ``reporter`` persists each epoch's checkpoint into the run's folder,
     ``checkpoint`` is the one to resume from (or None) and ``latest_checkpoint()`` names
     the run's latest checkpoint folder once training is done. The run's files are those

@@ -18,7 +18,6 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -58,7 +57,8 @@ from yolor_ray.errors import UserError
 from yolor_ray.implicit import is_implicit_key, split_yolor_cfg
 from yolor_ray.layout import RESULTS_FILE, RUN_FILE
 from yolor_ray.models import build_model as build_in_scope
-from yolor_ray.records import RecordError, RunManifest
+from yolor_ray.names import NameTakenError, complete, default_name, held_manifest, started_otherwise
+from yolor_ray.records import RunManifest
 from yolor_ray.storage import Storage, open_storage
 from yolor_ray.train import warm_start
 from yolor_ray.train.spec import TrainSpec
@@ -67,10 +67,6 @@ from yolor_ray.train.trackers import MLFLOW_BACKEND, prepare_mlflow_experiment, 
 log = logging.getLogger("yolor_ray")
 
 COLLECT_DEVICES = ("cpu", "gpu")  # where evaluators gather results: 'gpu' for multi-node GPU runs
-
-class RunExistsError(UserError, FileExistsError):
-    """A run name that is taken: finished, or started with another config."""
-
 
 @dataclass(frozen=True)
 class PreparedRun:
@@ -143,7 +139,7 @@ def prepare_run(spec: TrainSpec, data: CocoFolder | None = None, folder_made: bo
 
     storage = open_storage(spec.storage)
     storage.check()
-    name = spec.name or f"{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = spec.name or default_name(spec.config.stem)
     config_text = cfg.pretty_text  # formatted once (yapf): the fingerprint's and config.py's
     fingerprint = run_fingerprint(config_text, spec)
     resuming = _check_run_name(storage, name, fingerprint, spec, folder_made)
@@ -272,20 +268,15 @@ def _check_run_name(storage, name: str, fingerprint: str, spec: TrainSpec, folde
     if not storage.exists(name) or (folder_made and not storage.exists(name, RUN_FILE)):
         return False
     if storage.read_text(name, RESULTS_FILE) is not None:
-        raise RunExistsError(f"run {storage.location(name)!r} is complete (it has {RESULTS_FILE}); pick another --name")
-    try:
-        theirs = RunManifest.from_stored(storage.read_text(name, RUN_FILE), RUN_FILE)
-    except RecordError as err:
-        raise RunExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray run ({err}); "
-                             "pick another --name") from None
+        raise complete(storage, name, "run", RESULTS_FILE)
+    theirs = held_manifest(storage, name, "run", RunManifest, RUN_FILE)
     if theirs.fingerprint != fingerprint:
         changed = _scale_changes(theirs, spec)
         if changed:
-            raise RunExistsError(f"run {storage.location(name)!r} was started with {' and '.join(changed)}; "
-                                 "resume it with the same options, or start a new run with another --name")
-        raise RunExistsError(
-            f"run {storage.location(name)!r} belongs to a different config ({theirs.config!r} "
-            f"with other settings); resume it with the same config and options, or pick another --name")
+            raise started_otherwise(storage, name, "run", " and ".join(changed),
+                                    "resume it with the same options, or start a new run with another --name")
+        raise NameTakenError(f"run {storage.location(name)!r} belongs to a different config ({theirs.config!r} "
+                             "with other settings); resume it with the same config and options, or pick another --name")
     return True
 
 

@@ -41,7 +41,7 @@ def write_sweep_results(plan: PreparedSweep, entries: list[LeaderboardEntry],
                         metric=plan.spec.metric, mode=plan.spec.mode, search=plan.search,
                         space=plan.space.to_config(), early_stopping=plan.spec.early_stopping, epochs=plan.epochs,
                         trials=entries, warm_start=warm.from_baseline if warm else None,
-                        confirmation=confirmation.to_dict() if confirmation is not None else None)
+                        confirmation=confirmation)
     best = next((e for e in entries if e.status != "error"), None)
     if best is not None:
         plan.storage.write_bytes(best_config_text(plan, best).encode(), plan.name, BEST_CONFIG)
@@ -115,7 +115,7 @@ def format_leaderboard(board: Leaderboard) -> str:
     if board.best_config:
         lines += ["", f"Best variant as a config: `{board.best_config}`"]
     if board.confirmation:
-        lines += ["", *format_confirmation(Confirmation.from_dict(board.confirmation))]
+        lines += ["", *format_confirmation(board.confirmation)]
     return "\n".join(lines) + "\n"
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from yolor_ray.data.coco import CocoFolder
+from yolor_ray.paired.capacity import in_actor
 from yolor_ray.storage import Storage
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.spec import SweepSpec
-from yolor_ray.tune.trial import in_process
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,6 @@ class PreparedSweep:
         return self.storage.location(self.name)
 
     @property
-    def in_process(self) -> bool:
+    def in_actor(self) -> bool:
         """Trials train in their Tune actors (1 worker each), not in TorchTrainer runs."""
-        return in_process(self.trial_spec, self.spec.trainer_runs)
+        return in_actor(self.trial_spec, self.spec.trainer_runs)

@@ -28,26 +28,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
-from datetime import datetime
 from pathlib import Path
-
-import ray
 
 from yolor_ray.config.load import load_config
 from yolor_ray.data.coco import inspect_coco_folder
-from yolor_ray.errors import UserError
 from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.models import build_model
-from yolor_ray.records import Leaderboard, RecordError, SweepManifest
+from yolor_ray.names import complete, default_name, held_manifest, started_otherwise
+from yolor_ray.paired.capacity import trials_at_a_time
+from yolor_ray.records import Leaderboard, SweepManifest
 from yolor_ray.storage import open_storage
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.prepare import prepare_run
-from yolor_ray.train.ray_cluster import describe_resources as _describe  # trials_at_a_time's name for it
-from yolor_ray.train.ray_cluster import head_cpus, ray_session, require_fit
-from yolor_ray.train.spec import TrainSpec
+from yolor_ray.train.ray_cluster import ray_session
 from yolor_ray.tune.checks import check_against_config, check_reports, pick_search, sweep_fingerprint, trials_of
 from yolor_ray.tune.confirm import check_confirmable, run_confirmation
 from yolor_ray.tune.leaderboard import ranked_entries, write_sweep_results
@@ -55,14 +50,10 @@ from yolor_ray.tune.plan import PreparedSweep
 from yolor_ray.tune.space_parse import parse_space
 from yolor_ray.tune.spec import SweepSpec
 from yolor_ray.tune.stopped import record_stopped_trial
-from yolor_ray.tune.trial import TRIAL_ACTOR, trial_for, trial_resources
+from yolor_ray.tune.trial import trial_for
 from yolor_ray.tune.tuner import sweep_tuner
 
 log = logging.getLogger("yolor_ray")
-
-
-class SweepExistsError(UserError, FileExistsError):
-    """A sweep name that is taken: finished, or started with other settings."""
 
 
 def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
@@ -81,7 +72,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
 
     storage = open_storage(train.storage)
     storage.check()
-    name = spec.name or f"sweep-{spec.config.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    name = spec.name or default_name(f"sweep-{spec.config.stem}")
     warm = train.warm_start
     trial_spec = dataclasses.replace(
         train, num_samples=0,  # sample images: per run, not per trial
@@ -115,42 +106,19 @@ def _absolute(uri: str | None) -> str | None:
 def _check_sweep_name(storage, name: str, fingerprint: str, confirm: bool = False) -> str:
     """'new'; 'unfinished': a sweep with these settings to resume; 'finished': a complete one
     with these settings whose winners ``confirm`` (--confirm) is to train again."""
-    if not storage.exists(name):
+    manifest = held_manifest(storage, name, "sweep", SweepManifest, SWEEP_FILE)
+    if manifest is None:
         return "new"
-    try:
-        same = SweepManifest.from_stored(storage.read_text(name, SWEEP_FILE), SWEEP_FILE).fingerprint == fingerprint
-    except RecordError as err:
-        raise SweepExistsError(f"{storage.location(name)!r} exists but is not a yolor-ray sweep ({err}); "
-                               "pick another --name") from None
+    same = manifest.fingerprint == fingerprint
     if storage.read_text(name, LEADERBOARD_FILE) is not None:
         if confirm and same:
             return "finished"
-        raise SweepExistsError(f"sweep {storage.location(name)!r} is complete (it has {LEADERBOARD_FILE}); pick "
-                               "another --name" + (", or confirm its winners: the same command with --confirm K"
-                                                   if same else ""))
+        raise complete(storage, name, "sweep", LEADERBOARD_FILE,
+                       ", or confirm its winners: the same command with --confirm K" if same else "")
     if not same:
-        raise SweepExistsError(f"sweep {storage.location(name)!r} was started with another config, space or "
-                               "settings; resume it with the same command, or pick another --name")
+        raise started_otherwise(storage, name, "sweep", "another config, space or settings",
+                                "resume it with the same command, or pick another --name")
     return "unfinished"
-
-
-def concurrency(total: dict[str, float], need: dict[str, float], head_cpus: float | None = None) -> int:
-    """Trials that fit side by side (0: not even one); ``head_cpus`` bounds the trial actors."""
-    fits = min(math.floor(total.get(key, 0) / amount) for key, amount in need.items())
-    if head_cpus is not None:
-        fits = min(fits, math.floor(head_cpus / TRIAL_ACTOR["CPU"]))
-    return int(fits)
-
-
-def sweep_concurrency(fits: int, requested: int | None, fixed: bool) -> tuple[int, str | None]:
-    """Trials at a time and, when the request was cut, why. On a cluster that cannot grow,
-    more trials than fit would start their actors and hold the CPUs their own workers
-    wait for: a deadlock. A cluster that can grow gets what was asked for."""
-    wanted = requested or max(fits, 1)
-    if fixed and wanted > fits:
-        return max(fits, 1), (f"--max-concurrent {wanted}: the cluster cannot grow and holds {fits} trial(s) at a "
-                              f"time; using {max(fits, 1)}")
-    return wanted, None
 
 
 def run_sweep(spec: SweepSpec):
@@ -164,31 +132,13 @@ def run_sweep(spec: SweepSpec):
             log.info("sweep %s is complete: confirming its top %d variant(s)", plan.location, spec.confirm)
         else:
             entries = _run_trials(plan, max_concurrent, local)
-        confirmation = run_confirmation(plan, entries, max_concurrent) if spec.confirm else None
+        confirmation = run_confirmation(plan, entries, max_concurrent, local) if spec.confirm else None
     return write_sweep_results(plan, entries, confirmation)
 
 
 def _trials_at_a_time(plan: PreparedSweep, local: bool) -> int:
-    return trials_at_a_time(plan.trial_spec, plan.in_process, plan.spec.max_concurrent, plan.spec.fixed_cluster,
+    return trials_at_a_time(plan.trial_spec, plan.in_actor, plan.spec.max_concurrent, plan.spec.fixed_cluster,
                             local)
-
-
-def trials_at_a_time(trial_spec: TrainSpec, cheap: bool, requested: int | None, fixed_cluster: bool, local: bool,
-                     what: str = "trial") -> int:
-    """How many trials (a sweep's, or a reproduction's runs: ``what``) of ``trial_spec`` run side
-    by side on this cluster; a one-line error when not one fits a cluster that cannot grow."""
-    need = trial_resources(trial_spec, cheap)
-    fixed = local or fixed_cluster
-    total, on_head = ray.cluster_resources(), head_cpus()
-    fits = concurrency(total, need, head_cpus=None if cheap else on_head)
-    layout = (f"its worker, in the {what}'s own process" if cheap else
-              f"1 CPU on the head for the {what}, the rest for its {trial_spec.scaling.num_workers} worker(s)")
-    require_fit(fits >= 1, f"a {what}", f"one {what} needs {_describe(need)} ({layout}), but the cluster has "
-                f"{_describe(total, need)} ({on_head:g} CPU on the head)", fixed, local)
-    max_concurrent, cut = sweep_concurrency(fits, requested, fixed)
-    if cut:
-        log.warning(cut)
-    return max_concurrent
 
 
 def _run_trials(plan: PreparedSweep, max_concurrent: int, local: bool) -> list:

@@ -10,12 +10,14 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from yolor_ray.layout import RUNS_DIR, SWEEP_FILE
+from yolor_ray.paired.capacity import actor_resources, trial_resources
+from yolor_ray.paired.trial import trial_folder
 from yolor_ray.records import SweepManifest
 from yolor_ray.train.ray_cluster import describe_resources
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.plan import PreparedSweep
 from yolor_ray.tune.spec import SweepSpec
-from yolor_ray.tune.trial import actor_resources, sweep_trial, trial_folder, trial_resources
+from yolor_ray.tune.trial import sweep_trial
 
 log = logging.getLogger("yolor_ray")
 
@@ -26,12 +28,12 @@ def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
     storage_path, filesystem = plan.storage.ray_storage()
     # An in-process sweep's Tune experiment is its runs/ folder, each trial's Tune folder its
     # run folder (runs/TRIAL): the checkpoints Tune persists for a trial land in its run.
-    parent, experiment_name = (f"{storage_path}/{plan.name}", RUNS_DIR) if plan.in_process else (storage_path,
+    parent, experiment_name = (f"{storage_path}/{plan.name}", RUNS_DIR) if plan.in_actor else (storage_path,
                                                                                                  plan.name)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
-                             data=plan.data, cheap=plan.in_process),
-        actor_resources(plan.trial_spec, plan.in_process))
+                             data=plan.data, in_actor=plan.in_actor),
+        actor_resources(plan.trial_spec, plan.in_actor))
     experiment = f"{parent}/{experiment_name}"
     if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
         log.info("resuming sweep %s", plan.location)
@@ -43,8 +45,8 @@ def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
     plan.storage.write_bytes(manifest.to_json().encode(), plan.name, SWEEP_FILE)
     log.info("sweep %s: %s search, %s trial(s), at most %d at a time, each %s; %s on %s (%s)\n%s",
              plan.location, plan.search, plan.trials,
-             max_concurrent, describe_resources(trial_resources(plan.trial_spec, plan.in_process))
-             + (", in the trial's own process" if plan.in_process else ", a TorchTrainer run"),
+             max_concurrent, describe_resources(trial_resources(plan.trial_spec, plan.in_actor))
+             + (", in the trial's own process" if plan.in_actor else ", a TorchTrainer run"),
              "ASHA" if spec.early_stopping else "no early stopping", spec.metric, spec.mode, plan.space.describe())
     return tune.Tuner(
         trainable,
@@ -57,21 +59,21 @@ def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
             num_samples=plan.trials,
             # Tune limits a Searcher through this; a variant generator limits itself.
             max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
-            reuse_actors=plan.in_process, **_in_process_folders(plan)),
+            reuse_actors=plan.in_actor, **_in_actor_folders(plan)),
         run_config=tune.RunConfig(name=experiment_name, storage_path=parent, storage_filesystem=filesystem,
-                                  verbose=1, **in_process_checkpoints(plan)))
+                                  verbose=1, **in_actor_checkpoints(plan)))
 
 
-def _in_process_folders(plan: PreparedSweep) -> dict:
+def _in_actor_folders(plan: PreparedSweep) -> dict:
     """In-process trials: Tune's trial folder is the trial's run folder (runs/TRIAL, named by
     the trial id alone)."""
-    return dict(trial_dirname_creator=trial_folder) if plan.in_process else {}
+    return dict(trial_dirname_creator=trial_folder) if plan.in_actor else {}
 
 
-def in_process_checkpoints(plan: PreparedSweep) -> dict:
+def in_actor_checkpoints(plan: PreparedSweep) -> dict:
     """In-process trials: Tune keeps their checkpoints as a TorchTrainer trial keeps its own
     (the best by the sweep's metric, plus the latest), and restarts a failed trial from its latest."""
-    if not plan.in_process:
+    if not plan.in_actor:
         return {}
     spec = plan.trial_spec
     return dict(checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoints.keep,

@@ -1,0 +1,12 @@
+"""Independent training runs through one Tune scheduler, and arms x seeds of them compared
+in pairs: the layer a sweep's trials and confirmation (``tune``) and a reproduction
+(``reproduce``) stand on, over ``train``.
+
+* :mod:`.capacity`: what one run asks of the cluster, and how many fit side by side.
+* :mod:`.checkpoints`: the whole checkpoints a run left in its folder.
+* :mod:`.trial`: one training run inside a Tune trial (in its Tune actor, or a TorchTrainer
+  run), and :func:`~.trial.fit_independent_runs`, the FIFO Tuner of independent runs.
+* :mod:`.plan`: arms x seeds planned as runs (one name each), done / unfinished / new.
+* :mod:`.launch`: the pending runs trained, a failed one recorded with its reason.
+* :mod:`.summary`: the runs' outcomes and the paired comparisons (typed parts of ``records``).
+"""

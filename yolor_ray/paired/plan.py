@@ -1,0 +1,112 @@
+"""Arms x seeds planned as training runs, before any trains: one run per arm and seed, named
+``LABEL-seedN`` in one runs folder (a sweep's ``confirm/``, a reproduction's ``runs/``), and
+what each is now: done, unfinished (it continues from its latest whole checkpoint) or new.
+
+An arm is a label and the run settings every seed of it shares. A run takes its arm's
+settings with its own name, seed and the sampler's seed: the arms of one seed see the same
+images in the same order, so their difference at that seed is paired.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from yolor_ray.data.coco import CocoFolder
+from yolor_ray.layout import RESULTS_FILE, RUN_FILE
+from yolor_ray.names import NameTakenError
+from yolor_ray.paired.checkpoints import stored_checkpoints
+from yolor_ray.records import RunManifest
+from yolor_ray.storage import Storage, StorageSpec, open_storage
+from yolor_ray.train.prepare import fingerprint_of
+from yolor_ray.train.spec import TrainSpec
+
+# The sampler's own seed (MMEngine's DefaultSampler): the data order follows the run's seed
+# alone, whatever else of the model draws random numbers first.
+SAMPLER_SEED = "train_dataloader.sampler.seed"
+DONE, UNFINISHED, NEW = "done", "unfinished", "new"
+
+
+@dataclass(frozen=True)
+class Arm:
+    label: str  # 'baseline', a variant's label, 'atss-yolor' ...
+    spec: TrainSpec  # what every seed of the arm trains (name, seed and storage are the run's)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    arm: str
+    seed: int
+    spec: TrainSpec  # its name is the run's name, its storage the runs folder
+    state: str  # DONE (results.json), UNFINISHED (started: run.json) or NEW
+    checkpointed: bool = False  # unfinished with a whole checkpoint in storage: it continues from there
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class PairedPlan:
+    """Every run of arms x seeds, under ``storage/name/runs_dir``; nothing written."""
+
+    runs: tuple[PlannedRun, ...]
+    seeds: tuple[int, ...]
+    storage: Storage  # the parent of the sweep or reproduction
+    name: str  # the sweep's or reproduction's name
+    runs_dir: str
+    in_actor: bool  # 1-worker runs train in their Tune actors (else each a TorchTrainer run)
+    data: CocoFolder | None = None
+
+    @property
+    def runs_uri(self) -> str:
+        return self.storage.location(self.name, self.runs_dir)
+
+    @property
+    def pending(self) -> tuple[PlannedRun, ...]:
+        return tuple(run for run in self.runs if run.state != DONE)
+
+    @property
+    def first_spec(self) -> TrainSpec:
+        """The settings the arms share (workers, failures, storage endpoint) as the first run has them."""
+        return self.runs[0].spec
+
+
+def run_name(label: str, seed: int) -> str:
+    """The run of one arm at one seed: 'fpn-pred_vector-seed1', 'atss-yolor-seed0' (a valid run name)."""
+    return f"{re.sub(r'[^A-Za-z0-9.-]+', '_', label.replace('+', '-')).strip('_')[:100]}-seed{seed}"
+
+
+def run_spec(arm: Arm, seed: int, runs_uri: str) -> TrainSpec:
+    """One run's settings: its arm's, with its name, its seed (the sampler's too) and the runs folder."""
+    return dataclasses.replace(arm.spec, name=run_name(arm.label, seed), seed=seed,
+                               storage=dataclasses.replace(arm.spec.storage, uri=runs_uri),
+                               cfg_options={**arm.spec.cfg_options, SAMPLER_SEED: seed})
+
+
+def run_state(runs: Storage, spec: TrainSpec, data: CocoFolder | None, kind: str) -> str:
+    """DONE, UNFINISHED or NEW; a run folder of other settings is an error (its run.json's
+    fingerprint, as ``train`` compares it on resume)."""
+    text = runs.read_text(spec.name, RUN_FILE)
+    if text is None:
+        return NEW  # nothing, or only the folder Tune made for it
+    if RunManifest.from_json(text).fingerprint != fingerprint_of(spec, data):
+        raise NameTakenError(f"run {runs.location(spec.name)!r} was trained with other settings than this {kind}'s; "
+                             "rerun with the options it started with, or pick another --name")
+    return DONE if runs.read_text(spec.name, RESULTS_FILE) is not None else UNFINISHED
+
+
+def plan_paired(arms: list[Arm], seeds: list[int], storage: Storage, name: str, runs_dir: str, *, in_actor: bool,
+                data: CocoFolder | None = None, kind: str = "comparison") -> PairedPlan:
+    """Every arm at every seed, with its state in ``storage/name/runs_dir`` (``kind``: what the
+    runs are of, for messages: 'confirmation', 'reproduction')."""
+    runs_uri = storage.location(name, runs_dir)
+    runs_storage = open_storage(StorageSpec(runs_uri, arms[0].spec.storage.endpoint))
+    runs = []
+    for arm in arms:
+        for seed in seeds:
+            spec = run_spec(arm, seed, runs_uri)
+            state = run_state(runs_storage, spec, data, kind)
+            checkpointed = state == UNFINISHED and bool(stored_checkpoints(runs_storage, spec.name)[0])
+            runs.append(PlannedRun(arm.label, seed, spec, state, checkpointed))
+    return PairedPlan(tuple(runs), tuple(seeds), storage, name, runs_dir, in_actor, data)

@@ -1,0 +1,99 @@
+"""One training run inside a Tune trial, and a Tuner of independent runs.
+
+A run ``in_actor`` (1 worker) trains in its own Tune actor
+(:func:`yolor_ray.train.driver.train_in_process`, reporting to Tune through
+:class:`TuneReporter`); any other is a ``TorchTrainer`` run started from that actor, its
+reports passed on by Tune's report callback. Both leave the same run folder.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Callable
+
+from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import FIFOScheduler
+
+from yolor_ray.data.coco import CocoFolder
+from yolor_ray.paired.checkpoints import latest_stored_checkpoint
+from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.train.driver import run_training, train_in_process
+from yolor_ray.train.spec import TrainSpec
+
+# Runs in their actors reuse them (Tune's reuse_actors): torch and mmdet are imported once per
+# actor, not once per run. Before the next run starts in an actor, Tune waits this long for
+# the previous one's training thread to end: a stopped trial leaves through its report
+# (SystemExit) and uploads its logs on the way out. Ray's default, 2 s, can cut an upload
+# short, and a wait that runs out fails the next run.
+STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S = "TUNE_FUNCTION_THREAD_TIMEOUT_S", "120"
+
+
+class TuneReporter:
+    """A run's epochs in its Tune actor, to Tune: its scheduler sees every epoch, and each
+    checkpoint is persisted into the trial's folder (= its run folder) as Tune's own."""
+
+    def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
+        checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+
+def trial_folder(trial) -> str:
+    """Tune's folder of a sweep's trial in its actor, in the sweep's runs/ (its Tune experiment
+    there): the trial's run folder, so Tune's checkpoints land where a TorchTrainer run's do,
+    beside run.json and results.json."""
+    return trial.trial_id
+
+
+def resume_point(storage_spec: StorageSpec, name: str):
+    """What a run in its actor continues from: Tune's latest checkpoint of it, else (a driver
+    that died before Tune saved its state) the furthest one in its run folder."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        return checkpoint
+    folder = latest_stored_checkpoint(storage_spec, name)
+    if folder is None:
+        return None
+    path, filesystem = open_storage(storage_spec).ray_storage()
+    return tune.Checkpoint(f"{path}/{name}/{folder}", filesystem)
+
+
+def latest_checkpoint_of(storage_spec: StorageSpec, name: str) -> str:
+    folder = latest_stored_checkpoint(storage_spec, name)
+    if folder is None:
+        raise RuntimeError(f"trial {name} trained but no checkpoint of it is in storage")
+    return folder
+
+
+def train_trial(spec: TrainSpec, data: CocoFolder | None, in_actor: bool) -> None:
+    """One training run from inside a Tune trial (a sweep's, a confirmation's, a reproduction's),
+    reporting each epoch to Tune: in this actor (``in_actor``, 1 worker), else as a TorchTrainer run."""
+    if in_actor:
+        os.environ.setdefault(STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S)
+        storage_spec = spec.storage
+        train_in_process(spec, TuneReporter(), resume_point(storage_spec, spec.name),
+                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, spec.name), data=data)
+        return
+    run_training(spec, callbacks=(TuneReportCallback(),), data=data,
+                 check_nodes=False,  # the driver checked them for every run
+                 progress=False)  # Tune's own status table is the progress
+
+
+def fit_independent_runs(trainable, items: list, folder_of: Callable, *, resources: dict, storage_path: str,
+                         filesystem, experiment: str, at_a_time: int, in_actor: bool, max_failures: int):
+    """Independent training runs through one Tuner (a confirmation's, a reproduction's): FIFO,
+    no early stopping, every run to its last epoch, ``at_a_time`` side by side. Each trial's
+    config is ``{"run": item}``; an ``in_actor`` run's Tune folder is its run folder,
+    ``folder_of(item)``, so Tune's checkpoints land there. Returns Tune's results."""
+    folders = {"trial_dirname_creator": functools.partial(_folder_of_trial, folder_of)} if in_actor else {}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources), param_space={"run": tune.grid_search(items)},
+        tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=at_a_time,
+                                    reuse_actors=in_actor, **folders),
+        run_config=tune.RunConfig(name=experiment, storage_path=storage_path, storage_filesystem=filesystem,
+                                  verbose=1, failure_config=tune.FailureConfig(max_failures=max_failures)))
+    return tuner.fit()
+
+
+def _folder_of_trial(folder_of: Callable, trial) -> str:
+    return folder_of(trial.config["run"])
