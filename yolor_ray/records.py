@@ -273,6 +273,16 @@ class PairedMetric(Part):
         return self.low is not None
 
 
+class PairedRuns:
+    """What a confirmation and a reproduction both hold: their runs' outcomes (``runs``)."""
+
+    runs: list[RunOutcome]
+
+    @property
+    def missing(self) -> list[RunOutcome]:  # the runs without results (failed, or not run)
+        return [run for run in self.runs if run.status != "completed"]
+
+
 @dataclass
 class ConfirmedVariant(Part):
     label: str
@@ -281,7 +291,7 @@ class ConfirmedVariant(Part):
 
 
 @dataclass
-class Confirmation(Record):
+class Confirmation(Record, PairedRuns):
     """``confirmation.json``: the top variants and the baseline at S seeds each, and each
     variant's paired difference to the baseline with its 95% interval (``yolor_ray.noise``)."""
 
@@ -294,10 +304,6 @@ class Confirmation(Record):
     baseline: ArmValues
     variants: list[ConfirmedVariant] = field(default_factory=list)
     runs: list[RunOutcome] = field(default_factory=list)
-
-    @property
-    def missing(self) -> list[RunOutcome]:  # the runs without results (failed, or not run)
-        return [run for run in self.runs if run.status != "completed"]
 
 
 @dataclass
@@ -375,7 +381,7 @@ class ReproducedRow(Part):
 
 
 @dataclass
-class Reproduction(Record):
+class Reproduction(Record, PairedRuns):
     """``reproduce.json``: every run of the reference table's rows x baseline/YOLOR x seeds, and per row
     and metric the paired YOLOR - baseline difference with its 95% interval (``yolor_ray.noise``)."""
 
@@ -390,7 +396,3 @@ class Reproduction(Record):
     settings: dict
     rows: list[ReproducedRow] = field(default_factory=list)
     runs: list[RunOutcome] = field(default_factory=list)
-
-    @property
-    def missing(self) -> list[RunOutcome]:  # the runs without results (failed, or not run)
-        return [run for run in self.runs if run.status != "completed"]
