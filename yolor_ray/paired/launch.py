@@ -46,7 +46,7 @@ def train_pending(plan: PairedPlan, at_a_time: int, local: bool) -> dict[str, st
     trainable = tune.with_parameters(paired_run, runs={run.name: run.spec for run in pending}, data=plan.data,
                                      in_actor=plan.in_actor)
     log.info("training %d run(s), %d at a time", len(pending), min(at_a_time, len(pending)))
-    results = fit_independent_runs(trainable, [run.name for run in pending], str,
+    results = fit_independent_runs(trainable, [run.name for run in pending],
                                    resources=actor_resources(first, plan.in_actor),
                                    storage_path=f"{storage_path}/{plan.name}", filesystem=filesystem,
                                    experiment=plan.runs_dir if plan.in_actor else TUNE_DIR, at_a_time=at_a_time,

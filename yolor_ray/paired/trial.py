@@ -7,9 +7,7 @@ reports passed on by Tune's report callback. Both leave the same run folder.
 """
 from __future__ import annotations
 
-import functools
 import os
-from typing import Callable
 
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
@@ -79,15 +77,15 @@ def train_trial(spec: TrainSpec, data: CocoFolder | None, in_actor: bool) -> Non
                  progress=False)  # Tune's own status table is the progress
 
 
-def fit_independent_runs(trainable, items: list, folder_of: Callable, *, resources: dict, storage_path: str,
-                         filesystem, experiment: str, at_a_time: int, in_actor: bool, max_failures: int):
+def fit_independent_runs(trainable, names: list[str], *, resources: dict, storage_path: str, filesystem,
+                         experiment: str, at_a_time: int, in_actor: bool, max_failures: int):
     """Independent training runs through one Tuner (a confirmation's, a reproduction's): FIFO,
     no early stopping, every run to its last epoch, ``at_a_time`` side by side. Each trial's
-    config is ``{"run": item}``; an ``in_actor`` run's Tune folder is its run folder,
-    ``folder_of(item)``, so Tune's checkpoints land there. Returns Tune's results."""
-    folders = {"trial_dirname_creator": functools.partial(_folder_of_trial, folder_of)} if in_actor else {}
+    config is ``{"run": name}``; an ``in_actor`` run's Tune folder is its run folder, ``name``,
+    so Tune's checkpoints land there. Returns Tune's results."""
+    folders = {"trial_dirname_creator": _run_folder} if in_actor else {}
     tuner = tune.Tuner(
-        tune.with_resources(trainable, resources), param_space={"run": tune.grid_search(items)},
+        tune.with_resources(trainable, resources), param_space={"run": tune.grid_search(names)},
         tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=at_a_time,
                                     reuse_actors=in_actor, **folders),
         run_config=tune.RunConfig(name=experiment, storage_path=storage_path, storage_filesystem=filesystem,
@@ -95,5 +93,5 @@ def fit_independent_runs(trainable, items: list, folder_of: Callable, *, resourc
     return tuner.fit()
 
 
-def _folder_of_trial(folder_of: Callable, trial) -> str:
-    return folder_of(trial.config["run"])
+def _run_folder(trial) -> str:
+    return trial.config["run"]
