@@ -143,7 +143,7 @@ def test_registered_and_given_to_every_coco_metric_of_a_run(shapes_dir):
     from mmdet.registry import METRICS
 
     import yolor_ray.registrations  # noqa: F401
-    from yolor_ray.train.prepare import run_config
+    from yolor_ray.train.run_config import RunInputs, run_config
     from yolor_ray.train.spec import TrainSpec
 
     cfg = Config(dict(val_evaluator=[dict(type="CocoMetric", metric="bbox", classwise=False),
@@ -153,7 +153,7 @@ def test_registered_and_given_to_every_coco_metric_of_a_run(shapes_dir):
     assert cfg.val_evaluator[1] == dict(type="VOCMetric")
     assert cfg.test_evaluator.type == PROJECT_COCO_METRIC
     assert coco_tasks(cfg) == ["bbox"]  # the config edits still find it
-    cfg = run_config(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64), None)
+    cfg = run_config(TrainSpec(config=ATSS, data_root=shapes_dir, small=True, image_size=64), RunInputs())
     for evaluator in evaluators(cfg):
         assert (evaluator.type, evaluator.backend, evaluator.classwise) == (PROJECT_COCO_METRIC, "faster", True)
         metric = METRICS.build(dict(evaluator, ann_file=str(shapes_dir / "annotations" / "instances_val.json")))

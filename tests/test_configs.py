@@ -18,7 +18,7 @@ from yolor_ray.config.edits import (
 from yolor_ray.config.load import ConfigError, load_config
 from yolor_ray.config.parts import evaluators
 from yolor_ray.data.coco import inspect_coco_split
-from yolor_ray.train.prepare import build_model
+from yolor_ray.train.run_config import build_model
 
 from support.paths import BASELINES
 
@@ -147,11 +147,11 @@ def test_the_batch_recipe_scales_loader_processes_with_the_batch_and_the_lr_with
 
 
 def test_the_dry_run_prints_the_lr_the_total_batch_scales_to():
-    from yolor_ray.train.prepare import _effective_lr
+    from yolor_ray.train.describe import effective_lr
 
     cfg = Config(dict(optim_wrapper=dict(optimizer=dict(lr=0.02)), auto_scale_lr=dict(enable=True, base_batch_size=16)))
-    assert _effective_lr(cfg, 16) == "0.02"
-    assert _effective_lr(cfg, 2).startswith("0.0025 (the config's 0.02 for a total batch of 16, scaled to 2)")
+    assert effective_lr(cfg, 16) == "0.02"
+    assert effective_lr(cfg, 2).startswith("0.0025 (the config's 0.02 for a total batch of 16, scaled to 2)")
 
 
 def test_cudnn_autotuner_only_where_every_batch_has_one_shape():

@@ -172,7 +172,7 @@ def test_a_sweep_parses_the_annotation_files_once(shapes_dir, tmp_path, monkeypa
     plan = prepare_sweep(SweepSpec(config=REPO / "configs" / "baseline" / "atss_r50_fpn_1x_coco.py", train=train,
                                    space=dict(placements=[["fpn"], ["pred"]]), trials=2))
     assert parsed == ["train", "val"]
-    run = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
+    run = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.inputs)
     assert parsed == ["train", "val"] and run.data is plan.data
     assert not (tmp_path / "results").exists()  # nothing written
 

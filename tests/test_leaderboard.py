@@ -64,8 +64,8 @@ def test_a_sweeps_metric_and_mode_pick_the_checkpoints_its_trials_keep(shapes_di
 
     built = []
     monkeypatch.setattr(driver, "RunTrainer", record_the_trainer)
-    trial = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.data)
-    single = prepare_run(train.for_run(ATSS), plan.data)
+    trial = prepare_run(trial_for(plan.trial_spec, dict(placements="pred"), plan.base_implicit, "t1"), plan.inputs)
+    single = prepare_run(train.for_run(ATSS), plan.inputs)
     for run in (trial, single):
         with pytest.raises(Built):
             driver._fit(run, (), None)

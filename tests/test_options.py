@@ -32,7 +32,7 @@ def test_new_keys_under_existing_dicts_are_accepted_and_reach_the_parts(shapes_d
     from mmengine.optim import build_optim_wrapper
 
     from yolor_ray.train.driver import _torch_config
-    from yolor_ray.train.prepare import build_model
+    from yolor_ray.train.run_config import build_model
 
     run = _prepare(shapes_dir, tmp_path, cfg_options={
         "val_evaluator.collect_device": "gpu", "optim_wrapper.accumulative_counts": 2,
@@ -82,7 +82,7 @@ def _decay_of(cfg: Config):
     from mmengine.optim import build_optim_wrapper
 
     from yolor_ray.implicit import is_implicit_key
-    from yolor_ray.train.prepare import build_model
+    from yolor_ray.train.run_config import build_model
 
     model = build_model(cfg)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -193,3 +193,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(shapes_dir, tmp_path):
 def test_a_bool_or_a_count_below_its_minimum_is_refused_by_the_one_validator(make):
     with pytest.raises(OptionError, match=r"must be (None or )?an int >= \d+.*, got (True|False|1)$"):
         make()
+
+
+@pytest.mark.parametrize("size", [63, 1334])
+def test_the_image_size_has_one_set_of_bounds_checked_where_the_spec_is_made(size):
+    with pytest.raises(OptionError, match=rf"^RunSettings\(image_size\) must be an int in \[64, 1333\], got {size}$"):
+        RunSettings(image_size=size)

@@ -4,6 +4,7 @@ check of train, tune and reproduce; the typed records read back, and an earlier 
 import json
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -50,7 +51,10 @@ def test_a_run_is_done_unfinished_or_new_by_its_folder(tmp_path, monkeypatch):
     not); nothing: new; run.json of other settings: the name is taken."""
     from yolor_ray.paired import plan as planning
 
-    monkeypatch.setattr(planning, "fingerprint_of", lambda spec, data: f"fp-{spec.cfg_options.get('a')}")
+    fingerprint = lambda spec, inputs=None: f"fp-{spec.cfg_options.get('a')}"  # noqa: E731
+    monkeypatch.setattr(planning, "fingerprint_of", fingerprint)
+    monkeypatch.setattr(planning, "prepare_config",  # each arm's config, prepared once
+                        lambda spec, known: SimpleNamespace(spec=spec, inputs=known, fingerprint=fingerprint(spec)))
     runs = tmp_path / "sweep" / "confirm"
     for name, files in {"baseline-seed0": ("run.json", "results.json"), "baseline-seed1": ("run.json",),
                         "v-seed0": ("run.json",)}.items():

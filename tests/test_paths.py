@@ -392,7 +392,7 @@ def test_a_configs_own_annotation_file_without_data(t):
     from mmengine.config import Config
 
     from yolor_ray.data.coco import DatasetError
-    from yolor_ray.train.prepare import _check_config_annotations
+    from yolor_ray.train.checks import check_config_annotations
 
     def cfg(ann_file):
         loader = dict(dataset=dict(data_root=str(t), ann_file=ann_file))
@@ -400,8 +400,8 @@ def test_a_configs_own_annotation_file_without_data(t):
 
     hint = "pass --data DIR for a COCO-layout folder (make one with: yolor-ray make-shapes DIR)"
     with pytest.raises(DatasetError) as raised:
-        _check_config_annotations(cfg("nope.json"))
+        check_config_annotations(cfg("nope.json"))
     assert str(raised.value) == f"train_dataloader's annotation file {q(t / 'nope.json')} not found; {hint}"
     with pytest.raises(DatasetError) as raised:
-        _check_config_annotations(cfg("folder"))
+        check_config_annotations(cfg("folder"))
     assert str(raised.value) == f"train_dataloader's annotation file {q(t / 'folder')} is a folder; {hint}"

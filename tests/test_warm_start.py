@@ -70,16 +70,15 @@ def test_a_run_folder_resolves_to_its_checkpoint_and_fine_tunes(baseline_weights
 def test_train_implicit_freezes_everything_else():
     from mmengine.optim import build_optim_wrapper
 
-    from yolor_ray.config.edits import make_small, use_implicit_recipe
+    from yolor_ray.config.edits import make_small, train_implicit_only, use_implicit_recipe
     from yolor_ray.config.load import load_config
     from yolor_ray.implicit import is_implicit_key
     from yolor_ray.models import build_model
-    from yolor_ray.train import warm_start
 
     cfg = load_config(YOLOR_ATSS)
     make_small(cfg, 128)
     use_implicit_recipe(cfg)
-    warm_start.train_implicit_only(cfg)
+    train_implicit_only(cfg)
     model = build_model(cfg.model, "mmdet")
     build_optim_wrapper(model, cfg.optim_wrapper)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}

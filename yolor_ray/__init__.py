@@ -12,6 +12,8 @@ says the same to ``make lint``), and each module's docstring says what it is for
 * ``paired``: independent runs through one Tune scheduler (in their Tune actors or as TorchTrainer
   runs), and arms x seeds of them compared in pairs: a sweep's trials and ``--confirm``, a reproduction;
 * ``train``: runs, from the checks on the driver to the worker function and what a run leaves;
+  every run (``train``, a sweep's trial, a confirmation's or a reproduction's) is prepared by
+  ``train.prepare`` (``train.run_config`` makes its config, ``train.checks`` checks it);
 * ``deploy``, ``table``, ``cluster``, ``pull``: tools on trained files, stored runs and cluster files;
 * ``models``: the one way a model is built; ``registrations``: everything registered, in one place;
 * ``engine``: what runs inside a worker beside MMEngine's Runner;

@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
     """Train, then print the AP table and where everything is."""
     check_run_paths(args)
     held = hold_library_warnings(args.verbose or bool(args.dry_run))
+    from yolor_ray.train.describe import describe_run
     from yolor_ray.train.driver import run_training  # deferred: torch, mmdet, Ray
-    from yolor_ray.train.prepare import describe_run, prepare_run
+    from yolor_ray.train.prepare import prepare_run
 
     if args.dry_run:
         return print_dry_run(describe_run(prepare_run(train_spec_from_args(args))), args.dry_run)

@@ -12,7 +12,6 @@ import logging
 
 from ray import tune
 
-from yolor_ray.data.coco import CocoFolder
 from yolor_ray.layout import RESULTS_FILE, TUNE_DIR
 from yolor_ray.paired.capacity import actor_resources
 from yolor_ray.paired.plan import PairedPlan
@@ -21,6 +20,7 @@ from yolor_ray.paired.trial import fit_independent_runs, train_trial
 from yolor_ray.records import RunOutcome, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
+from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
 
 log = logging.getLogger("yolor_ray")
@@ -32,9 +32,9 @@ def run_paired(plan: PairedPlan, at_a_time: int, local: bool) -> list[RunOutcome
     return outcomes(plan, errors)
 
 
-def paired_run(config: dict, runs: dict[str, TrainSpec], data: CocoFolder | None, in_actor: bool) -> None:
+def paired_run(config: dict, runs: dict[str, TrainSpec], inputs: RunInputs | None, in_actor: bool) -> None:
     """Tune's function trainable: the run named ``config['run']``, trained as a sweep's trial is."""
-    train_trial(runs[config["run"]], data, in_actor)
+    train_trial(runs[config["run"]], inputs, in_actor)
 
 
 def train_pending(plan: PairedPlan, at_a_time: int, local: bool) -> dict[str, str]:
@@ -43,7 +43,7 @@ def train_pending(plan: PairedPlan, at_a_time: int, local: bool) -> dict[str, st
     if plan.data is not None and not local:
         check_data_on_nodes(DataCheck.of(plan.data), first.scaling.resources_per_worker())
     storage_path, filesystem = plan.storage.ray_storage()
-    trainable = tune.with_parameters(paired_run, runs={run.name: run.spec for run in pending}, data=plan.data,
+    trainable = tune.with_parameters(paired_run, runs={run.name: run.spec for run in pending}, inputs=plan.inputs,
                                      in_actor=plan.in_actor)
     log.info("training %d run(s), %d at a time", len(pending), min(at_a_time, len(pending)))
     results = fit_independent_runs(trainable, [run.name for run in pending],

@@ -1,6 +1,8 @@
 """Arms x seeds planned as training runs, before any trains: one run per arm and seed, named
 ``LABEL-seedN`` in one runs folder (a sweep's ``confirm/``, a reproduction's ``runs/``), and
 what each is now: done, unfinished (it continues from its latest whole checkpoint) or new.
+Each arm's config is prepared and checked once, before any run trains, by the entry point every
+run takes (``train.prepare.prepare_config``).
 
 An arm is a label and the run settings every seed of it shares. A run takes its arm's
 settings with its own name, seed and the sampler's seed: the arms of one seed see the same
@@ -9,8 +11,10 @@ images in the same order, so their difference at that seed is paired.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.layout import RESULTS_FILE, RUN_FILE
@@ -18,7 +22,8 @@ from yolor_ray.names import NameTakenError
 from yolor_ray.paired.checkpoints import stored_checkpoints
 from yolor_ray.records import RunManifest
 from yolor_ray.storage import Storage, StorageSpec, open_storage
-from yolor_ray.train.prepare import fingerprint_of
+from yolor_ray.train.prepare import PreparedConfig, fingerprint_of, prepare_config
+from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
 
 # The sampler's own seed (MMEngine's DefaultSampler): the data order follows the run's seed
@@ -56,7 +61,13 @@ class PairedPlan:
     name: str  # the sweep's or reproduction's name
     runs_dir: str
     in_actor: bool  # 1-worker runs train in their Tune actors (else each a TorchTrainer run)
-    data: CocoFolder | None = None
+    inputs: RunInputs | None = None  # --data inspected, --from's checkpoint found: once for every run
+    # arm label -> its config at the first seed, prepared and checked in full
+    configs: dict[str, PreparedConfig] = field(default_factory=dict)
+
+    @property
+    def data(self) -> CocoFolder | None:
+        return self.inputs.data if self.inputs is not None else None
 
     @property
     def runs_uri(self) -> str:
@@ -84,29 +95,38 @@ def run_spec(arm: Arm, seed: int, runs_uri: str) -> TrainSpec:
                                cfg_options={**arm.spec.cfg_options, SAMPLER_SEED: seed})
 
 
-def run_state(runs: Storage, spec: TrainSpec, data: CocoFolder | None, kind: str) -> str:
+def run_state(runs: Storage, spec: TrainSpec, fingerprint: Callable[[], str], kind: str) -> str:
     """DONE, UNFINISHED or NEW; a run folder of other settings is an error (its run.json's
-    fingerprint, as ``train`` compares it on resume)."""
+    fingerprint, as ``train`` compares it on resume; ``fingerprint()``: this run's)."""
     text = runs.read_text(spec.name, RUN_FILE)
     if text is None:
         return NEW  # nothing, or only the folder Tune made for it
-    if RunManifest.from_json(text).fingerprint != fingerprint_of(spec, data):
+    if RunManifest.from_json(text).fingerprint != fingerprint():
         raise NameTakenError(f"run {runs.location(spec.name)!r} was trained with other settings than this {kind}'s; "
                              "rerun with the options it started with, or pick another --name")
     return DONE if runs.read_text(spec.name, RESULTS_FILE) is not None else UNFINISHED
 
 
 def plan_paired(arms: list[Arm], seeds: list[int], storage: Storage, name: str, runs_dir: str, *, in_actor: bool,
-                data: CocoFolder | None = None, kind: str = "comparison") -> PairedPlan:
+                inputs: RunInputs | None = None, kind: str = "comparison") -> PairedPlan:
     """Every arm at every seed, with its state in ``storage/name/runs_dir`` (``kind``: what the
-    runs are of, for messages: 'confirmation', 'reproduction')."""
+    runs are of, for messages: 'confirmation', 'reproduction'); each arm's config prepared at the
+    first seed (a bad option fails here, in one line, before any stored run is compared)."""
     runs_uri = storage.location(name, runs_dir)
+    configs = {}
+    for arm in arms:
+        configs[arm.label] = prepare_config(run_spec(arm, seeds[0], runs_uri), inputs)
+        inputs = configs[arm.label].inputs
+
+    def fingerprint(label: str, spec: TrainSpec) -> str:  # the first seed's is known already
+        return configs[label].fingerprint if spec.seed == seeds[0] else fingerprint_of(spec, inputs)
+
     runs_storage = open_storage(StorageSpec(runs_uri, arms[0].spec.storage.endpoint))
     runs = []
     for arm in arms:
         for seed in seeds:
             spec = run_spec(arm, seed, runs_uri)
-            state = run_state(runs_storage, spec, data, kind)
+            state = run_state(runs_storage, spec, functools.partial(fingerprint, arm.label, spec), kind)
             checkpointed = state == UNFINISHED and bool(stored_checkpoints(runs_storage, spec.name)[0])
             runs.append(PlannedRun(arm.label, seed, spec, state, checkpointed))
-    return PairedPlan(tuple(runs), tuple(seeds), storage, name, runs_dir, in_actor, data)
+    return PairedPlan(tuple(runs), tuple(seeds), storage, name, runs_dir, in_actor, inputs, configs)

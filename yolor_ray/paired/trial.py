@@ -13,10 +13,10 @@ from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import FIFOScheduler
 
-from yolor_ray.data.coco import CocoFolder
 from yolor_ray.paired.checkpoints import latest_stored_checkpoint
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.driver import run_training, train_in_process
+from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
 
 # Runs in their actors reuse them (Tune's reuse_actors): torch and mmdet are imported once per
@@ -63,16 +63,16 @@ def latest_checkpoint_of(storage_spec: StorageSpec, name: str) -> str:
     return folder
 
 
-def train_trial(spec: TrainSpec, data: CocoFolder | None, in_actor: bool) -> None:
+def train_trial(spec: TrainSpec, inputs: RunInputs | None, in_actor: bool) -> None:
     """One training run from inside a Tune trial (a sweep's, a confirmation's, a reproduction's),
     reporting each epoch to Tune: in this actor (``in_actor``, 1 worker), else as a TorchTrainer run."""
     if in_actor:
         os.environ.setdefault(STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S)
         storage_spec = spec.storage
         train_in_process(spec, TuneReporter(), resume_point(storage_spec, spec.name),
-                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, spec.name), data=data)
+                         latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, spec.name), inputs=inputs)
         return
-    run_training(spec, callbacks=(TuneReportCallback(),), data=data,
+    run_training(spec, callbacks=(TuneReportCallback(),), inputs=inputs,
                  check_nodes=False,  # the driver checked them for every run
                  progress=False)  # Tune's own status table is the progress
 

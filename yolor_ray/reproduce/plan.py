@@ -1,6 +1,6 @@
 """A reproduction checked on the driver before Ray starts: every run's settings, which runs
-are done, unfinished or new, and one run of each row and arm prepared in full (config, data,
-model, storage); nothing written (``launch`` writes and trains).
+are done, unfinished or new, and each row's arms prepared in full (config, data, model) by the
+paired plan; nothing written (``launch`` writes and trains).
 
 Each row's baseline and YOLOR configs are the two arms of a paired plan
 (:mod:`yolor_ray.paired`), labelled ``ROW-ARM``: each run is a normal training run,
@@ -16,16 +16,16 @@ from pathlib import Path
 
 from mmengine.config import Config
 
-from yolor_ray.data.coco import CocoFolder, inspect_coco_folder
+from yolor_ray.data.coco import CocoFolder
 from yolor_ray.layout import REPRODUCE_PLAN, RUNS_DIR
 from yolor_ray.names import default_name, held_manifest, started_otherwise
 from yolor_ray.paired.capacity import in_actor
-from yolor_ray.paired.plan import Arm, PairedPlan, PlannedRun, plan_paired, run_spec
+from yolor_ray.paired.plan import Arm, PairedPlan, PlannedRun, plan_paired
 from yolor_ray.records import ReproduceManifest
 from yolor_ray.reference import baseline_config, yolor_config
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
 from yolor_ray.storage import Storage, open_storage
-from yolor_ray.train.prepare import PreparedRun, prepare_run, run_config
+from yolor_ray.train.prepare import PreparedConfig
 from yolor_ray.train.spec import TrainSpec
 
 log = logging.getLogger("yolor_ray")
@@ -36,13 +36,24 @@ class ReproducePlan:
     spec: ReproduceSpec
     name: str
     storage: Storage  # the reproduction's parent (--storage)
-    paired: PairedPlan  # every row's two arms x the seeds, as runs
+    paired: PairedPlan  # every row's two arms x the seeds, as runs, each arm's config prepared
     arms: dict[str, tuple[str, str]]  # arm label ('atss-yolor') -> (row, arm)
-    configs: dict[tuple[str, str], Config]  # (row, arm) -> the config its first seed trains
-    prepared: dict[tuple[str, str], PreparedRun]  # (row, arm) -> one of its runs to train, checked in full
     manifest: ReproduceManifest
     resuming: bool
-    data: CocoFolder | None = None
+
+    @property
+    def data(self) -> CocoFolder | None:
+        return self.paired.data
+
+    @property
+    def prepared(self) -> dict[tuple[str, str], PreparedConfig]:
+        """(row, arm) -> its config at the first seed, checked in full."""
+        return {self.arms[label]: config for label, config in self.paired.configs.items()}
+
+    @property
+    def configs(self) -> dict[tuple[str, str], Config]:
+        """(row, arm) -> the config its first seed trains."""
+        return {key: config.cfg for key, config in self.prepared.items()}
 
     @property
     def location(self) -> str:
@@ -101,21 +112,11 @@ def prepare_reproduction(spec: ReproduceSpec) -> ReproducePlan:
     manifest = ReproduceManifest(rows=list(dict.fromkeys([*(previous.rows if previous else []), *spec.rows])),
                                  seeds=sorted({*(previous.seeds if previous else []), *spec.seed_list}),
                                  settings=settings)
-    data = inspect_coco_folder(spec.train.data_root, spec.train.check_all_images) if spec.train.data_root else None
     arms = {arm_label(row, arm): (row, arm) for row in spec.rows for arm in ARMS}
-    specs = {label: arm_spec(spec, row, arm) for label, (row, arm) in arms.items()}
-    runs_uri = storage.location(name, RUNS_DIR)
-    # A bad option fails here, in one line, before any stored run is compared with its settings.
-    configs = {arms[label]: run_config(run_spec(Arm(label, train), spec.train.seed, runs_uri), data)
-               for label, train in specs.items()}
-    paired = plan_paired([Arm(label, train) for label, train in specs.items()], spec.seed_list, storage, name,
-                         RUNS_DIR, in_actor=in_actor(spec.train, spec.trainer_runs), data=data, kind="reproduction")
-    prepared = {}
-    for run in paired.pending:
-        if arms[run.arm] not in prepared:
-            prepared[arms[run.arm]] = prepare_run(run.spec, data, folder_made=True)
-    return ReproducePlan(spec, name, storage, paired, arms, configs, prepared, manifest,
-                         resuming=previous is not None, data=data)
+    paired = plan_paired([Arm(label, arm_spec(spec, row, arm)) for label, (row, arm) in arms.items()],
+                         spec.seed_list, storage, name, RUNS_DIR, in_actor=in_actor(spec.train, spec.trainer_runs),
+                         kind="reproduction")
+    return ReproducePlan(spec, name, storage, paired, arms, manifest, resuming=previous is not None)
 
 
 def _check_name(storage: Storage, name: str, settings: dict) -> ReproduceManifest | None:

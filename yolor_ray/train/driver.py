@@ -22,7 +22,6 @@ from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchConfig
 
 from yolor_ray.config.parts import dist_timeout_s
-from yolor_ray.data.coco import CocoFolder
 from yolor_ray.engine.hooks import Reporter
 from yolor_ray.errors import RunFailedError
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_CONFIG, RUN_FILE, SAMPLES_PNG
@@ -33,6 +32,7 @@ from yolor_ray.train.outputs import render_samples, write_results
 from yolor_ray.train.prepare import PreparedRun, prepare_run
 from yolor_ray.train.progress import epoch_progress
 from yolor_ray.train.ray_cluster import on_private_ray, ray_session, require_fit, shortfalls
+from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.train.trainer import RunTrainer
 from yolor_ray.train.worker import WORKER_CONFIG, WorkerConfig, train_here, train_worker
@@ -49,16 +49,16 @@ def check_run_fits(spec: TrainSpec, total: dict[str, float], fixed: bool, local:
     require_fit(not short, "this run", "it needs " + "; ".join(described), fixed, local)
 
 
-def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None = None,
+def run_training(spec: TrainSpec, callbacks: tuple = (), inputs: RunInputs | None = None,
                  check_nodes: bool = True, progress: bool = True) -> RunResults:
     """Train (or resume), evaluate and write the run's results; returns the results record.
 
     ``callbacks``: Ray Train callbacks;
-    ``data``: the dataset folder already inspected (see :func:`prepare_run`);
+    ``inputs``: what the run's config takes from outside, already looked up (see :func:`prepare_run`);
     ``check_nodes``: compare the data on every node first (a sweep does it once for all trials);
     ``progress``: one line per epoch on stdout (a sweep's trials leave that to Tune).
     """
-    run = prepare_run(spec, data)
+    run = prepare_run(spec, inputs)
     with ray_session(spec.address, verbose=spec.verbose) as local:
         check_run_fits(spec, ray.cluster_resources(), fixed=local, local=local)
         data_check = DataCheck.of(run.data) if run.data is not None else None
@@ -73,7 +73,7 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), data: CocoFolder | None
 
 
 def train_in_process(spec: TrainSpec, reporter: Reporter, checkpoint, latest_checkpoint: Callable[[], str],
-                     data: CocoFolder | None = None) -> RunResults:
+                     inputs: RunInputs | None = None) -> RunResults:
     """A 1-worker run trained in this process, no TorchTrainer (a sweep's trial in its Tune actor):
     the caller's ``reporter`` persists each epoch's checkpoint into the run's folder,
     ``checkpoint`` is the one to resume from (or None) and ``latest_checkpoint()`` names
@@ -81,7 +81,7 @@ def train_in_process(spec: TrainSpec, reporter: Reporter, checkpoint, latest_che
     of :func:`run_training`: run.json, config.py, checkpoints, logs, results.json."""
     if spec.scaling.num_workers != 1:
         raise ValueError(f"train_in_process trains one worker, not {spec.scaling.num_workers}")
-    run = prepare_run(spec, data, folder_made=True)
+    run = prepare_run(spec, inputs, folder_made=True)
     _write_run_files(run)
     log.info("%s %s in this process; results in %s", "resuming" if checkpoint is not None else "training",
              spec.config.name, run.location)

@@ -23,6 +23,7 @@ TRACKERS = ("mlflow", "wandb")  # --tracker: MMEngine's MLflowVisBackend, WandbV
 TRAIN_PARAMS = ("all", "implicit")  # --train: what a warm start fine-tunes
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DEFAULT_STORAGE = "./results"
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 64, 1333  # --small's one image scale: mmdet's largest side is 1333
 
 
 class OptionError(UserError, ValueError):
@@ -159,8 +160,9 @@ class RunSettings:
     def __post_init__(self):
         if self.data_root is not None:
             object.__setattr__(self, "data_root", Path(self.data_root))
-        for name, low in (("image_size", 64), ("seed", 0), ("num_samples", 0)):
-            require_int(f"RunSettings({name})", getattr(self, name), low, OptionError)
+        require_int("RunSettings(image_size)", self.image_size, MIN_IMAGE_SIZE, OptionError, high=MAX_IMAGE_SIZE)
+        for name in ("seed", "num_samples"):
+            require_int(f"RunSettings({name})", getattr(self, name), 0, OptionError)
         for name in ("epochs", "batch_size"):
             require_int(f"RunSettings({name})", getattr(self, name), 1, OptionError, optional=True)
         if self.amp not in AMP_MODES:

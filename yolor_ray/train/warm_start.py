@@ -14,21 +14,22 @@ it, and a sweep's ``--lr`` is the fine-tuning LR itself. ``--train implicit`` tr
 implicit parameters alone (every other parameter frozen; BN statistics still update).
 Every warm-started run validates once before its first epoch (``before_training`` in
 its results): the AP it starts from.
+
+This module finds the baseline's checkpoint (before the config is adapted) and checks what it
+holds against the model; the schedule's config edits are ``config.edits``'
+``use_finetune_schedule`` and ``train_implicit_only``.
 """
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from mmengine.config import Config
-
 from yolor_ray import paths
 from yolor_ray.engine.checkpoint import KeyReport
 from yolor_ray.errors import UserError
+from yolor_ray.implicit import is_implicit_key
 from yolor_ray.layout import CHECKPOINT_FILE, RESULTS_FILE, RUN_FILE
 from yolor_ray.records import RecordError, RunResults
 from yolor_ray.storage import StorageSpec, open_storage
-
-LR_KEY = ("optim_wrapper", "optimizer", "lr")
 
 
 class BaselineError(UserError, ValueError):
@@ -67,18 +68,11 @@ def baseline_checkpoint(uri: str, s3_endpoint: str | None) -> str:
     return storage.location(path.name, PurePosixPath(record.checkpoint).name, CHECKPOINT_FILE)
 
 
-def use_finetune_schedule(cfg: Config, lr_factor: float) -> None:
-    """The fine-tuning schedule: the config's LR x ``lr_factor``, constant, no warm-up."""
-    optimizer = cfg.optim_wrapper.optimizer
-    optimizer.lr = float(optimizer.lr) * lr_factor
-    cfg.param_scheduler = []  # MMEngine: no scheduler is a constant LR
-
-
-def train_implicit_only(cfg: Config) -> None:
-    """``--train implicit``: our optim-wrapper constructor freezes every other parameter."""
-    paramwise = cfg.optim_wrapper.get("paramwise_cfg") or {}
-    paramwise["implicit_only"] = True
-    cfg.optim_wrapper["paramwise_cfg"] = paramwise
+def check_trains_implicit(start, model) -> None:
+    """``--train implicit`` needs implicit parameters to fine-tune."""
+    if start.train_params == "implicit" and not any(is_implicit_key(k) for k, _ in model.named_parameters()):
+        raise BaselineError("--train implicit: this model has no implicit parameters (a baseline "
+                            "config; sweep its YOLOR variants, or train a YOLOR config)")
 
 
 def check_baseline_fits(uri: str, model_type: str, report: KeyReport) -> str:

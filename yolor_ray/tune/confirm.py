@@ -53,7 +53,7 @@ def run_confirmation(plan: PreparedSweep, ranked: list[LeaderboardEntry], max_co
     seeds = [plan.trial_spec.seed + i for i in range(spec.seeds)]
     top = [e for e in ranked if e.status == "completed"][:spec.confirm]
     paired = plan_paired(confirmation_arms(plan, top), seeds, plan.storage, plan.name, CONFIRM_DIR,
-                         in_actor=plan.in_actor, data=plan.data, kind="confirmation")
+                         in_actor=plan.in_actor, inputs=plan.inputs, kind="confirmation")
     log.info("confirming %d variant(s) against the baseline with %d seeds: %d run(s) to train, %d reused",
              len(top), len(seeds), len(paired.pending), len(paired.runs) - len(paired.pending))
     outcomes = run_paired(paired, max_concurrent, local)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from yolor_ray.train.prepare import describe_run, prepare_run
+from yolor_ray.train.describe import describe_run
+from yolor_ray.train.prepare import prepare_run
 from yolor_ray.tune.plan import PreparedSweep
 from yolor_ray.tune.trial import trial_for
 
@@ -19,7 +20,7 @@ def describe_sweep(plan: PreparedSweep) -> tuple[str, str]:
     """``--dry-run`` of a sweep: its settings, then the first trial as a run would print it."""
     first = {d.key: d.values()[0] for d in plan.space.dimensions}
     trial, config_text = describe_run(prepare_run(trial_for(plan.trial_spec, first, plan.base_implicit, "first"),
-                                                  plan.data))
+                                                  plan.inputs))
     spec = plan.spec
     lines = [
         f"sweep:    {plan.location} ({_state_of(plan)})",

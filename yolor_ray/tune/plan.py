@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.paired.capacity import in_actor
 from yolor_ray.storage import Storage
+from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune import space as spacelib
 from yolor_ray.tune.spec import SweepSpec
@@ -26,11 +27,15 @@ class PreparedSweep:
     storage: Storage  # the sweep's parent
     fingerprint: str
     resuming: bool
-    data: CocoFolder | None = None  # --data, inspected once for the whole sweep
+    inputs: RunInputs | None = None  # --data inspected and --from's checkpoint found, once for the whole sweep
     finished: bool = False  # complete already: only its confirmation to run (--confirm)
     # The settings of the space's lists of choices its trials take, one per trial, distinct
     # (SearchSpace.pick): random and grid search; empty for Optuna, which picks its own.
     points: tuple[dict, ...] = ()
+
+    @property
+    def data(self) -> CocoFolder | None:
+        return self.inputs.data if self.inputs is not None else None
 
     @property
     def trials(self) -> int:

@@ -31,18 +31,16 @@ import logging
 import time
 from pathlib import Path
 
-from yolor_ray.config.load import load_config
-from yolor_ray.data.coco import inspect_coco_folder
 from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RUNS_DIR, SWEEP_FILE
-from yolor_ray.models import build_model
 from yolor_ray.names import complete, default_name, held_manifest, started_otherwise
 from yolor_ray.paired.capacity import trials_at_a_time
 from yolor_ray.records import Leaderboard, SweepManifest
 from yolor_ray.storage import open_storage
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
-from yolor_ray.train.prepare import prepare_run
+from yolor_ray.train.prepare import prepare_config
 from yolor_ray.train.ray_cluster import ray_session
+from yolor_ray.train.run_config import config_and_model, look_up_inputs
 from yolor_ray.tune.checks import check_against_config, check_reports, pick_search, sweep_fingerprint, trials_of
 from yolor_ray.tune.confirm import check_confirmable, run_confirmation
 from yolor_ray.tune.leaderboard import ranked_entries, write_sweep_results
@@ -57,21 +55,12 @@ log = logging.getLogger("yolor_ray")
 
 
 def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
-    """Every check that can fail before Ray starts, without writing anything."""
+    """Every check that can fail before Ray starts, without writing anything: the config as a
+    trial trains it (what it reports, the placements its detector has), the space, the search,
+    one trial's run prepared in full, the name."""
     train = spec.train
-    cfg = load_config(spec.config, train.cfg_options)
-    check_reports(cfg, spec)
-
-    detector_cfg, base_implicit = split_yolor_cfg(cfg.model)
-    base_implicit = base_implicit or {}
-    available = tuple(available_placements(build_model(detector_cfg, cfg.get("default_scope", "mmdet"))))
-    space = parse_space(spec.space, available)
-    check_against_config(space, base_implicit)
     search = pick_search(spec.search)
-    space.to_tune(grid=search == "grid")  # a grid over a range fails here, before Ray
-
     storage = open_storage(train.storage)
-    storage.check()
     name = spec.name or default_name(f"sweep-{spec.config.stem}")
     warm = train.warm_start
     trial_spec = dataclasses.replace(
@@ -81,17 +70,26 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
         storage=dataclasses.replace(train.storage, uri=storage.location(name, RUNS_DIR)),
         checkpoints=dataclasses.replace(train.checkpoints, metric=spec.metric, mode=spec.mode),
     ).for_run(spec.config.resolve())
-    # The annotation files are parsed here once; trials and the leaderboard reuse them.
-    data = inspect_coco_folder(trial_spec.data_root, train.check_all_images) if trial_spec.data_root else None
-    # One trial's run, checked in full (config, data, the YOLOR model builds).
+    # The annotation files are parsed and --from's checkpoint found here once; trials reuse them.
+    inputs = look_up_inputs(trial_spec)
+    cfg, model = config_and_model(trial_spec, inputs)
+    check_reports(cfg, spec)
+    detector_cfg, base_implicit = split_yolor_cfg(cfg.model)
+    base_implicit = base_implicit or {}
+    space = parse_space(spec.space, tuple(available_placements(model)))
+    del model  # before the trial's model is built
+    check_against_config(space, base_implicit)
+    space.to_tune(grid=search == "grid")  # a grid over a range fails here, before Ray
+    storage.check()
+    # One trial's config, checked in full (data, the YOLOR model builds, its optimizer, load_from).
     first = {d.key: d.values()[0] for d in space.dimensions}
-    prepared = prepare_run(trial_for(trial_spec, first, base_implicit, "check"), data)
+    prepared = prepare_config(trial_for(trial_spec, first, base_implicit, "check"), inputs)
     fingerprint = sweep_fingerprint(prepared.config_text, prepared.fingerprint, space, search, spec)
     state = _check_sweep_name(storage, name, fingerprint, confirm=spec.confirm > 0)
     search, points = trials_of(space, search, spec.trials, train.seed)
     plan = PreparedSweep(spec, space, trial_spec, base_implicit, prepared.cfg.train_cfg.max_epochs, search, name,
-                         storage, fingerprint, resuming=state == "unfinished", data=data, finished=state == "finished",
-                         points=points)
+                         storage, fingerprint, resuming=state == "unfinished", inputs=inputs,
+                         finished=state == "finished", points=points)
     check_confirmable(plan)
     return plan
 

@@ -7,8 +7,8 @@ import dataclasses
 
 from ray import tune
 
-from yolor_ray.data.coco import CocoFolder
 from yolor_ray.paired.trial import train_trial
+from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.tune.variant import implicit_of
 
@@ -25,9 +25,9 @@ def trial_for(trial_spec: TrainSpec, variant: dict, base_implicit: dict, name: s
                                implicit=implicit_of(implicit_variant, base_implicit))
 
 
-def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, data: CocoFolder | None = None,
+def sweep_trial(variant: dict, trial_spec: TrainSpec, base_implicit: dict, inputs: RunInputs | None = None,
                 in_actor: bool = True) -> None:
     """Tune's function trainable: one trial = one training run named by the trial id;
     ``in_actor``: trained here (1 worker), else a TorchTrainer run."""
     name = tune.get_context().get_trial_id()
-    train_trial(trial_for(trial_spec, variant, base_implicit, name), data, in_actor)
+    train_trial(trial_for(trial_spec, variant, base_implicit, name), inputs, in_actor)

@@ -32,7 +32,7 @@ def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
                                                                                                  plan.name)
     trainable = tune.with_resources(
         tune.with_parameters(sweep_trial, trial_spec=plan.trial_spec, base_implicit=plan.base_implicit,
-                             data=plan.data, in_actor=plan.in_actor),
+                             inputs=plan.inputs, in_actor=plan.in_actor),
         actor_resources(plan.trial_spec, plan.in_actor))
     experiment = f"{parent}/{experiment_name}"
     if plan.resuming and tune.Tuner.can_restore(experiment, storage_filesystem=filesystem):
