@@ -23,6 +23,7 @@ setup(
         "ray[default,train,tune]==2.60.0",
         "setuptools>=77.0.3,<82",  # mmengine/mmcv import pkg_resources
         "numpy>=1.26",
+        "scipy>=1.10",  # t quantiles (noise, resolution); mmdet needs it too
         "pycocotools>=2.0.7",
         "faster-coco-eval>=1.8",  # validation's COCOeval (engine.coco_metric); pycocotools' stays the fallback
         "boto3>=1.34",

@@ -163,7 +163,7 @@ def test_paired_interval_within_and_beyond_noise():
     same = paired_difference([0.071, 0.064, 0.069], [0.071, 0.064, 0.069])  # a variant identical to the baseline
     assert (same.mean, same.low, same.high, same.df) == (0.0, 0.0, 0.0, 2) and same.within_noise
     noisy = paired_difference([0.072, 0.061], [0.070, 0.066])  # differences +0.002, -0.005: t(1) = 12.706
-    assert noisy.within_noise and noisy.high - noisy.low == pytest.approx(2 * 12.706 * noisy.sd / 2 ** 0.5)
+    assert noisy.within_noise and noisy.high - noisy.low == pytest.approx(2 * 12.706 * noisy.sd / 2 ** 0.5, rel=1e-4)
     worse = paired_difference([0.001, 0.0, 0.002], [0.070, 0.066, 0.071])
     assert worse.high < 0 and not worse.within_noise
     with pytest.raises(ValueError):

@@ -21,8 +21,8 @@ says the same to ``make lint``), and each module's docstring says what it is for
 * ``implicit``: the model side of YOLOR, on a bare ``nn.Module`` (no configs, Ray or files);
 * ``names``: the one check of a ``--name`` (train, tune, reproduce) and the default name;
 * ``data`` (``data.coco``: the checks of a COCO folder; ``data.shapes``: the seeded synthetic set),
-  ``storage``, ``records``, ``metrics``, ``layout``, ``noise``, ``reference``: light (no torch), what a
-  run reads and writes;
+  ``storage``, ``records``, ``metrics``, ``layout``, ``noise``, ``resolution``, ``reference``: light (no
+  torch), what a run reads and writes, and the statistics of paired seeds;
 * ``errors``: ``UserError`` (one line, exit 2) and ``RunFailedError`` (one line, exit 1).
 
 What the autoscaler, ``--help``, ``table`` and ``cluster check`` load imports no torch.

@@ -1,17 +1,27 @@
 """Paired differences with a 95% interval (paired t, S-1 degrees of freedom): is a
-variant's difference to the baseline beyond seed noise? No torch: ``table`` uses it."""
+variant's difference to the baseline beyond seed noise? No torch: ``table`` uses it.
+The t quantiles come from scipy, imported when first asked for (``table`` loads this
+module and should not pay for ``scipy.stats`` unless it prints an interval)."""
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import statistics
 from dataclasses import dataclass
 
-# Student's t, two-sided 95% (the 0.975 quantile), by degrees of freedom; normal beyond 30.
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
-        20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
-        29: 2.045, 30: 2.042}
 METHOD = "paired t, 95%, S-1 degrees of freedom (S seeds, the same seed for variant and baseline)"
+
+
+@functools.lru_cache(maxsize=None)
+def t975(df: int) -> float:
+    """Student's t 0.975 quantile (two-sided 95%) at ``df`` degrees of freedom; cached, since
+    a procedure asks for the same few dfs over and over. Any integer type (numpy's too)."""
+    if isinstance(df, bool) or not hasattr(df, "__index__") or operator.index(df) < 1:
+        raise ValueError(f"t quantiles need an int >= 1 degrees of freedom, got {df!r}")
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, operator.index(df)))
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,10 @@ class PairedDifference:
         """The interval holds 0: the seeds cannot tell the variant from the baseline."""
         return self.low <= 0.0 <= self.high
 
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
 
 def paired_difference(variant: list[float], baseline: list[float]) -> PairedDifference:
     """``variant[i] - baseline[i]`` per seed i: mean and its 95% paired-t interval."""
@@ -35,7 +49,7 @@ def paired_difference(variant: list[float], baseline: list[float]) -> PairedDiff
     diffs = [v - b for v, b in zip(variant, baseline)]
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
     df = len(diffs) - 1
-    half = T975.get(df, 1.960) * sd / math.sqrt(len(diffs))
+    half = t975(df) * sd / math.sqrt(len(diffs))
     return PairedDifference(mean, sd, mean - half, mean + half, df)
 
 
