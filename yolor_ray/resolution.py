@@ -158,3 +158,35 @@ def best_pilot(assumed_sd: float, resolution: float, max_pilot: int | None = Non
     last = crossing if max_pilot is None else min(crossing, max_pilot)
     seeds = max(last, need(last))
     return BestPilot(first(MIN_PILOT, last, lambda n0: need(n0) <= seeds), last, seeds)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """``--resolution H --max-seeds M`` (run each comparison to a half-width of H AP points) and the
+    dry run's assumed sd (``--assume-sd S``, or ``--prior``: an earlier reproduction's or
+    confirmation's measured sd per row): a part of a reproduction's and a sweep confirmation's
+    spec. ``target`` None: the fixed number of seeds (``--seeds``), as without it."""
+
+    target: float | None = None
+    max_seeds: int = DEFAULT_MAX_SEEDS
+    assume_sd: float | None = None
+    prior: str | None = None
+
+    def check(self, pilot: int) -> None:
+        """Every rule, given the pilot (``--seeds``); one line naming the options."""
+        if self.target is None:
+            if self.max_seeds != DEFAULT_MAX_SEEDS or self.assume_sd is not None or self.prior is not None:
+                raise ResolutionError("--max-seeds, --assume-sd and --prior go with --resolution H")
+            return
+        check_plan(pilot, self.target, self.max_seeds)
+        if self.assume_sd is not None and self.prior is not None:
+            raise ResolutionError("--assume-sd gives the sd, --prior measures it from an earlier run: pass one")
+        if self.assume_sd is not None:
+            check_assumed_sd(self.assume_sd)
+        if self.prior is not None and (not isinstance(self.prior, str) or not self.prior):
+            raise ResolutionError(f"--prior must name a reproduction or a sweep, got {self.prior!r}")
+
+    @property
+    def priced(self) -> bool:
+        """The dry run prices the resolution from an sd (assumed, or an earlier run's)."""
+        return self.assume_sd is not None or self.prior is not None

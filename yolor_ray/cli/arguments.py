@@ -90,6 +90,32 @@ def add_warm_start_arguments(parser: argparse.ArgumentParser) -> None:
                         "is the config's x this (default 0.1), constant, no warm-up; --cfg-options win")
 
 
+def add_resolution_arguments(group) -> None:
+    """Seeds on demand (``resolution.Resolution``): ``reproduce``'s and ``tune --confirm``'s, whose
+    ``--seeds`` becomes the pilot."""
+    group.add_argument("--resolution", type=float, metavar="H", help="run each comparison to a 95%% interval "
+                       "of half-width H AP points: --seeds is the pilot, which fixes how many seeds in all "
+                       "(Stein's two-stage procedure; docs/reproduce.md)")
+    group.add_argument("--max-seeds", type=int, metavar="N", help="with --resolution: at most N seeds per arm "
+                       "(default 20); raise it later under the same --name to run what a capped comparison lacks")
+    group.add_argument("--assume-sd", type=float, metavar="S", help="with --dry-run --resolution: price the plan "
+                       "for paired differences of sd S AP points")
+    group.add_argument("--prior", metavar="NAME_OR_PATH", help="with --dry-run --resolution: price the plan for "
+                       "the paired sd per row measured by an earlier reproduction or sweep confirmation")
+
+
+def resolution_from_args(args: argparse.Namespace):
+    """``--resolution``, ``--max-seeds``, ``--assume-sd``, ``--prior`` as a spec part."""
+    from yolor_ray.resolution import DEFAULT_MAX_SEEDS, Resolution
+
+    if (args.assume_sd is not None or args.prior is not None) and not args.dry_run:
+        raise UserError("--assume-sd and --prior price a plan: add --dry-run")
+    if args.max_seeds is not None and args.resolution is None:
+        raise UserError("--max-seeds caps the seeds of --resolution H: add --resolution")
+    return Resolution(target=args.resolution, max_seeds=DEFAULT_MAX_SEEDS if args.max_seeds is None else args.max_seeds,
+                      assume_sd=args.assume_sd, prior=args.prior)
+
+
 def parse_argv(prog: str, add_arguments: Callable[[argparse.ArgumentParser], None],
                argv: Sequence[str]) -> argparse.Namespace:
     """``argv`` parsed as one command's arguments (``prog``: the command, for its usage line)."""

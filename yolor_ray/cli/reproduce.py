@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from yolor_ray.cli.arguments import (
+    add_resolution_arguments,
     add_train_arguments,
     check_run_paths,
     parse_argv,
     parse_named_numbers,
+    resolution_from_args,
     run_settings_from_args,
 )
 from yolor_ray.cli.running import hold_library_warnings, raise_if_missing, save_held_warnings
@@ -34,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rows", nargs="+", choices=tuple(REFERENCE_ROWS), default=list(REFERENCE_ROWS), metavar="ROW",
                        help=f"the reference table's rows to train (default all six: {' '.join(REFERENCE_ROWS)})")
     group.add_argument("--seeds", type=int, default=3, help="seeds per row and arm (default 3; at least 2 for a "
-                       "paired interval)")
+                       "paired interval); with --resolution, the pilot's (at least 3)")
+    add_resolution_arguments(group)
     group.add_argument("--yolor-options", nargs="+", default=[], metavar="KEY=VALUE", help="--cfg-options of the "
                        "YOLOR runs alone, e.g. model.implicit.init.multiply.std=0.05")
     group.add_argument("--max-concurrent", type=int, help="runs at a time (default: as many as the cluster holds)")
@@ -59,7 +62,8 @@ def spec_from_args(args: argparse.Namespace) -> ReproduceSpec:
                          yolor_options=parse_cfg_options(args.yolor_options), max_concurrent=args.max_concurrent,
                          fixed_cluster=args.fixed_cluster, trainer_runs=args.trainer_runs, calibrate=args.calibrate,
                          seconds_per_iter=parse_named_numbers(args.seconds_per_iter, "--seconds-per-iter",
-                                                              "ROW=SECONDS", "atss=0.22"))
+                                                              "ROW=SECONDS", "atss=0.22"),
+                         resolution=resolution_from_args(args))
 
 
 def spec_from_argv(argv: Sequence[str]) -> ReproduceSpec:

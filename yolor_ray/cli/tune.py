@@ -5,7 +5,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from yolor_ray.cli.arguments import add_train_arguments, check_run_paths, parse_argv, run_settings_from_args
+from yolor_ray.cli.arguments import (
+    add_resolution_arguments,
+    add_train_arguments,
+    check_run_paths,
+    parse_argv,
+    resolution_from_args,
+    run_settings_from_args,
+)
 from yolor_ray.cli.running import hold_library_warnings, print_dry_run, raise_if_missing, save_held_warnings
 from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RUNS_DIR, TRIALS_PNG
 
@@ -44,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--confirm", type=int, default=0, metavar="K", help="after the sweep, train the top K "
                        "variants and the baseline again with --seeds seeds each and compare them (paired t intervals; "
                        "docs/tune.md)")
-    group.add_argument("--seeds", type=int, default=2, help="seeds per confirmed variant and the baseline (default 2)")
+    group.add_argument("--seeds", type=int, help="seeds per confirmed variant and the baseline (default 2); with "
+                       "--resolution, the pilot's (default 3)")
+    add_resolution_arguments(group)
     # --trainer-trials: the option's name before it took reproduce's name for the same thing
     group.add_argument("--trainer-runs", "--trainer-trials", dest="trainer_runs", action="store_true",
                        help="every trial and --confirm run a TorchTrainer run, 1-worker ones too (by default "
@@ -53,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     """The sweep of parsed ``yolor-ray tune`` arguments (the space file, if any, is read here)."""
+    from yolor_ray.resolution import MIN_PILOT
     from yolor_ray.tune.space_parse import DEFAULT_SPACE, load_space_file  # deferred: Ray Tune, torch
     from yolor_ray.tune.spec import SweepSpec
 
@@ -70,7 +80,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
                      grace_period=args.grace_period, reduction_factor=args.reduction_factor,
                      max_concurrent=args.max_concurrent, early_stopping=args.early_stopping,
                      fixed_cluster=args.fixed_cluster, trainer_runs=args.trainer_runs, confirm=args.confirm,
-                     seeds=args.seeds)
+                     seeds=args.seeds or (MIN_PILOT if args.resolution is not None else 2),
+                     resolution=resolution_from_args(args))
 
 
 def spec_from_argv(argv: Sequence[str]) -> SweepSpec:

@@ -6,6 +6,7 @@ from typing import Any
 
 from yolor_ray.errors import require_int
 from yolor_ray.reference import REFERENCE_ROWS
+from yolor_ray.resolution import Resolution
 from yolor_ray.train.spec import RUN_NAME, OptionError, RunSettings
 
 ARMS = ("baseline", "yolor")
@@ -27,6 +28,7 @@ class ReproduceSpec:
     fixed_cluster: bool = False  # the cluster cannot grow: only as many runs at a time as fit now
     calibrate: int = 0  # --dry-run: measure this many iterations of each row's configs on one worker
     seconds_per_iter: dict[str, float] = field(default_factory=dict)  # --dry-run: given per row
+    resolution: Resolution = field(default_factory=Resolution)  # seeds on demand: `seeds` is the pilot
 
     def __post_init__(self):
         require_int("--seeds", self.seeds, 2, OptionError, why=" (a paired interval needs two seeds)")
@@ -48,6 +50,7 @@ class ReproduceSpec:
             raise OptionError(f"reproduction name must match {RUN_NAME.pattern}, got {self.name!r}")
         if self.train.warm_start is not None:
             raise OptionError("reproduce trains every baseline itself; --from is for sweeps and single runs")
+        self.resolution.check(self.seeds)
 
     @property
     def seed_list(self) -> list[int]:

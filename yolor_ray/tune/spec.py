@@ -2,12 +2,13 @@
 counterpart of ``train.spec.TrainSpec``: a config and the run settings every trial shares."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from yolor_ray.errors import require_int
 from yolor_ray.metrics import SCORE_METRIC
+from yolor_ray.resolution import Resolution, ResolutionError
 from yolor_ray.train.spec import RUN_NAME, OptionError, RunSettings
 
 SEARCHES = ("auto", "random", "grid", "optuna")
@@ -34,6 +35,7 @@ class SweepSpec:
     trainer_runs: bool = False  # every run a TorchTrainer run, 1-worker ones too (else those train in their Tune actor)
     confirm: int = 0  # the top K variants and the baseline trained again with `seeds` seeds each (tune/confirm.py)
     seeds: int = 2
+    resolution: Resolution = field(default_factory=Resolution)  # the confirmation's seeds on demand: `seeds` the pilot
 
     def __post_init__(self):
         object.__setattr__(self, "config", Path(self.config))
@@ -48,3 +50,6 @@ class SweepSpec:
             raise OptionError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.name is not None and not RUN_NAME.match(self.name):
             raise OptionError(f"sweep name must match {RUN_NAME.pattern}, got {self.name!r}")
+        if self.resolution.target is not None and not self.confirm:
+            raise ResolutionError("--resolution sets how far --confirm K runs its comparisons: add --confirm K")
+        self.resolution.check(self.seeds)
