@@ -163,7 +163,7 @@ def test_best_config_trains(finished_sweep, sweep_data, tmp_path):
 def test_sweep_resumes_after_its_driver_is_killed(sweep_data, tmp_path):
     storage, name = tmp_path / "sweeps", "resumed"
     args = _sweep_args(sweep_data, storage, name, "--search", "random", "--trials", 2, "--placements", "fpn",
-                       "fpn+pred", "--num-workers", 1, "--epochs", 2)  # last --epochs wins
+                       "fpn+pred", "--num-workers", 1, "--epochs", 2, "--image-size", 64)  # the last one wins
     kill_once_checkpointed(args, storage / name / "runs", grace_s=3)  # grace: Tune saves its experiment state
     assert not (storage / name / "leaderboard.json").exists()
     # 1-worker trials train in their Tune actors: their checkpoints are Tune's, in runs/TRIAL.
@@ -260,7 +260,7 @@ def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline,
     assert base_ap > 0.05, base_ap
     storage = tmp_path / "sweeps"
     proc = yolor_ray("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
-                     "--epochs", 2, "--batch-size", 4, "--storage", storage, "--name", "warm",
+                     "--epochs", 1, "--batch-size", 4, "--storage", storage, "--name", "warm",
                      "--from", trained_baseline["run"], "--search", "grid", "--placements", "fpn", "pred",
                      "fpn+pred", "head_in", "--modeling", "vector", "--num-workers", 1)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -283,12 +283,13 @@ def test_warm_started_sweep_starts_every_trial_at_the_baseline(trained_baseline,
 def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline, tmp_path):
     """A warm-started sweep of pred at its usual init and a planted dead variant (multiply at
     0: no predictions), then --confirm 2 --seeds 2: both and the baseline at seeds 0 and 1.
-    The confirmation's driver is killed after its first checkpoint and run again."""
+    One epoch each: a killed pass resumed is the paired layer's, which reproduce's tests kill
+    (test_reproduce: a reproduction and its extension to a resolution), not this command's."""
     storage = tmp_path / "sweeps"
     space = tmp_path / "space.yaml"
     space.write_text("placements: [[pred]]\ninit: {multiply_mean: [1.0, 0.0]}\n")
     sweep = ("tune", ATSS, "--data", trained_baseline["data"], "--small", "--image-size", 128,
-             "--epochs", 2, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
+             "--epochs", 1, "--batch-size", 4, "--storage", storage, "--name", "confirmed",
              "--from", trained_baseline["run"], "--space", space, "--search", "grid", "--no-early-stopping",
              "--num-workers", 1)
     proc = yolor_ray(*sweep)
@@ -298,19 +299,10 @@ def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline,
     assert again.returncode == 2 and "or confirm its winners: the same command with --confirm K" in again.stderr
     # The complete sweep confirmed afterwards: its trials are not trained again.
     confirm = [*sweep, "--confirm", 2, "--seeds", 2]
-    confirm_runs = storage / "confirmed" / "confirm"
-    output = kill_once_checkpointed(confirm, confirm_runs)
-    assert "is complete: confirming its top 2 variant(s)" in output and "6 run(s) to train, 0 reused" in output
-    finished = {p.parent.name for p in confirm_runs.glob("*/results.json")}
-    interrupted = checkpointed(confirm_runs) - finished
-    assert interrupted and len(finished) < 6, (finished, interrupted)
-    time.sleep(2)
     proc = yolor_ray(*confirm)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert f"{6 - len(finished)} run(s) to train, {len(finished)} reused" in proc.stderr
-    for run in interrupted:  # continued from its checkpoint: one restart, every epoch once
-        record = json.loads((confirm_runs / run / "results.json").read_text())
-        assert record["restarts"] == 1 and [h["epoch"] for h in record["history"]] == [1, 2], record["history"]
+    assert "is complete: confirming its top 2 variant(s)" in proc.stderr
+    assert "6 run(s) to train, 0 reused" in proc.stderr
     leaderboard = json.loads((storage / "confirmed" / "leaderboard.json").read_text())
     assert {t["trial"] for t in leaderboard["trials"]} == trials and leaderboard["confirmation"]["seeds"] == [0, 1]
     runs = storage / "confirmed" / "runs"
