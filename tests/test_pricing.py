@@ -122,7 +122,7 @@ def test_each_rows_seeds_and_device_hours_at_the_resolution():
     assert (atss.seeds.needed, atss.seeds.run, faster.seeds.run) == (42, 42, 42)
     assert atss.hours == pytest.approx((41 + 42) * hour)  # seed 0's baseline is done
     assert faster.hours == pytest.approx(84 * hour / 2) and faster.fewest_hours == pytest.approx(24 * hour / 2)
-    assert price.device_hours == pytest.approx(atss.hours + faster.hours)
+    assert price.estimate.device_hours == pytest.approx(atss.hours + faster.hours)
     assert {(a.row, a.arm): a.runs_to_train for a in price.estimate.arms}[("atss", "baseline")] == 41
     text = "\n".join(format_price(price))
     line = next(line.split() for line in text.splitlines() if line.startswith("  atss "))
@@ -139,6 +139,12 @@ def test_each_rows_seeds_and_device_hours_at_the_resolution():
     assert "atss: --max-seeds 20 cannot reach ±0.1 from a pilot of 3: it needs 42 seeds" in text
     assert f"its 22 more seeds would cost {44 * hour:.3g} GPU-hours" in text
     assert "faster-rcnn           -  not priced: no sd measured for this row" in text
+
+    unpriced = price_resolution(_plan(spec), _estimate({"atss": None, "faster-rcnn": None}),
+                                dict.fromkeys(spec.rows, 0.15), "assumed")  # no seconds per iteration: seeds alone
+    assert [(r.seeds.run, r.hours) for r in unpriced.rows] == [(20, None), (20, None)]
+    text = "\n".join(format_price(unpriced))
+    assert "no device-hours: pass --calibrate N" in text and "would cost" not in text
 
 
 def test_a_reproduction_prior_gives_each_rows_primary_sd():

@@ -77,39 +77,38 @@ def read_prior(prior: str, storage: StorageSpec) -> Prior:
     """The reproduction or confirmation ``prior`` names (a file, a folder, or a name under
     ``storage``), as measured sds; a ``PriorError`` in one line for anything else."""
     if "://" in prior:
-        return _from_storage(StorageSpec(prior, storage.endpoint), prior)
+        if prior.endswith(".json"):  # s3://bucket/.../reproduce.json: that file
+            folder, _, name = prior.rpartition("/")
+            return _parsed(open_storage(StorageSpec(folder, storage.endpoint)).read_text(name), prior, name, prior)
+        return _from_folder(StorageSpec(prior, storage.endpoint), prior)
     local = Path(prior).expanduser()
     if local.is_file():
-        text = paths.read_text(local, "--prior file", PriorError)
-        names = [local.name] if local.name in RECORDS else list(RECORDS)
-        return _parsed(text, str(local.resolve()), names, prior)
+        return _parsed(paths.read_text(local, "--prior file", PriorError), str(local.resolve()), local.name, prior)
     if local.is_dir():
-        return _from_storage(StorageSpec(str(local)), prior)
+        return _from_folder(StorageSpec(str(local)), prior)
     if "/" in prior or prior.endswith(".json"):
         raise PriorError(f"--prior {prior!r}: no such file or folder")
-    return _from_storage(storage, prior, prior)
+    return _from_folder(storage, prior, prior)
 
 
-def _from_storage(spec: StorageSpec, prior: str, *parts: str) -> Prior:
-    """The reproduce.json or confirmation.json in the folder ``parts`` of ``spec`` (a file's URI: that file)."""
+def _from_folder(spec: StorageSpec, prior: str, *parts: str) -> Prior:
+    """The reproduce.json or confirmation.json in the folder ``parts`` of ``spec``."""
     storage = open_storage(spec)
     for name in RECORDS:
         text = storage.read_text(*parts, name)
         if text is not None:
-            return _parsed(text, storage.location(*parts, name), [name], prior)
-    if spec.is_s3 and prior.endswith(".json"):  # s3://bucket/.../reproduce.json: the file itself
-        folder, _, name = spec.uri.rpartition("/")
-        text = open_storage(StorageSpec(folder, spec.endpoint)).read_text(name)
-        if text is not None:
-            return _parsed(text, spec.uri, [name] if name in RECORDS else list(RECORDS), prior)
-    where = storage.location(*parts)
-    raise PriorError(f"--prior {prior!r}: no {REPRODUCTION_FILE} or {CONFIRMATION_FILE} at {where} (expected a "
-                     "reproduction or a sweep with --confirm: its name under --storage, its folder or its file)")
+            return _parsed(text, storage.location(*parts, name), name, prior)
+    raise PriorError(f"--prior {prior!r}: no {REPRODUCTION_FILE} or {CONFIRMATION_FILE} at {storage.location(*parts)} "
+                     "(expected a reproduction or a sweep with --confirm: its name under --storage, its folder or "
+                     "its file)")
 
 
-def _parsed(text: str, location: str, names: list[str], prior: str) -> Prior:
+def _parsed(text: str | None, location: str, file_name: str, prior: str) -> Prior:
+    """The record of a file by its name (one of another name: whichever record it reads as)."""
+    if text is None:
+        raise PriorError(f"--prior {prior!r}: no such file")
     errors = []
-    for name in names:
+    for name in [file_name] if file_name in RECORDS else list(RECORDS):
         try:
             return prior_of(RECORDS[name].from_json(text), location)
         except RecordError as err:

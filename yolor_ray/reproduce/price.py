@@ -37,10 +37,6 @@ class ResolutionPrice:
     rows: tuple[RowSeeds, ...]
     estimate: Estimate  # the plan's, its runs to train at each row's seeds
 
-    @property
-    def device_hours(self) -> float | None:
-        return None if any(r.seeds and r.hours is None for r in self.rows) else self.estimate.device_hours
-
 
 def row_sds(spec: ReproduceSpec) -> tuple[dict[str, float | None], str]:
     """Each row's sd in AP points (None: the prior measured none for it) and where it comes from:
@@ -112,7 +108,7 @@ def format_price(price: ResolutionPrice) -> list[str]:
             more = None if r.hours is None else r.needed_hours - r.hours
             lines.append(f"  {r.row}: {text}" + ("" if more is None else f"; its {r.seeds.needed - r.seeds.run} "
                                                  f"more seeds would cost {more:.3g} {unit}"))
-    if price.device_hours is None:
+    if est.device_hours is None:
         lines.append("  no device-hours: pass --calibrate N or --seconds-per-iter ROW=S for every row")
     else:
         lines.append(f"estimate at the resolution: {est.device_hours:.3g} {unit}; wall {est.wall_hours:.3g} h at "
