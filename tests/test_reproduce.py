@@ -314,3 +314,4 @@ def test_a_dead_yolor_variant_comes_out_beyond_noise(trained_baseline, tmp_path)
     assert min(box["baseline"]["values"]) > 1.0  # % AP: the baseline detects
     assert box["diff_mean"] < 0 and box["high"] < 0 and not box["within_noise"], box
     assert "**beyond noise**" in (storage / "dead" / "reproduce.md").read_text()
+    assert (storage / "dead" / "reproduce.png").read_bytes().startswith(b"\x89PNG")  # its forest plot

@@ -309,6 +309,7 @@ def test_confirmation_with_two_seeds_says_what_is_beyond_noise(trained_baseline,
     assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == sorted(trials)
     confirmation = json.loads((storage / "confirmed" / "confirmation.json").read_text())
     assert confirmation["seeds"] == [0, 1] and "paired t" in confirmation["method"]
+    assert (storage / "confirmed" / "confirmation.png").read_bytes().startswith(b"\x89PNG")  # its forest plot
     assert "S-1 degrees of freedom" in confirmation["method"]
     assert {run["status"] for run in confirmation["runs"]} == {"completed"} and len(confirmation["runs"]) == 6
     baseline_runs = [run["run"] for run in confirmation["runs"] if run["arm"] == "baseline"]

@@ -15,8 +15,8 @@ A run, ``STORAGE/NAME/``::
 
 A sweep, ``STORAGE/NAME/``: Tune's experiment, ``sweep.json``, ``runs/TRIAL/`` (one run
 each, as above), ``leaderboard.json`` (written last), ``leaderboard.md``, ``trials.png``,
-``best_config.py``; with ``--confirm``, ``confirm/ARM-seedN/`` (runs) and
-``confirmation.json``.
+``best_config.py``; with ``--confirm``, ``confirm/ARM-seedN/`` (runs),
+``confirmation.json`` and ``confirmation.png`` (its forest plot).
 
 A sweep's confirmation and a reproduction train their runs through one Tune experiment
 (``yolor_ray.paired``): runs in their Tune actors have it in their runs folder (each trial's
@@ -24,8 +24,8 @@ folder its run's); TorchTrainer runs have it in ``tune/`` beside it.
 
 A reproduction of the reference table (``yolor-ray reproduce``), ``STORAGE/NAME/``:
 ``reproduce_plan.json`` (written first: the rows, seeds and settings the name belongs to),
-``runs/ROW-ARM-seedN/`` (one run each, as above; ARM is baseline or yolor), ``reproduce.json``
-and ``reproduce.md`` (written after every pass, failed runs marked).
+``runs/ROW-ARM-seedN/`` (one run each, as above; ARM is baseline or yolor), ``reproduce.json``,
+``reproduce.md`` and ``reproduce.png`` (its forest plot; written after every pass, failed runs marked).
 
 ``yolor-ray fuse`` writes ``deploy.pth``, ``deploy.py`` and ``fuse_report.json`` into its output folder.
 """
@@ -52,12 +52,14 @@ TRIALS_PNG = "trials.png"
 BEST_CONFIG = "best_config.py"
 CONFIRM_DIR = "confirm"  # --confirm: a run per arm and seed, confirm/ARM-seedN
 CONFIRMATION_FILE = "confirmation.json"
+CONFIRMATION_PNG = "confirmation.png"  # the forest plot of its comparisons
 TUNE_DIR = "tune"  # Tune's experiment of a confirmation's or a reproduction's TorchTrainer runs
 
 # A reproduction of the reference table
 REPRODUCE_PLAN = "reproduce_plan.json"
 REPRODUCTION_FILE = "reproduce.json"
 REPRODUCTION_MD = "reproduce.md"
+REPRODUCTION_PNG = "reproduce.png"  # the forest plot of its rows and metrics
 
 # yolor-ray fuse
 DEPLOY_CHECKPOINT = "deploy.pth"

@@ -48,6 +48,9 @@ REFERENCE_AP: dict[str, dict[str, tuple[float, ...]]] = {
     "sparse-rcnn": {"baseline": (37.9, 56.0, 40.5), "yolor": (38.0, 56.3, 40.5)},
     "sparse-rcnn-3x": {"baseline": (45.0, 64.1, 48.9), "yolor": (45.0, 64.3, 49.1)},
 }
+# What a run to a resolution (--resolution) answers per row: box AP, and for Mask R-CNN mask AP too
+# (the larger number of seeds of the two).
+PRIMARY_METRICS: tuple[str, ...] = ("coco/bbox_mAP", "coco/segm_mAP")
 METRIC_LABELS = {"coco/bbox_mAP": "box AP", "coco/bbox_mAP_50": "box AP50", "coco/bbox_mAP_75": "box AP75",
                  "coco/segm_mAP": "mask AP", "coco/segm_mAP_50": "mask AP50", "coco/segm_mAP_75": "mask AP75"}
 

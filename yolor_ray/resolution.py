@@ -190,3 +190,59 @@ class Resolution:
     def priced(self) -> bool:
         """The dry run prices the resolution from an sd (assumed, or an earlier run's)."""
         return self.assume_sd is not None or self.prior is not None
+
+
+@dataclass(frozen=True)
+class PricedSeeds:
+    """What a dry run says of one comparison whose paired differences have sd ``sd``: a pilot of
+    ``pilot`` leads to ``needed`` seeds in all (N), ``run`` of them under the cap ``max_seeds``;
+    ``fewest``: the pilot that makes N smallest, whatever the cap."""
+
+    sd: float
+    resolution: float
+    pilot: int
+    max_seeds: int
+    needed: int
+    fewest: BestPilot
+
+    @property
+    def run(self) -> int:
+        return min(self.needed, self.max_seeds)
+
+    @property
+    def capped(self) -> bool:
+        return self.run < self.needed
+
+    @property
+    def half_width(self) -> float:
+        """The interval's half-width at ``run`` seeds if the pilot's sd comes out ``sd``: <= H unless capped."""
+        return t975(self.pilot - 1) * self.sd / math.sqrt(self.run)
+
+
+def priced_seeds(sd: float, resolution: float, pilot: int, max_seeds: int) -> PricedSeeds:
+    """A comparison's seeds at an assumed (or an earlier run's measured) sd, for a dry run."""
+    check_plan(pilot, resolution, max_seeds)
+    return PricedSeeds(sd, resolution, pilot, max_seeds, planned_seeds(sd, resolution, pilot),
+                       best_pilot(sd, resolution))
+
+
+def _pilots(best: BestPilot) -> str:
+    return f"pilot {best.pilot}" + (f" to {best.last_pilot}" if best.last_pilot > best.pilot else "")
+
+
+def fewest_text(priced: PricedSeeds) -> str:
+    """'12 (pilot 9 to 12)': the fewest seeds in all and the pilots that lead to them."""
+    return f"{priced.fewest.seeds} ({_pilots(priced.fewest)})"
+
+
+def cap_text(priced: PricedSeeds) -> str | None:
+    """One sentence where ``--max-seeds`` stops short of H (None where it does not): what N would
+    be needed, what the cap reaches, and whether another pilot would fit under the cap."""
+    if not priced.capped:
+        return None
+    fewest, cap, H = priced.fewest, priced.max_seeds, f"±{priced.resolution:g}"
+    text = (f"--max-seeds {cap} cannot reach {H} from a pilot of {priced.pilot}: it needs {priced.needed} seeds; "
+            f"{cap} give ±{priced.half_width:.3g}")
+    if fewest.seeds <= cap:
+        return text + f" (a {_pilots(fewest).replace('pilot', 'pilot of', 1)} would need {fewest.seeds})"
+    return text + f"; no pilot reaches {H} under {cap} seeds (the fewest is {fewest_text(priced)})"

@@ -17,7 +17,7 @@ from yolor_ray.cli.arguments import (
 )
 from yolor_ray.cli.running import hold_library_warnings, raise_if_missing, save_held_warnings
 from yolor_ray.errors import UserError
-from yolor_ray.layout import REPRODUCTION_FILE, REPRODUCTION_MD, RUNS_DIR
+from yolor_ray.layout import REPRODUCTION_FILE, REPRODUCTION_MD, REPRODUCTION_PNG, RUNS_DIR
 
 if TYPE_CHECKING:
     from yolor_ray.reproduce.spec import ReproduceSpec
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     reproduction = run_reproduction(spec)
     save_held_warnings(held, args, reproduction.name)
     print("\n" + format_reproduction(reproduction))
-    print(f"reproduction: {reproduction.location}/{REPRODUCTION_FILE}\n              beside it: {REPRODUCTION_MD}; "
-          f"every run under {RUNS_DIR}/")
+    print(f"reproduction: {reproduction.location}/{REPRODUCTION_FILE}\n              beside it: {REPRODUCTION_MD}, "
+          f"{REPRODUCTION_PNG} (the forest plot); every run under {RUNS_DIR}/")
     raise_if_missing(reproduction.missing, len(reproduction.runs), f"--name {reproduction.name}")
     return 0

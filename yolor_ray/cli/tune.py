@@ -14,7 +14,15 @@ from yolor_ray.cli.arguments import (
     run_settings_from_args,
 )
 from yolor_ray.cli.running import hold_library_warnings, print_dry_run, raise_if_missing, save_held_warnings
-from yolor_ray.layout import BEST_CONFIG, LEADERBOARD_FILE, LEADERBOARD_MD, RUNS_DIR, TRIALS_PNG
+from yolor_ray.layout import (
+    BEST_CONFIG,
+    CONFIRMATION_FILE,
+    CONFIRMATION_PNG,
+    LEADERBOARD_FILE,
+    LEADERBOARD_MD,
+    RUNS_DIR,
+    TRIALS_PNG,
+)
 
 if TYPE_CHECKING:
     from yolor_ray.tune.spec import SweepSpec
@@ -104,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     save_held_warnings(held, args, board.sweep)
     print("\n" + format_leaderboard(board))
     print(f"sweep: {board.location}/{LEADERBOARD_FILE}\n       beside it: {LEADERBOARD_MD}, {TRIALS_PNG}, "
-          f"{BEST_CONFIG}; every trial's run under {RUNS_DIR}/")
+          f"{BEST_CONFIG}" + (f", {CONFIRMATION_FILE}, {CONFIRMATION_PNG}" if board.confirmation else "")
+          + f"; every trial's run under {RUNS_DIR}/")
     if board.confirmation is not None:
         raise_if_missing(board.confirmation.missing, len(board.confirmation.runs), "--confirm")
     return 0

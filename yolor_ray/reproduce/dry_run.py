@@ -1,4 +1,5 @@
-"""``yolor-ray reproduce --dry-run``: the plan and what it will cost, nothing written. With
+"""``yolor-ray reproduce --dry-run``: the plan and what it will cost, nothing written (with
+``--resolution H`` and an sd, ``--assume-sd`` or ``--prior``: the seeds each row leads to, priced). With
 ``--calibrate N`` Ray starts (or is joined) to time N iterations of each row's configs on one
 worker and to size the runs at a time by the cluster; otherwise the figures are the ones given."""
 from __future__ import annotations
@@ -12,11 +13,14 @@ from yolor_ray.reproduce.calibrate import seconds_per_iteration
 from yolor_ray.reproduce.estimate import estimate, format_estimate
 from yolor_ray.reproduce.launch import runs_at_a_time
 from yolor_ray.reproduce.plan import ReproducePlan, prepare_reproduction
+from yolor_ray.reproduce.price import format_price, price_resolution, row_sds
 from yolor_ray.reproduce.spec import ARMS, ReproduceSpec
 from yolor_ray.train.ray_cluster import ray_session
 
 
 def describe_reproduction(spec: ReproduceSpec) -> str:
+    resolution = spec.resolution
+    sds = row_sds(spec) if resolution.target is not None and resolution.priced else None
     plan = prepare_reproduction(spec)
     if spec.calibrate:
         with ray_session(spec.train.address, verbose=spec.train.verbose) as local:
@@ -28,7 +32,15 @@ def describe_reproduction(spec: ReproduceSpec) -> str:
         seconds = {(row, arm): (value, None, "given (--seconds-per-iter)")
                    for row, value in spec.seconds_per_iter.items() for arm in ARMS if row in spec.rows}
         at_a_time, source = _runs_at_a_time_without_ray(plan)
-    return "\n".join([*_plan_lines(plan), *format_estimate(estimate(plan, seconds, at_a_time, source))])
+    pilot = estimate(plan, seconds, at_a_time, source)
+    lines = [*_plan_lines(plan), *format_estimate(pilot)]
+    if sds is not None:
+        lines += format_price(price_resolution(plan, pilot, *sds))
+    elif resolution.target is not None:
+        lines.append(f"resolution: ±{resolution.target:g} AP from a pilot of {spec.seeds} seeds, at most "
+                     f"{resolution.max_seeds}; the estimate above is the pilot's: pass --assume-sd S or --prior "
+                     "NAME_OR_PATH to price the seeds it leads to")
+    return "\n".join(lines)
 
 
 def _runs_at_a_time_without_ray(plan: ReproducePlan) -> tuple[int, str]:

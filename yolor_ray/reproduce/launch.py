@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 
-from yolor_ray.layout import REPRODUCE_PLAN, REPRODUCTION_FILE, REPRODUCTION_MD
+from yolor_ray.forest import forest_png, reproduction_forest
+from yolor_ray.layout import REPRODUCE_PLAN, REPRODUCTION_FILE, REPRODUCTION_MD, REPRODUCTION_PNG
 from yolor_ray.paired.capacity import trials_at_a_time
 from yolor_ray.paired.launch import outcomes, run_paired
 from yolor_ray.records import Reproduction, RunOutcome
@@ -48,8 +49,10 @@ def runs_at_a_time(plan: ReproducePlan, local: bool) -> int:
 
 
 def write_reproduction(plan: ReproducePlan, found: list[RunOutcome]) -> Reproduction:
-    """reproduce.json and reproduce.md from every planned run's outcome."""
+    """reproduce.json, reproduce.md and reproduce.png (its forest plot) from every planned run's outcome."""
     reproduction = summarize(plan.spec, plan.name, plan.location, plan.manifest.settings, found)
     plan.storage.write_bytes(reproduction.to_json().encode(), plan.name, REPRODUCTION_FILE)
     plan.storage.write_bytes(format_reproduction(reproduction).encode(), plan.name, REPRODUCTION_MD)
+    plan.storage.write_bytes(forest_png(reproduction_forest(reproduction, plan.spec.resolution.target)), plan.name,
+                             REPRODUCTION_PNG)
     return reproduction

@@ -15,7 +15,8 @@ import dataclasses
 import logging
 
 from yolor_ray.errors import UserError
-from yolor_ray.layout import CONFIRM_DIR, CONFIRMATION_FILE
+from yolor_ray.forest import confirmation_forest, forest_png
+from yolor_ray.layout import CONFIRM_DIR, CONFIRMATION_FILE, CONFIRMATION_PNG
 from yolor_ray.noise import METHOD
 from yolor_ray.paired.launch import run_paired
 from yolor_ray.paired.plan import Arm, plan_paired
@@ -48,7 +49,7 @@ def confirmation_arms(plan: PreparedSweep, top: list[LeaderboardEntry]) -> list[
 def run_confirmation(plan: PreparedSweep, ranked: list[LeaderboardEntry], max_concurrent: int,
                      local: bool) -> Confirmation:
     """Train what is missing of the top K x S seeds and the baseline's S seeds, then compare;
-    writes confirmation.json (its runs say which failed and why)."""
+    writes confirmation.json (its runs say which failed and why) and confirmation.png (its forest plot)."""
     spec, metric = plan.spec, plan.spec.metric
     seeds = [plan.trial_spec.seed + i for i in range(spec.seeds)]
     top = [e for e in ranked if e.status == "completed"][:spec.confirm]
@@ -63,4 +64,6 @@ def run_confirmation(plan: PreparedSweep, ranked: list[LeaderboardEntry], max_co
                   for e in top],
         runs=outcomes)
     plan.storage.write_bytes(confirmation.to_json().encode(), plan.name, CONFIRMATION_FILE)
+    plan.storage.write_bytes(forest_png(confirmation_forest(confirmation, spec.resolution.target)), plan.name,
+                             CONFIRMATION_PNG)
     return confirmation
