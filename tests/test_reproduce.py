@@ -220,7 +220,8 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
     storage, name = tmp_path / "results", "seedtable"
     runs = storage / name / "runs"
     args = ["reproduce", "--rows", "atss", "faster-rcnn", "--seeds", 2, "--data", shapes_dir, *SMALL,
-            "--image-size", 64, "--epochs", 2, "--storage", storage, "--name", name, "--max-failures", 0, "--cfg-options",
+            "--image-size", 64, "--epochs", 2, "--storage", storage, "--name", name, "--max-failures", 0,
+            "--cfg-options",
             "custom_imports.imports=['yolor_ray.registrations','support.planted_failure_hook']",
             "default_hooks.planted={'type':'PlantedFailureHook'}"]
     env = env_with_test_modules()

@@ -23,7 +23,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, one_config: bool = True
                         f"file of --data (default: a sample of {IMAGE_SAMPLE} per split, plus the file count)")
     parser.add_argument("--small", action="store_true", help="ResNet-18 backbone from scratch, one image scale, "
                         "single-process data loading: any family trains on a CPU")
-    parser.add_argument("--image-size", type=int, default=256, help="image scale with --small (64 to 1333, default 256)")
+    parser.add_argument("--image-size", type=int, default=256,
+                        help="image scale with --small (64 to 1333, default 256)")
     parser.add_argument("--epochs", type=int, help="override train_cfg.max_epochs (LR steps move with it)")
     parser.add_argument("--batch-size", type=int, help="images per worker (the LR scales with the total batch "
                         "when auto_scale_lr is on, as with --small)")
