@@ -321,3 +321,16 @@ def _priced_rows(stdout: str) -> dict[str, list[str]]:
     """The dry run's resolution table: row -> its cells (row, sd, N, run, hours, the fewest N (pilot ...), hours)."""
     return {line.split()[0]: line.split() for line in stdout.splitlines()
             if line.startswith(("  atss ", "  faster-rcnn ")) and "(pilot" in line}
+
+
+@pytest.mark.parametrize("command", [["reproduce", "--rows", "atss"],
+                                     ["tune", str(Path(__file__).parents[1] / "configs" / "baseline" /
+                                                  "atss_r50_fpn_1x_coco.py"), "--confirm", "2"]])
+def test_a_run_to_a_resolution_is_refused_in_one_line_until_it_is_built(command, tmp_path, capsys):
+    """This version prices a resolution (--dry-run); it does not run one: refused, not ignored."""
+    storage = tmp_path / "results"
+    code = main([*command, "--storage", str(storage), "--resolution", "0.1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "running to a resolution is not built yet" in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert not storage.exists()
