@@ -5,7 +5,8 @@ Tune scheduler (FIFO: no early stopping, every run to its last epoch), as many a
 cluster holds, each with its own resources, a 1-worker run in its Tune actor, a larger one a
 TorchTrainer run started from there. A run that fails does not stop the others. Run again
 with the same name: done runs are reused, unfinished ones continue from their last
-checkpoint, failed ones start again.
+checkpoint, failed ones start again. With ``--resolution`` the seeds are the pilot, and the
+seeds each row needs beyond it a second pass (``paired.launch.run_in_stages``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import logging
 
 from yolor_ray.layout import REPRODUCE_PLAN, REPRODUCTION_FILE, REPRODUCTION_MD
 from yolor_ray.paired.capacity import trials_at_a_time
-from yolor_ray.paired.launch import outcomes, run_paired
+from yolor_ray.paired.launch import run_in_stages
 from yolor_ray.records import Reproduction, RunOutcome
 from yolor_ray.reproduce.plan import ReproducePlan, prepare_reproduction
 from yolor_ray.reproduce.spec import ReproduceSpec
@@ -33,11 +34,9 @@ def run_reproduction(spec: ReproduceSpec) -> Reproduction:
     log.info("reproduction %s: %d run(s), %d to train (%d continue from a checkpoint), %d reused",
              plan.location, len(plan.runs), len(pending), sum(r.checkpointed for r in pending),
              len(plan.runs) - len(pending))
-    if pending:
-        with ray_session(spec.train.address, verbose=spec.train.verbose) as local:
-            found = run_paired(plan.paired, runs_at_a_time(plan, local), local)
-    else:
-        found = outcomes(plan.paired, {})
+    found = run_in_stages(plan.paired, plan.seeding, list(plan.comparisons),
+                          session=lambda: ray_session(spec.train.address, verbose=spec.train.verbose),
+                          at_a_time=lambda local: runs_at_a_time(plan, local))
     return write_reproduction(plan, found)
 
 
