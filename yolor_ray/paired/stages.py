@@ -150,7 +150,8 @@ class TwoStages(FixedSeeds):
 
 def rest_device_hours(outcomes: list[RunOutcome], comparison: Comparison, seeds: int) -> float | None:
     """What ``seeds`` more seeds of both arms would cost, at the mean device-hours of the
-    comparison's completed runs (None: none completed with a cost)."""
+    comparison's completed runs (None: none completed with a cost); a baseline shared by several
+    capped comparisons is counted in each."""
     hours = [o.device_hours for o in outcomes if o.arm in comparison.arms and o.status == COMPLETED
              and o.device_hours is not None]
     return 2 * seeds * statistics.fmean(hours) if hours else None
