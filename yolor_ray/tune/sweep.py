@@ -74,8 +74,7 @@ def prepare_sweep(spec: SweepSpec) -> PreparedSweep:
     inputs = look_up_inputs(trial_spec)
     cfg, model = config_and_model(trial_spec, inputs)
     check_reports(cfg, spec)
-    detector_cfg, base_implicit = split_yolor_cfg(cfg.model)
-    base_implicit = base_implicit or {}
+    base_implicit = split_yolor_cfg(cfg.model)[1] or {}
     space = parse_space(spec.space, tuple(available_placements(model)))
     del model  # before the trial's model is built
     check_against_config(space, base_implicit)
