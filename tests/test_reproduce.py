@@ -316,3 +316,44 @@ def test_a_dead_yolor_variant_comes_out_beyond_noise(trained_baseline, tmp_path)
     assert box["diff_mean"] < 0 and box["high"] < 0 and not box["within_noise"], box
     assert "**beyond noise**" in (storage / "dead" / "reproduce.md").read_text()
     assert (storage / "dead" / "reproduce.png").read_bytes().startswith(b"\x89PNG")  # its forest plot
+
+
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_a_row_run_to_a_resolution_extends_its_pilot_and_resumes_the_extension(trained_baseline, shapes_dir,
+                                                                                tmp_path):
+    """ATSS from a trained checkpoint (its APs move between seeds), a pilot of 3 seeds and a
+    resolution no 4 seeds reach: the pilot's sd asks for more, --max-seeds 4 runs one more seed
+    of both arms. Killed once that seed has a checkpoint; run again by name: the pilot's N again,
+    and only the extension's unfinished runs train. The table says what the cap left."""
+    storage, name = tmp_path / "results", "deep"
+    runs = storage / name / "runs"
+    checkpoint = sorted(trained_baseline["run"].glob("checkpoint_*/checkpoint.pth"))[-1]
+    args = ["reproduce", "--rows", "atss", "--seeds", 3, "--resolution", 0.01, "--max-seeds", 4, "--data", shapes_dir,
+            *SMALL, "--epochs", 1, "--storage", storage, "--name", name, "--load-from", checkpoint]
+    kill_once_checkpointed(args, runs, which=lambda run: run.endswith("-seed3"))
+    _settled(storage)
+    pilot = {f"atss-{arm}-seed{seed}" for arm in ("baseline", "yolor") for seed in range(3)}
+    assert pilot <= {p.parent.name for p in runs.glob("*/results.json")}  # the pilot ran in full first
+    stamps = {run: (runs / run / "results.json").stat().st_mtime_ns for run in pilot}
+    finished = {p.parent.name for p in runs.glob("*-seed3/results.json")}
+
+    again = yolor_ray(*args)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert "6 run(s), 0 to train (0 continue from a checkpoint), 6 reused" in again.stderr
+    assert (f"second stage (seeds on demand): 2 run(s) beyond the pilot's 3 seed(s), {2 - len(finished)} to train, "
+            f"{len(finished)} reused") in again.stderr, again.stderr[-3000:]
+    assert {run: (runs / run / "results.json").stat().st_mtime_ns for run in pilot} == stamps
+    assert not list(runs.glob("*-seed4"))  # capped at 4 seeds
+    row = _reproduction(storage, name)["rows"][0]
+    reached, box = row["reached"], row["metrics"][0]["paired"]
+    assert (reached["status"], reached["pilot"], reached["planned"], reached["run"]) == ("capped", 3, 4, 4)
+    assert reached["needed"] > 4 and reached["rest_device_hours"] > 0
+    assert box["pairs"] == 4 and box["pilot"] == 3 and box["seeds"] == [0, 1, 2, 3]
+    assert box["high"] - box["low"] > 2 * 0.01
+    for seed, value in enumerate(box["baseline"]["values"]):  # the unrounded APs, in %
+        metrics = json.loads((runs / f"atss-baseline-seed{seed}" / "results.json").read_text())["metrics"]
+        assert value == pytest.approx(100 * metrics["coco/bbox_unrounded_mAP"], abs=1e-9)
+    md = (storage / name / "reproduce.md").read_text()
+    assert "a pilot of 3 seeds (0, 1, 2), run to ±0.01 AP" in md
+    assert f"capped: {reached['needed']} seeds needed, 4 run; the rest would cost " in md

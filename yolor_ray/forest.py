@@ -49,20 +49,21 @@ def _row(label: str, paired: PairedMetric, scale: float = 1.0, claimed: float | 
     return ForestRow(label, scaled(paired.diff_mean), scaled(paired.low), scaled(paired.high), claimed)
 
 
-def reproduction_forest(rep: Reproduction, resolution: float | None = None) -> Forest:
-    """Every row and metric of a reproduction, the reference table's claimed difference beside each."""
+def reproduction_forest(rep: Reproduction) -> Forest:
+    """Every row and metric of a reproduction, the reference table's claimed difference beside each,
+    ±H where it ran to a resolution."""
     rows = tuple(_row(f"{row.model} {m.label}", m.paired, claimed=m.reference_delta)
                  for row in rep.rows for m in row.metrics)
     return Forest(f"Reproduction {rep.name}: YOLOR − baseline, {len(rep.seeds)} seeds", "AP points (%)", rows,
-                  resolution)
+                  rep.resolution)
 
 
-def confirmation_forest(c: Confirmation, resolution: float | None = None) -> Forest:
+def confirmation_forest(c: Confirmation) -> Forest:
     """Every confirmed variant against the baseline (no claim to compare with)."""
     coco = c.metric.startswith("coco/")  # a COCO AP is a fraction: AP points, as H is
     rows = tuple(_row(v.label, v.paired, 100.0 if coco else 1.0) for v in c.variants)
     return Forest(f"Confirmation: variant − baseline, {len(c.seeds)} seeds", f"{c.metric}"
-                  + (" in AP points (%)" if coco else ""), rows, resolution)
+                  + (" in AP points (%)" if coco else ""), rows, c.resolution)
 
 
 def forest_figure(forest: Forest) -> Figure:

@@ -31,6 +31,11 @@ def unrounded_coco_keys(task: str) -> list[str]:
     return [unrounded_key(key) for key in coco_keys(task)]
 
 
+def is_coco_ap(key: str) -> bool:
+    """One of CocoMetric's AP keys ('coco/bbox_mAP', 'coco/segm_mAP_75' ...): a fraction, 0.01 an AP point."""
+    return any(key in coco_keys(task) for task in ("bbox", "segm"))
+
+
 def unrounded(metrics: dict, key: str) -> float | None:
     """``key``'s value at full precision where the run reported it (the project's metric), else
     CocoMetric's rounded one (runs from before it, or a config's own metric); None where neither."""

@@ -17,6 +17,9 @@ from typing import TypeVar
 from yolor_ray import paths
 from yolor_ray.layout import CONFIRMATION_FILE, REPRODUCTION_FILE, RESULTS_FILE
 from yolor_ray.records import (
+    CAPPED,
+    PILOT_INCOMPLETE,
+    RESOLVED,
     ArmValues,
     Confirmation,
     PairedMetric,
@@ -25,6 +28,7 @@ from yolor_ray.records import (
     Reproduction,
     RunOutcome,
     RunResults,
+    SeedsReached,
 )
 from yolor_ray.storage import Storage, StorageSpec, open_storage
 
@@ -122,32 +126,73 @@ def reference_table(runs: list[StoredRun]) -> Table:
     return Table("\n".join(lines), left_out)
 
 
-def format_paired(rows: list[tuple[list[str], PairedMetric, list[str]]], seeds: list[int], *, lead: list[str],
-                  trail: list[str] = (), arms: tuple[str, str] = ("baseline", "variant"), digits: int = 4) -> list[str]:
+@dataclass(frozen=True)
+class PairedLine:
+    """One line of the paired table: its lead cells, a comparison on one metric, its trail
+    cells and, for a comparison run to a resolution, what it reached."""
+
+    lead: list[str]
+    paired: PairedMetric
+    trail: list[str] = ()
+    reached: SeedsReached | None = None
+
+
+def format_paired(lines: list[PairedLine], seeds: list[int], *, lead: list[str], trail: list[str] = (),
+                  arms: tuple[str, str] = ("baseline", "variant"), digits: int = 4,
+                  unit: str = "device-hours") -> list[str]:
     """The one table of paired comparisons (a confirmation's, a reproduction's), a row per
-    (lead cells, comparison, trail cells): | LEAD | baseline | variant | variant − baseline
-    [95% interval] | verdict | TRAIL | per seed: baseline → variant |; ``arms``: the two
-    columns' names, ``digits``: the values' decimals."""
-    return [*paired_header(lead, trail, arms), *(paired_row(*row, seeds, digits) for row in rows)]
+    line: | LEAD | baseline | variant | variant − baseline [95% interval] | verdict | [seeds
+    to a resolution |] TRAIL | per seed: baseline → variant |; ``arms``: the two columns'
+    names, ``digits``: the values' decimals, ``unit``: what a capped comparison's cost is in."""
+    resolved = any(line.reached is not None for line in lines)
+    return [*paired_header(lead, trail, arms, resolved), *(paired_row(line, seeds, digits, resolved, unit)
+                                                          for line in lines)]
 
 
-def paired_header(lead: list[str], trail: list[str] = (), arms: tuple[str, str] = ("baseline", "variant")) -> list[str]:
+def paired_header(lead: list[str], trail: list[str] = (), arms: tuple[str, str] = ("baseline", "variant"),
+                  resolved: bool = False) -> list[str]:
+    """The header; ``resolved``: with the column of what each comparison run to a resolution reached."""
     baseline, variant = arms
-    header = [*lead, baseline, variant, f"{variant} − {baseline} [95% interval]", "", *trail,
+    reached = ["seeds: pilot, run, ± half-width"] if resolved else []
+    header = [*lead, baseline, variant, f"{variant} − {baseline} [95% interval]", "", *reached, *trail,
               f"per seed: {baseline} → {variant}"]
     return ["| " + " | ".join(header) + " |",
-            "| " + " | ".join([":--"] * len(lead) + ["--:"] * 3 + [":--"] + ["--:"] * len(trail) + [":--"]) + " |"]
+            "| " + " | ".join([":--"] * len(lead) + ["--:"] * 3 + [":--"] * (1 + len(reached)) + ["--:"] * len(trail)
+                              + [":--"]) + " |"]
 
 
-def paired_row(first: list[str], paired: PairedMetric, last: list[str], seeds: list[int], digits: int) -> str:
+def paired_row(line: PairedLine, seeds: list[int], digits: int, resolved: bool = False,
+               unit: str = "device-hours") -> str:
+    paired = line.paired
     if paired.has_interval:
         interval = f"{paired.diff_mean:+.{digits}f} [{paired.low:+.{digits}f}, {paired.high:+.{digits}f}]"
         verdict = "within noise" if paired.within_noise else "**beyond noise**"
     else:
         interval, verdict = f"needs 2 seeds with both arms ({paired.pairs} here)", ""
-    cells = [*first, arm_cell(paired.baseline, digits), arm_cell(paired.variant, digits), interval, verdict,
-             *last, _per_seed(paired, seeds, max(digits - 1, 1))]
+    reached = [reached_cell(line.reached, paired, digits, unit) if line.reached else ""] if resolved else []
+    cells = [*line.lead, arm_cell(paired.baseline, digits), arm_cell(paired.variant, digits), interval, verdict,
+             *reached, *line.trail, _per_seed(paired, paired.seeds or seeds, max(digits - 1, 1))]
     return "| " + " | ".join(cells) + " |"
+
+
+def reached_cell(reached: SeedsReached, paired: PairedMetric, digits: int, unit: str) -> str:
+    """The pilot, the seeds run, the half-width; on a primary metric's line (the one that set N)
+    also "resolved to ±H", or "capped: N seeds needed, M run; the rest would cost X UNIT"."""
+    if reached.status == PILOT_INCOMPLETE:
+        return (f"pilot incomplete ({paired.pairs} of {reached.pilot} seeds with both arms): the same command "
+                "trains the rest, then the seeds it needs")
+    half = "-" if paired.half_width is None else f"±{paired.half_width:.{digits}f}"
+    cell = f"pilot {reached.pilot}, {paired.pairs} run, {half}"
+    if paired.metric not in reached.primary:
+        return cell
+    if reached.status == RESOLVED:
+        return f"{cell}: resolved to ±{reached.target:g}"
+    if reached.status == CAPPED:
+        rest = "-" if reached.rest_device_hours is None else f"{reached.rest_device_hours:.3g}"
+        return (f"{cell}: capped: {reached.needed} seeds needed, {reached.run} run; the rest would cost "
+                f"{rest} {unit} (a higher --max-seeds runs them)")
+    return (f"{cell}: incomplete: {reached.run} of {reached.planned} seeds with both arms; the same command trains "
+            "the rest")
 
 
 def arm_cell(arm: ArmValues, digits: int) -> str:
@@ -174,11 +219,11 @@ def missing_runs(runs: list[RunOutcome], rerun: str) -> list[str]:
 
 def format_confirmation(c: Confirmation, title: str = "Confirmation") -> list[str]:
     """Markdown lines: one row per variant against the baseline; then the runs without results."""
-    rows = [([v.label], v.paired, []) for v in c.variants]
-    return [f"## {title}: {len(c.seeds)} seeds ({', '.join(map(str, c.seeds))}), `{c.metric}`", "",
+    lines = [PairedLine([v.label], v.paired, reached=v.reached) for v in c.variants]
+    return [f"## {title}: {_seeds_title(c.seeds, c.resolution)}, `{c.metric}`", "",
             f"Difference to the baseline with its 95% interval: {c.method}. \"within noise\": the interval holds 0. "
             f"The baseline: {arm_cell(c.baseline, 4)}.", "",
-            *format_paired(rows, c.seeds, lead=["variant"]),
+            *format_paired(lines, c.seeds, lead=["variant"]),
             *missing_runs(c.missing, "The same command with --confirm")]
 
 
@@ -186,6 +231,12 @@ def load_confirmations(path: str, s3_endpoint: str | None = None) -> list[tuple[
     """Every sweep's confirmation.json under PATH, with where it is."""
     return _read_all(open_storage(StorageSpec(path, s3_endpoint)), CONFIRMATION_FILE, Confirmation,
                      "a sweep's confirmation")
+
+
+def _seeds_title(seeds: list[int], resolution: float | None) -> str:
+    """'3 seeds (0, 1, 2)'; run to a resolution: 'a pilot of 3 seeds (0, 1, 2), run to ±0.1 AP'."""
+    listed = f"{len(seeds)} seeds ({', '.join(map(str, seeds))})"
+    return listed if resolution is None else f"a pilot of {listed}, run to ±{resolution:g} AP"
 
 
 def _figure(value: float | None, signed: bool = False) -> str:
@@ -200,8 +251,8 @@ def format_reproduction(rep: Reproduction) -> str:
     scale = f"--small {settings.get('image_size')}px, " if settings.get("small") else ""
     epochs = f"{settings['epochs']} epochs" if settings.get("epochs") else "each row's own schedule"
     unit = f"{rep.device}-hours"
-    seeds = ", ".join(map(str, rep.seeds))
-    lines = [f"# Reproduction `{rep.name}`: the reference table's rows, {len(rep.seeds)} seeds ({seeds})",
+    resolved = rep.resolution is not None
+    lines = [f"# Reproduction `{rep.name}`: the reference table's rows, {_seeds_title(rep.seeds, rep.resolution)}",
              "",
              f"{data}, {scale}{epochs}, {settings.get('num_workers')} {rep.device} worker(s) per run"
              + (f", batch {settings['batch_size']} per worker" if settings.get("batch_size") else "")
@@ -213,13 +264,15 @@ def format_reproduction(rep: Reproduction) -> str:
              "the difference it claims.",
              "",
              *paired_header(["Model", "metric"], ["reference: baseline", "reference: YOLOR", "reference: Δ"],
-                            arms=("baseline", "YOLOR"))]
+                            arms=("baseline", "YOLOR"), resolved=resolved)]
     for row in rep.rows:
-        lines += [paired_row([row.model, m.label], m.paired, [_figure(m.reference_baseline), _figure(m.reference_yolor),
-                                                              _figure(m.reference_delta, signed=True)], rep.seeds, 2)
+        lines += [paired_row(PairedLine([row.model, m.label], m.paired,
+                                        [_figure(m.reference_baseline), _figure(m.reference_yolor),
+                                         _figure(m.reference_delta, signed=True)], row.reached),
+                             rep.seeds, 2, resolved, unit)
                   for m in row.metrics]
         if not row.metrics:
-            lines.append(f"| {row.model} | | no run finished | | | | | | | |")
+            lines.append(f"| {row.model} | | no run finished |" + " |" * (7 + resolved))
     lines += ["", f"## Cost ({unit}: training and validation time x the {rep.device}s each run held; start-up "
               "not counted)", "",
               f"| Model | runs complete | {unit} per run, baseline | per run, YOLOR | row total |",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from support import tiers
 from support.paths import REPO, TESTS
@@ -106,16 +107,18 @@ def tune_trial_statuses(runs: Path) -> dict[str, str]:
     return {trial["trial_id"]: trial["status"] for trial in trials}
 
 
-def kill_once_checkpointed(args, runs: Path, grace_s: float = 0, env: dict | None = None) -> str:
-    """Runs the CLI until a run under ``runs`` has a whole checkpoint, then kills it (the
-    driver and the local Ray it started) ``grace_s`` later; returns what it printed."""
+def kill_once_checkpointed(args, runs: Path, grace_s: float = 0, env: dict | None = None,
+                           which: Callable[[str], bool] | None = None) -> str:
+    """Runs the CLI until a run under ``runs`` (``which``: one whose name it accepts) has a whole
+    checkpoint, then kills it (the driver and the local Ray it started) ``grace_s`` later;
+    returns what it printed."""
     tiers.require(tiers.SUBPROCESS, f"runs `yolor-ray {args[0]}` in a subprocess")
     proc = subprocess.Popen([sys.executable, "-m", "yolor_ray.cli", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             env=env)
     try:
         deadline = time.monotonic() + 400
-        while not checkpointed(runs):
+        while not any(which is None or which(run) for run in checkpointed(runs)):
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "no checkpoint appeared"
             time.sleep(0.2)

@@ -113,10 +113,6 @@ def resolution_from_args(args: argparse.Namespace):
         raise UserError("--assume-sd and --prior price a plan: add --dry-run")
     if args.max_seeds is not None and args.resolution is None:
         raise UserError("--max-seeds caps the seeds of --resolution H: add --resolution")
-    if args.resolution is not None and not args.dry_run:
-        # The second stage (the pilot's extra seeds through the paired layer) is not in this version.
-        raise UserError("--resolution prices a plan in this version (with --dry-run and --assume-sd or --prior); "
-                        "running to a resolution is not built yet: run --seeds N for a fixed number of seeds")
     return Resolution(target=args.resolution, max_seeds=DEFAULT_MAX_SEEDS if args.max_seeds is None else args.max_seeds,
                       assume_sd=args.assume_sd, prior=args.prior)
 

@@ -7,6 +7,9 @@ in pairs: the layer a sweep's trials and confirmation (``tune``) and a reproduct
 * :mod:`.trial`: one training run inside a Tune trial (in its Tune actor, or a TorchTrainer
   run), and :func:`~.trial.fit_independent_runs`, the FIFO Tuner of independent runs.
 * :mod:`.plan`: arms x seeds planned as runs (one name each), done / unfinished / new.
-* :mod:`.launch`: the pending runs trained, a failed one recorded with its reason.
+* :mod:`.stages`: how many seeds each comparison runs: ``--seeds``, or seeds on demand to a
+  resolution (Stein's two stages: the seeds beyond the pilot a second stage of the plan).
+* :mod:`.launch`: the pending runs trained, a failed one recorded with its reason; a second
+  stage's in one more pass.
 * :mod:`.summary`: the runs' outcomes and the paired comparisons (typed parts of ``records``).
 """

@@ -5,16 +5,22 @@ fails does not stop the others: it is recorded with its reason, in one line.
 
 Tune's experiment of runs in their actors is the runs folder itself (each trial's folder its
 run's, so Tune's checkpoints land there); of TorchTrainer runs, ``tune/`` beside it.
+
+Run to a resolution (:mod:`.stages`), the plan is the pilot; the seeds its outcomes ask for
+beyond it are a second pass of the same kind, all comparisons' in one (:func:`run_in_stages`).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Callable, ContextManager
 
 from ray import tune
 
 from yolor_ray.layout import RESULTS_FILE, TUNE_DIR
 from yolor_ray.paired.capacity import actor_resources
-from yolor_ray.paired.plan import PairedPlan
+from yolor_ray.paired.plan import PairedPlan, extend_plan
+from yolor_ray.paired.stages import Comparison, FixedSeeds
 from yolor_ray.paired.summary import outcome_of
 from yolor_ray.paired.trial import fit_independent_runs, train_trial
 from yolor_ray.records import RunOutcome, RunResults
@@ -30,6 +36,32 @@ def run_paired(plan: PairedPlan, at_a_time: int, local: bool) -> list[RunOutcome
     """Train the plan's pending runs, then every planned run's outcome (in the plan's order)."""
     errors = train_pending(plan, at_a_time, local) if plan.pending else {}
     return outcomes(plan, errors)
+
+
+def run_in_stages(plan: PairedPlan, seeding: FixedSeeds, comparisons: list[Comparison],
+                  session: Callable[[], ContextManager[bool]], at_a_time: Callable[[bool], int]) -> list[RunOutcome]:
+    """Train the plan's pending runs, then those of the seeds ``seeding`` asks for beyond them
+    (none for fixed seeds); every planned run's outcome, the plan's first. Ray is started
+    (``session()``, which yields whether it is a local Ray) at the first pass with a run to
+    train, and only then: a reproduction that has it all trains nothing and starts no Ray."""
+    with contextlib.ExitStack() as stack:
+        local: list[bool] = []
+
+        def train(stage: PairedPlan) -> list[RunOutcome]:
+            if not stage.pending:
+                return outcomes(stage, {})
+            if not local:
+                local.append(stack.enter_context(session()))
+            return run_paired(stage, at_a_time(local[0]), local[0])
+
+        found = train(plan)
+        more = seeding.second_stage(found, comparisons)
+        if not more:
+            return found
+        second = extend_plan(plan, more)
+        log.info("second stage (seeds on demand): %d run(s) beyond the pilot's %d seed(s), %d to train, %d reused",
+                 len(second.runs), len(plan.seeds), len(second.pending), len(second.runs) - len(second.pending))
+        return found + train(second)
 
 
 def paired_run(config: dict, runs: dict[str, TrainSpec], inputs: RunInputs | None, in_actor: bool) -> None:
@@ -64,6 +96,8 @@ def reason(error: BaseException) -> str:
 
 def outcomes(plan: PairedPlan, errors: dict[str, str]) -> list[RunOutcome]:
     """Every planned run's outcome from its results.json in storage, or why it has none."""
+    if not plan.runs:
+        return []
     first = plan.first_spec
     runs = open_storage(StorageSpec(plan.runs_uri, first.storage.endpoint))
     found = []

@@ -2,7 +2,9 @@
 ``LABEL-seedN`` in one runs folder (a sweep's ``confirm/``, a reproduction's ``runs/``), and
 what each is now: done, unfinished (it continues from its latest whole checkpoint) or new.
 Each arm's config is prepared and checked once, before any run trains, by the entry point every
-run takes (``train.prepare.prepare_config``).
+run takes (``train.prepare.prepare_config``). A second stage (seeds on demand, ``.stages``)
+plans more seeds of some arms in the same folder, its arms' configs as prepared
+(:func:`extend_plan`).
 
 An arm is a label and the run settings every seed of it shares. A run takes its arm's
 settings with its own name, seed and the sampler's seed: the arms of one seed see the same
@@ -53,10 +55,11 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class PairedPlan:
-    """Every run of arms x seeds, under ``storage/name/runs_dir``; nothing written."""
+    """Every run of arms x seeds (or of a second stage: some arms at more seeds), under
+    ``storage/name/runs_dir``; nothing written."""
 
     runs: tuple[PlannedRun, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # every arm's in the first stage (each arm's config prepared at the first)
     storage: Storage  # the parent of the sweep or reproduction
     name: str  # the sweep's or reproduction's name
     runs_dir: str
@@ -64,6 +67,8 @@ class PairedPlan:
     inputs: RunInputs | None = None  # --data inspected, --from's checkpoint found: once for every run
     # arm label -> its config at the first seed, prepared and checked in full
     configs: dict[str, PreparedConfig] = field(default_factory=dict)
+    arms: tuple[Arm, ...] = ()
+    kind: str = "comparison"  # what the runs are of, for messages: 'confirmation', 'reproduction'
 
     @property
     def data(self) -> CocoFolder | None:
@@ -117,16 +122,23 @@ def plan_paired(arms: list[Arm], seeds: list[int], storage: Storage, name: str, 
     for arm in arms:
         configs[arm.label] = prepare_config(run_spec(arm, seeds[0], runs_uri), inputs)
         inputs = configs[arm.label].inputs
+    prepared = PairedPlan((), tuple(seeds), storage, name, runs_dir, in_actor, inputs, configs, tuple(arms), kind)
+    return extend_plan(prepared, {arm.label: list(seeds) for arm in arms})
+
+
+def extend_plan(plan: PairedPlan, seeds: dict[str, list[int]]) -> PairedPlan:
+    """The runs of each arm (by label) at ``seeds[label]``, with their states, as ``plan``'s arms
+    and configs have them: a second stage beside ``plan`` (its runs only)."""
+    runs_storage = open_storage(StorageSpec(plan.runs_uri, plan.arms[0].spec.storage.endpoint))
 
     def fingerprint(label: str, spec: TrainSpec) -> str:  # the first seed's is known already
-        return configs[label].fingerprint if spec.seed == seeds[0] else fingerprint_of(spec, inputs)
+        return plan.configs[label].fingerprint if spec.seed == plan.seeds[0] else fingerprint_of(spec, plan.inputs)
 
-    runs_storage = open_storage(StorageSpec(runs_uri, arms[0].spec.storage.endpoint))
     runs = []
-    for arm in arms:
-        for seed in seeds:
-            spec = run_spec(arm, seed, runs_uri)
-            state = run_state(runs_storage, spec, functools.partial(fingerprint, arm.label, spec), kind)
+    for arm in plan.arms:
+        for seed in seeds.get(arm.label, ()):
+            spec = run_spec(arm, seed, plan.runs_uri)
+            state = run_state(runs_storage, spec, functools.partial(fingerprint, arm.label, spec), plan.kind)
             checkpointed = state == UNFINISHED and bool(stored_checkpoints(runs_storage, spec.name)[0])
             runs.append(PlannedRun(arm.label, seed, spec, state, checkpointed))
-    return PairedPlan(tuple(runs), tuple(seeds), storage, name, runs_dir, in_actor, inputs, configs)
+    return dataclasses.replace(plan, runs=tuple(runs))

@@ -5,7 +5,8 @@ Tune scheduler (FIFO: no early stopping, every run to its last epoch), as many a
 cluster holds, each with its own resources, a 1-worker run in its Tune actor, a larger one a
 TorchTrainer run started from there. A run that fails does not stop the others. Run again
 with the same name: done runs are reused, unfinished ones continue from their last
-checkpoint, failed ones start again.
+checkpoint, failed ones start again. With ``--resolution`` the seeds are the pilot, and the
+seeds each row needs beyond it a second pass (``paired.launch.run_in_stages``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import logging
 from yolor_ray.forest import forest_png, reproduction_forest
 from yolor_ray.layout import REPRODUCE_PLAN, REPRODUCTION_FILE, REPRODUCTION_MD, REPRODUCTION_PNG
 from yolor_ray.paired.capacity import trials_at_a_time
-from yolor_ray.paired.launch import outcomes, run_paired
+from yolor_ray.paired.launch import run_in_stages
 from yolor_ray.records import Reproduction, RunOutcome
 from yolor_ray.reproduce.plan import ReproducePlan, prepare_reproduction
 from yolor_ray.reproduce.spec import ReproduceSpec
@@ -34,11 +35,9 @@ def run_reproduction(spec: ReproduceSpec) -> Reproduction:
     log.info("reproduction %s: %d run(s), %d to train (%d continue from a checkpoint), %d reused",
              plan.location, len(plan.runs), len(pending), sum(r.checkpointed for r in pending),
              len(plan.runs) - len(pending))
-    if pending:
-        with ray_session(spec.train.address, verbose=spec.train.verbose) as local:
-            found = run_paired(plan.paired, runs_at_a_time(plan, local), local)
-    else:
-        found = outcomes(plan.paired, {})
+    found = run_in_stages(plan.paired, plan.seeding, list(plan.comparisons),
+                          session=lambda: ray_session(spec.train.address, verbose=spec.train.verbose),
+                          at_a_time=lambda local: runs_at_a_time(plan, local))
     return write_reproduction(plan, found)
 
 
@@ -53,6 +52,5 @@ def write_reproduction(plan: ReproducePlan, found: list[RunOutcome]) -> Reproduc
     reproduction = summarize(plan.spec, plan.name, plan.location, plan.manifest.settings, found)
     plan.storage.write_bytes(reproduction.to_json().encode(), plan.name, REPRODUCTION_FILE)
     plan.storage.write_bytes(format_reproduction(reproduction).encode(), plan.name, REPRODUCTION_MD)
-    plan.storage.write_bytes(forest_png(reproduction_forest(reproduction, plan.spec.resolution.target)), plan.name,
-                             REPRODUCTION_PNG)
+    plan.storage.write_bytes(forest_png(reproduction_forest(reproduction)), plan.name, REPRODUCTION_PNG)
     return reproduction

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from yolor_ray.errors import require_int
-from yolor_ray.metrics import SCORE_METRIC
+from yolor_ray.metrics import SCORE_METRIC, is_coco_ap
 from yolor_ray.resolution import Resolution, ResolutionError
 from yolor_ray.train.spec import RUN_NAME, OptionError, RunSettings
 
@@ -52,4 +52,7 @@ class SweepSpec:
             raise OptionError(f"sweep name must match {RUN_NAME.pattern}, got {self.name!r}")
         if self.resolution.target is not None and not self.confirm:
             raise ResolutionError("--resolution sets how far --confirm K runs its comparisons: add --confirm K")
+        if self.resolution.target is not None and not is_coco_ap(self.metric):
+            raise ResolutionError(f"--resolution H is in AP points: --metric must be a COCO AP such as coco/bbox_mAP, "
+                                  f"got {self.metric!r}")
         self.resolution.check(self.seeds)
