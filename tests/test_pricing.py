@@ -33,6 +33,7 @@ from yolor_ray.storage import LocalStorage, StorageSpec
 from yolor_ray.train.spec import RunSettings, TrainSpec
 from yolor_ray.tune.describe import confirmation_lines
 from yolor_ray.tune.spec import SweepSpec
+from yolor_ray.units import device_time_text
 
 from support.runs import yolor_ray
 
@@ -126,8 +127,8 @@ def test_each_rows_seeds_and_device_hours_at_the_resolution():
     assert {(a.row, a.arm): a.runs_to_train for a in price.estimate.arms}[("atss", "baseline")] == 41
     text = "\n".join(format_price(price))
     line = next(line.split() for line in text.splitlines() if line.startswith("  atss "))
-    assert line == ["atss", "0.15", "42", "42", f"{atss.hours:.3g}", "12", "(pilot", "9", "to", "12)",
-                    f"{atss.fewest_hours:.3g}"]
+    assert line == ["atss", "0.15", "42", "42", *device_time_text(atss.hours, "GPU").split(), "12", "(pilot", "9",
+                    "to", "12)", *device_time_text(atss.fewest_hours, "GPU").split()]
     assert "cannot reach" not in text and "estimate at the resolution: " in text
 
     spec = dataclasses.replace(spec, resolution=dataclasses.replace(spec.resolution, max_seeds=20))
@@ -137,7 +138,7 @@ def test_each_rows_seeds_and_device_hours_at_the_resolution():
     assert faster.seeds is None  # the prior measured no sd for it: its pilot's runs counted, said so
     text = "\n".join(format_price(capped))
     assert "atss: --max-seeds 20 cannot reach ±0.1 from a pilot of 3: it needs 42 seeds" in text
-    assert f"its 22 more seeds would cost {44 * hour:.3g} GPU-hours" in text
+    assert f"its 22 more seeds would cost {device_time_text(44 * hour, 'GPU')}" in text
     assert "faster-rcnn           -  not priced: no sd measured for this row" in text
 
     unpriced = price_resolution(_plan(spec), _estimate({"atss": None, "faster-rcnn": None}),
@@ -286,10 +287,11 @@ def test_dry_run_prices_the_resolution_per_row_from_an_assumed_or_a_prior_sd(sha
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _priced_rows(proc.stdout)
     # 16 images / batch 4 x 2 epochs = 8 iterations a run, 1 CPU: 42 seeds x 2 arms; the fewest: 12 x 2
-    for row, seconds in (("atss", 0.5), ("faster-rcnn", 0.25)):
-        assert rows[row][1:5] == ["0.15", "42", "42", f"{84 * 8 * seconds / 3600:.3g}"], proc.stdout
-        assert rows[row][5:] == ["12", "(pilot", "9", "to", "12)", f"{24 * 8 * seconds / 3600:.3g}"], proc.stdout
-    assert f"estimate at the resolution: {84 * 8 * 0.75 / 3600:.3g} CPU-hours" in proc.stdout
+    for row, seconds, to_train, fewest in (("atss", 0.5, "5.6 CPU-minutes", "1.6 CPU-minutes"),
+                                           ("faster-rcnn", 0.25, "2.8 CPU-minutes", "48 CPU-seconds")):
+        assert rows[row][1:6] == ["0.15", "42", "42", *to_train.split()], proc.stdout  # 84 runs x 8 x seconds
+        assert rows[row][6:] == ["12", "(pilot", "9", "to", "12)", *fewest.split()], proc.stdout  # 24 runs
+    assert "estimate at the resolution: 8.4 CPU-minutes; wall " in proc.stdout  # 84 x 8 x (0.5 + 0.25) s
     assert "cannot reach" not in proc.stdout and not storage.exists()
 
     earlier = {"atss": {"baseline": [0.394, 0.391, 0.396, 0.392], "yolor": [0.395, 0.394, 0.398, 0.392]},

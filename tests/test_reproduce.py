@@ -16,6 +16,7 @@ from yolor_ray.reproduce.spec import ReproduceSpec
 from yolor_ray.reproduce.summary import summarize
 from yolor_ray.table import format_reproduction
 from yolor_ray.train.spec import OptionError, RunSettings, Scaling, TrainSpec
+from yolor_ray.units import device_time_text, duration_text
 
 from support.runs import env_with_test_modules, kill_once_checkpointed, whole_checkpoints, yolor_ray
 
@@ -70,7 +71,7 @@ def test_the_table_pairs_seeds_and_marks_what_failed():
     assert "- Mask R-CNN, YOLOR, seed 1: RuntimeError: CUDA out of memory" in md and "--name seedtable" in md
     assert "| Mask R-CNN | 5 of 6 |" in md
     assert "| mask-rcnn-yolor seed 1 | failed | - | - | - | m |" in md
-    assert "| atss-baseline seed 0 | completed | 39.40 | 0.0333 | 0 | runs/atss-baseline-seed0 |" in md
+    assert "| atss-baseline seed 0 | completed | 39.40 | 0.0333 GPU-hours | 0 | runs/atss-baseline-seed0 |" in md
     again = type(rep).from_json(rep.to_json())  # its nested parts read back as they were written
     assert again == rep and again.rows[1].metrics[3].paired.variant.values == [35.0, None, 35.0]
 
@@ -100,6 +101,20 @@ def test_wall_time_schedules_the_longest_runs_first():
     est = Estimate(arms, devices_per_run=2, device="GPU", concurrency=2, concurrency_source="x", assumptions=())
     assert est.device_hours == pytest.approx(2 * (3 + 1))
     assert est.wall_hours == pytest.approx(2.0)  # 1 | 1, then 1 + 0.5 | 0.5 + 0.5 ... the last ends at 2
+
+
+CPU_UNITS = {"CPU-seconds": 1, "CPU-minutes": 60, "CPU-hours": 3600}
+
+
+def test_durations_and_device_time_read_in_the_unit_that_fits():
+    assert [duration_text(s) for s in (4.25, 42, 95, 3000, 5400, 100_000, 1_000_000)] == [
+        "4.25 s", "42 s", "1.58 min", "50 min", "1.5 h", "27.8 h", "11.6 days"]
+    assert [device_time_text(s / 3600, "CPU") for s in (42, 336, 5400, 1_000_000)] == [
+        "42 CPU-seconds", "5.6 CPU-minutes", "1.5 CPU-hours", "278 CPU-hours"]
+    # GPU time stays in GPU-hours, the cluster budget's unit, with no exponent
+    assert [device_time_text(h, "GPU") for h in (0.0117, 27.8, 1500)] == ["0.0117 GPU-hours", "27.8 GPU-hours",
+                                                                           "1,500 GPU-hours"]
+    assert device_time_text(None, "GPU") == "-"
 
 
 @pytest.mark.parametrize("train_cfg, validations", [
@@ -140,6 +155,7 @@ def test_bad_reproduce_settings_are_named(change, message):
     (["--calibrate", 2], "--calibrate and --seconds-per-iter estimate the cost of a plan: add --dry-run"),
     (["--seeds", 1], "--seeds must be an int >= 2"),
     (["--yolor-options", "model.implicit.init.multiply.mea=0"], "did you mean 'mean'"),
+    (["--gpu"], "the local Ray cluster can never hold a run: one run needs 1 CPU, 1 GPU"),  # its plan unwritten
 ])
 def test_bad_reproductions_are_refused_before_anything_is_written(shapes_dir, tmp_path, extra, message):
     storage = tmp_path / "results"
@@ -161,7 +177,7 @@ def test_dry_run_prints_the_plan_and_its_cost_and_writes_nothing(shapes_dir, tmp
     # 16 images / batch 4 = 4 iterations an epoch, 2 epochs; 4 runs x 8 x 0.5 s + 4 x 8 x 0.25 s on 1 CPU each
     assert "atss            baseline               8      0.5" in out
     # wall: 2 at a time, 4 + 4 s, 4 + 4 s, then 2 + 2 s twice: 12 s
-    assert "estimate: 0.00667 CPU-hours; wall 0.00333 h at 2 run(s) at a time (--max-concurrent)" in out
+    assert "estimate: 24 CPU-seconds; wall 12 s at 2 run(s) at a time (--max-concurrent)" in out
     assert "assumptions:" in out and "validation (given figures are training's: --calibrate measures both)" in out
     assert not storage.exists()
     unpriced = yolor_ray("reproduce", "--rows", "atss", "--data", shapes_dir, *SMALL, "--storage", storage,
@@ -180,12 +196,13 @@ def test_calibrate_times_each_rows_configs_on_one_worker(shapes_dir, tmp_path):
     lines = [line.split() for line in proc.stdout.splitlines() if line.startswith(("  atss  ",))]
     lines = [line for line in lines if line[1] in ("baseline", "yolor")]  # the cost table's
     assert [line[1] for line in lines] == ["baseline", "yolor"], proc.stdout
-    for line in lines:  # row arm iterations s/iter val-iterations val-s/iter hours runs source...
+    for line in lines:  # row arm iterations s/iter val-iterations val-s/iter "time unit" runs source...
         assert line[2] == "12" and float(line[3]) > 0
-        assert " ".join(line[8:]) == "measured, median of 2 iteration(s) each"
+        assert " ".join(line[9:]) == "measured, median of 2 iteration(s) each"
         assert line[4] == "24" and float(line[5]) > 0  # 3 validations of 8 images, 1 a batch
-        hours = (12 * float(line[3]) + 24 * float(line[5])) / 3600  # 1 CPU a run
-        assert float(line[6]) == pytest.approx(hours, rel=0.02)  # each figure to 3 digits
+        seconds = 12 * float(line[3]) + 24 * float(line[5])  # 1 CPU a run
+        assert line[7] == device_time_text(seconds / 3600, "CPU").split()[1]  # in the unit that fits
+        assert float(line[6]) * CPU_UNITS[line[7]] == pytest.approx(seconds, rel=0.02)  # each figure to 3 digits
     assert "estimate: " in proc.stdout and "as many as the cluster holds now" in proc.stdout
     assert "validation counted at its measured seconds per iteration" in proc.stdout
     assert not storage.exists()

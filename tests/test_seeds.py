@@ -31,6 +31,7 @@ from yolor_ray.resolution import Resolution, ResolutionError, seeds_needed, stei
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.table import format_confirmation
 from yolor_ray.train.spec import TrainSpec
+from yolor_ray.units import device_time_text
 
 BOX, MASK = "coco/bbox_mAP", "coco/segm_mAP"
 UNROUNDED_BOX, UNROUNDED_MASK = "coco/bbox_unrounded_mAP", "coco/segm_unrounded_mAP"
@@ -211,12 +212,12 @@ def test_run_in_stages_trains_the_pilot_then_the_second_stage_and_starts_ray_onl
         runs = tuple(PlannedRun(arm, s, TrainSpec(config=Path("x.py"), name=f"{arm}-seed{s}"),
                                 DONE if (arm, s) in stored else NEW) for arm, arm_seeds in seeds.items()
                      for s in arm_seeds)
-        return SimpleNamespace(runs=runs, seeds=(0, 1, 2), pending=tuple(r for r in runs if r.state != DONE))
+        return SimpleNamespace(runs=runs, seeds=(0, 1, 2), pending=tuple(r for r in runs if r.state != DONE), data=None)
 
     def outcomes(plan, errors):
         return [_run(r.arm, r.seed, values[(r.arm, r.seed)]) for r in plan.runs]
 
-    def run_paired(plan, at_a_time, local):
+    def run_paired(plan, at_a_time):
         trained.append([r.name for r in plan.pending])
         stored.update((r.arm, r.seed) for r in plan.pending)
         return outcomes(plan, {})
@@ -234,7 +235,10 @@ def test_run_in_stages_trains_the_pilot_then_the_second_stage_and_starts_ray_onl
     monkeypatch.setattr(launch, "extend_plan", lambda plan, more: plan_of(more))
     stages = TwoStages((0, 1, 2), target=0.075, max_seeds=20)
     arms = {"atss-baseline": [0, 1, 2], "atss-yolor": [0, 1, 2]}
-    found = launch.run_in_stages(plan_of(arms), stages, [ROW], Session, at_a_time=lambda local: 2)
+    started: list[int] = []
+    found = launch.run_in_stages(plan_of(arms), stages, [ROW], Session, at_a_time=lambda local: 2,
+                                 can_start=lambda: started.append(len(trained)))
+    assert started == [0]  # once, before the first run trains
     extra = [f"{arm}-seed{s}" for arm in arms for s in range(3, 9)]
     assert [sorted(names) for names in trained] == [[f"{arm}-seed{s}" for arm in arms for s in range(3)], extra]
     assert sessions == ["started", "stopped"] and len(found) == 18  # one Ray session for both passes
@@ -302,7 +306,7 @@ def test_a_confirmation_to_a_resolution_needs_an_ap_metric():
 
 def test_a_reproduction_to_a_resolution_says_per_row_what_it_reached():
     """ATSS resolved by its pilot of 3; FCOS (noisier) capped at 4 of the seeds its pilot asks
-    for: Stein's interval per metric in %, the verdict on box AP's line, the rest's CPU-hours."""
+    for: Stein's interval per metric in %, the verdict on box AP's line, the rest's CPU time."""
     from yolor_ray.reproduce.spec import ReproduceSpec
     from yolor_ray.reproduce.summary import summarize
     from yolor_ray.table import format_reproduction
@@ -331,7 +335,7 @@ def test_a_reproduction_to_a_resolution_says_per_row_what_it_reached():
     assert f"| pilot 3, 3 run, ±{box.half_width:.2f}: resolved to ±0.3 |" in md
     assert f"| pilot 3, 3 run, ±{ap50.half_width:.2f} |" in md  # box AP50: no verdict of its own
     assert (f"| pilot 3, 4 run, ±{capped.half_width:.2f}: capped: {capped.needed} seeds needed, 4 run; the rest "
-            f"would cost {capped.rest_device_hours:.3g} CPU-hours (a higher --max-seeds runs them) |") in md
+            f"would cost {device_time_text(capped.rest_device_hours, 'CPU')} (a higher --max-seeds runs them) |") in md
     assert Reproduction.from_json(rep.to_json()) == rep
 
 

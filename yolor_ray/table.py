@@ -31,6 +31,7 @@ from yolor_ray.records import (
     SeedsReached,
 )
 from yolor_ray.storage import Storage, StorageSpec, open_storage
+from yolor_ray.units import device_time_text
 
 log = logging.getLogger("yolor_ray")
 R = TypeVar("R", bound=Record)
@@ -139,13 +140,14 @@ class PairedLine:
 
 def format_paired(lines: list[PairedLine], seeds: list[int], *, lead: list[str], trail: list[str] = (),
                   arms: tuple[str, str] = ("baseline", "variant"), digits: int = 4,
-                  unit: str = "device-hours") -> list[str]:
+                  device: str = "device") -> list[str]:
     """The one table of paired comparisons (a confirmation's, a reproduction's), a row per
     line: | LEAD | baseline | variant | variant − baseline [95% interval] | verdict | [seeds
     to a resolution |] TRAIL | per seed: baseline → variant |; ``arms``: the two columns'
-    names, ``digits``: the values' decimals, ``unit``: what a capped comparison's cost is in."""
+    names, ``digits``: the values' decimals, ``device``: what a capped comparison's rest would
+    run on (its cost: ``units.device_time_text``)."""
     resolved = any(line.reached is not None for line in lines)
-    return [*paired_header(lead, trail, arms, resolved), *(paired_row(line, seeds, digits, resolved, unit)
+    return [*paired_header(lead, trail, arms, resolved), *(paired_row(line, seeds, digits, resolved, device)
                                                           for line in lines)]
 
 
@@ -162,22 +164,22 @@ def paired_header(lead: list[str], trail: list[str] = (), arms: tuple[str, str] 
 
 
 def paired_row(line: PairedLine, seeds: list[int], digits: int, resolved: bool = False,
-               unit: str = "device-hours") -> str:
+               device: str = "device") -> str:
     paired = line.paired
     if paired.has_interval:
         interval = f"{paired.diff_mean:+.{digits}f} [{paired.low:+.{digits}f}, {paired.high:+.{digits}f}]"
         verdict = "within noise" if paired.within_noise else "**beyond noise**"
     else:
         interval, verdict = f"needs 2 seeds with both arms ({paired.pairs} here)", ""
-    reached = [reached_cell(line.reached, paired, digits, unit) if line.reached else ""] if resolved else []
+    reached = [reached_cell(line.reached, paired, digits, device) if line.reached else ""] if resolved else []
     cells = [*line.lead, arm_cell(paired.baseline, digits), arm_cell(paired.variant, digits), interval, verdict,
              *reached, *line.trail, _per_seed(paired, paired.seeds or seeds, max(digits - 1, 1))]
     return "| " + " | ".join(cells) + " |"
 
 
-def reached_cell(reached: SeedsReached, paired: PairedMetric, digits: int, unit: str) -> str:
+def reached_cell(reached: SeedsReached, paired: PairedMetric, digits: int, device: str) -> str:
     """The pilot, the seeds run, the half-width; on a primary metric's line (the one that set N)
-    also "resolved to ±H", or "capped: N seeds needed, M run; the rest would cost X UNIT"."""
+    also "resolved to ±H", or "capped: N seeds needed, M run; the rest would cost X DEVICE-hours"."""
     if reached.status == PILOT_INCOMPLETE:
         return (f"pilot incomplete ({paired.pairs} of {reached.pilot} seeds with both arms): the same command "
                 "trains the rest, then the seeds it needs")
@@ -188,9 +190,9 @@ def reached_cell(reached: SeedsReached, paired: PairedMetric, digits: int, unit:
     if reached.status == RESOLVED:
         return f"{cell}: resolved to ±{reached.target:g}"
     if reached.status == CAPPED:
-        rest = "-" if reached.rest_device_hours is None else f"{reached.rest_device_hours:.3g}"
+        rest = device_time_text(reached.rest_device_hours, device)
         return (f"{cell}: capped: {reached.needed} seeds needed, {reached.run} run; the rest would cost "
-                f"{rest} {unit} (a higher --max-seeds runs them)")
+                f"{rest} (a higher --max-seeds runs them)")
     return (f"{cell}: incomplete: {reached.run} of {reached.planned} seeds with both arms; the same command trains "
             "the rest")
 
@@ -250,7 +252,7 @@ def format_reproduction(rep: Reproduction) -> str:
     data = settings.get("data_root") or "the configs' dataset"
     scale = f"--small {settings.get('image_size')}px, " if settings.get("small") else ""
     epochs = f"{settings['epochs']} epochs" if settings.get("epochs") else "each row's own schedule"
-    unit = f"{rep.device}-hours"
+    device = rep.device
     resolved = rep.resolution is not None
     lines = [f"# Reproduction `{rep.name}`: the reference table's rows, {_seeds_title(rep.seeds, rep.resolution)}",
              "",
@@ -269,30 +271,30 @@ def format_reproduction(rep: Reproduction) -> str:
         lines += [paired_row(PairedLine([row.model, m.label], m.paired,
                                         [_figure(m.reference_baseline), _figure(m.reference_yolor),
                                          _figure(m.reference_delta, signed=True)], row.reached),
-                             rep.seeds, 2, resolved, unit)
+                             rep.seeds, 2, resolved, device)
                   for m in row.metrics]
         if not row.metrics:
             lines.append(f"| {row.model} | | no run finished |" + " |" * (7 + resolved))
-    lines += ["", f"## Cost ({unit}: training and validation time x the {rep.device}s each run held; start-up "
+    lines += ["", f"## Cost ({device} time: training and validation time x the {device}s each run held; start-up "
               "not counted)", "",
-              f"| Model | runs complete | {unit} per run, baseline | per run, YOLOR | row total |",
+              f"| Model | runs complete | {device} time per run, baseline | per run, YOLOR | row total |",
               "| :-- | --: | --: | --: | --: |"]
     total = 0.0
     for row in rep.rows:
         hours = row.device_hours
         row_total = hours.baseline + hours.yolor
         total += row_total
-        per_run = ["-" if h is None else f"{h:.3g}" for h in (hours.per_run_baseline, hours.per_run_yolor)]
+        per_run = [device_time_text(h, device) for h in (hours.per_run_baseline, hours.per_run_yolor)]
         lines.append(f"| {row.model} | {row.completed} of {row.planned} | {per_run[0]} | {per_run[1]} | "
-                     f"{row_total:.3g} |")
+                     f"{device_time_text(row_total, device)} |")
     lines.append(f"| total | {sum(r.completed for r in rep.rows)} of {sum(r.planned for r in rep.rows)} | | | "
-                 f"{total:.3g} |")
-    lines += ["", "## Runs", "", f"| run | status | box AP | {unit} | restarts | where |",
+                 f"{device_time_text(total, device)} |")
+    lines += ["", "## Runs", "", f"| run | status | box AP | {device} time | restarts | where |",
               "| :-- | :-- | --: | --: | --: | :-- |"]
     for run in rep.runs:
         ap = run.metrics.get("coco/bbox_mAP")
         lines.append(f"| {run.arm} seed {run.seed} | {run.status} | {'-' if ap is None else f'{100 * ap:.2f}'} | "
-                     f"{'-' if run.device_hours is None else f'{run.device_hours:.3g}'} | "
+                     f"{device_time_text(run.device_hours, device)} | "
                      f"{'-' if run.restarts is None else run.restarts} | {run.run} |")
     failed = [(row, run) for row in rep.rows for run in row.failed]
     if failed:

@@ -32,27 +32,35 @@ from yolor_ray.train.spec import TrainSpec
 log = logging.getLogger("yolor_ray")
 
 
-def run_paired(plan: PairedPlan, at_a_time: int, local: bool) -> list[RunOutcome]:
+def run_paired(plan: PairedPlan, at_a_time: int) -> list[RunOutcome]:
     """Train the plan's pending runs, then every planned run's outcome (in the plan's order)."""
-    errors = train_pending(plan, at_a_time, local) if plan.pending else {}
+    errors = train_pending(plan, at_a_time) if plan.pending else {}
     return outcomes(plan, errors)
 
 
 def run_in_stages(plan: PairedPlan, seeding: FixedSeeds, comparisons: list[Comparison],
-                  session: Callable[[], ContextManager[bool]], at_a_time: Callable[[bool], int]) -> list[RunOutcome]:
+                  session: Callable[[], ContextManager[bool]], at_a_time: Callable[[bool], int],
+                  can_start: Callable[[], None] = lambda: None) -> list[RunOutcome]:
     """Train the plan's pending runs, then those of the seeds ``seeding`` asks for beyond them
     (none for fixed seeds); every planned run's outcome, the plan's first. Ray is started
     (``session()``, which yields whether it is a local Ray) at the first pass with a run to
-    train, and only then: a reproduction that has it all trains nothing and starts no Ray."""
+    train, and only then: a reproduction that has it all trains nothing and starts no Ray.
+    ``can_start`` is called once the cluster is found to hold a run and the nodes to have the
+    data: what a job writes once it can start (a job that never could writes nothing)."""
     with contextlib.ExitStack() as stack:
         local: list[bool] = []
 
         def train(stage: PairedPlan) -> list[RunOutcome]:
             if not stage.pending:
                 return outcomes(stage, {})
-            if not local:
+            first = not local
+            if first:
                 local.append(stack.enter_context(session()))
-            return run_paired(stage, at_a_time(local[0]), local[0])
+            fits = at_a_time(local[0])
+            if first:
+                check_data(plan, local[0])
+                can_start()
+            return run_paired(stage, fits)
 
         found = train(plan)
         more = seeding.second_stage(found, comparisons)
@@ -64,16 +72,20 @@ def run_in_stages(plan: PairedPlan, seeding: FixedSeeds, comparisons: list[Compa
         return found + train(second)
 
 
+def check_data(plan: PairedPlan, local: bool) -> None:
+    """On a cluster of several nodes, every node a run may land on has the data (a one-line error)."""
+    if plan.data is not None and not local:
+        check_data_on_nodes(DataCheck.of(plan.data), plan.first_spec.scaling.resources_per_worker())
+
+
 def paired_run(config: dict, runs: dict[str, TrainSpec], inputs: RunInputs | None, in_actor: bool) -> None:
     """Tune's function trainable: the run named ``config['run']``, trained as a sweep's trial is."""
     train_trial(runs[config["run"]], inputs, in_actor)
 
 
-def train_pending(plan: PairedPlan, at_a_time: int, local: bool) -> dict[str, str]:
+def train_pending(plan: PairedPlan, at_a_time: int) -> dict[str, str]:
     """The pending runs through one Tuner; run name -> why it failed, for those that did."""
     pending, first = plan.pending, plan.first_spec
-    if plan.data is not None and not local:
-        check_data_on_nodes(DataCheck.of(plan.data), first.scaling.resources_per_worker())
     storage_path, filesystem = plan.storage.ray_storage()
     trainable = tune.with_parameters(paired_run, runs={run.name: run.spec for run in pending}, inputs=plan.inputs,
                                      in_actor=plan.in_actor)

@@ -16,6 +16,7 @@ from mmengine.config import Config
 from yolor_ray.config.parts import innermost_dataset, validates
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.reproduce.plan import ReproducePlan
+from yolor_ray.units import HOUR, device_time_text, duration_text
 
 
 @dataclass(frozen=True)
@@ -145,21 +146,26 @@ def estimate(plan: ReproducePlan, seconds: dict[tuple[str, str], tuple[float, fl
 
 
 def format_estimate(est: Estimate) -> list[str]:
-    unit = f"{est.device}-hours"
     lines = ["cost (runs still to train):",
              f"  {'row':<15} {'arm':<9} {'iterations/run':>14} {'s/iter':>8} {'val iters/run':>13} "
-             f"{'val s/iter':>10} {unit + '/run':>14} {'runs':>5}  source"]
+             f"{'val s/iter':>10} {est.device + ' time/run':>18} {'runs':>5}  source"]
     for a in est.arms:
-        per_run = "-" if a.hours_per_run is None else f"{a.hours_per_run * est.devices_per_run:.3g}"
+        per_run = device_time_text(None if a.hours_per_run is None else a.hours_per_run * est.devices_per_run,
+                                   est.device)
         per_iter = "-" if a.seconds_per_iter is None else f"{a.seconds_per_iter:.3g}"
         per_val_iter = "-" if a.val_seconds_per_iter is None else f"{a.val_seconds_per_iter:.3g}"
         lines.append(f"  {a.row:<15} {a.arm:<9} {a.iterations:>14} {per_iter:>8} {a.val_iterations:>13} "
-                     f"{per_val_iter:>10} {per_run:>14} {a.runs_to_train:>5}  {a.source}")
+                     f"{per_val_iter:>10} {per_run:>18} {a.runs_to_train:>5}  {a.source}")
     if est.device_hours is None:
         lines.append("  no estimate: pass --calibrate N (N iterations of each row on one worker) or "
                      "--seconds-per-iter ROW=S for every row")
     else:
-        lines.append(f"estimate: {est.device_hours:.3g} {unit}; wall {est.wall_hours:.3g} h at {est.concurrency} "
-                     f"run(s) at a time ({est.concurrency_source})")
+        lines.append(f"estimate: {totals_text(est)}")
     lines += ["assumptions:", *(f"  - {text}" for text in est.assumptions)]
     return lines
+
+
+def totals_text(est: Estimate) -> str:
+    """The device time and the wall time of an estimate that has both."""
+    return (f"{device_time_text(est.device_hours, est.device)}; wall {duration_text(est.wall_hours * HOUR)} at "
+            f"{est.concurrency} run(s) at a time ({est.concurrency_source})")

@@ -30,15 +30,21 @@ def run_reproduction(spec: ReproduceSpec) -> Reproduction:
     """Train what is missing, then write reproduce.json and reproduce.md; returns the record
     (its runs say which failed and why)."""
     plan = prepare_reproduction(spec)
-    plan.storage.write_bytes(plan.manifest.to_json().encode(), plan.name, REPRODUCE_PLAN)
     pending = plan.pending
     log.info("reproduction %s: %d run(s), %d to train (%d continue from a checkpoint), %d reused",
              plan.location, len(plan.runs), len(pending), sum(r.checkpointed for r in pending),
              len(plan.runs) - len(pending))
+    # The plan is written once the cluster can train it: a reproduction that never could leaves nothing.
     found = run_in_stages(plan.paired, plan.seeding, list(plan.comparisons),
                           session=lambda: ray_session(spec.train.address, verbose=spec.train.verbose),
-                          at_a_time=lambda local: runs_at_a_time(plan, local))
+                          at_a_time=lambda local: runs_at_a_time(plan, local), can_start=lambda: write_plan(plan))
+    if not pending:
+        write_plan(plan)  # rows added to a finished reproduction's plan, with nothing to train
     return write_reproduction(plan, found)
+
+
+def write_plan(plan: ReproducePlan) -> None:
+    plan.storage.write_bytes(plan.manifest.to_json().encode(), plan.name, REPRODUCE_PLAN)
 
 
 def runs_at_a_time(plan: ReproducePlan, local: bool) -> int:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from yolor_ray.paired.plan import DONE
 from yolor_ray.prior import read_prior
-from yolor_ray.reproduce.estimate import Estimate
+from yolor_ray.reproduce.estimate import Estimate, totals_text
 from yolor_ray.reproduce.plan import ReproducePlan
 from yolor_ray.reproduce.spec import ReproduceSpec
 from yolor_ray.resolution import PricedSeeds, cap_text, fewest_text, priced_seeds
+from yolor_ray.units import device_time_text
 
 
 @dataclass(frozen=True)
@@ -81,38 +82,35 @@ def price_resolution(plan: ReproducePlan, est: Estimate, sds: dict[str, float | 
     return ResolutionPrice(resolution.target, spec.seeds, resolution.max_seeds, source, tuple(rows), at_resolution)
 
 
-def _hours(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
 
 def format_price(price: ResolutionPrice) -> list[str]:
     est = price.estimate
-    unit = f"{est.device}-hours"
+    device = est.device
     H = f"±{price.resolution:g}"
     lines = [f"resolution: each row's YOLOR − baseline to a 95% interval of {H} AP (box AP; Mask R-CNN box and "
              f"mask AP, the larger N), Stein's two-stage rule: a pilot of {price.pilot} seeds (--seeds) fixes the "
              f"seeds N, at most {price.max_seeds} (--max-seeds)",
              f"sd of the paired differences: {price.source}",
-             f"  {'row':<15} {'sd (AP)':>7} {'seeds N':>7} {'run':>4} {unit + ' to train':>18}   "
-             f"{'fewest N (pilot)':<20} {unit:>10}"]
+             f"  {'row':<15} {'sd (AP)':>7} {'seeds N':>7} {'run':>4} {device + ' time to train':>20}   "
+             f"{'fewest N (pilot)':<20} {device + ' time':>18}"]
     for r in price.rows:
         if r.seeds is None:
             lines.append(f"  {r.row:<15} {'-':>7}  not priced: no sd measured for this row (it needs 2 seeds with "
                          "both arms); its pilot's runs are counted; pass --assume-sd S to price it")
             continue
-        lines.append(f"  {r.row:<15} {r.sd:>7.3g} {r.seeds.needed:>7} {r.seeds.run:>4} {_hours(r.hours):>18}   "
-                     f"{fewest_text(r.seeds):<20} {_hours(r.fewest_hours):>10}")
+        to_train, fewest = device_time_text(r.hours, device), device_time_text(r.fewest_hours, device)
+        lines.append(f"  {r.row:<15} {r.sd:>7.3g} {r.seeds.needed:>7} {r.seeds.run:>4} {to_train:>20}   "
+                     f"{fewest_text(r.seeds):<20} {fewest:>18}")
     for r in price.rows:
         text = cap_text(r.seeds) if r.seeds is not None else None
         if text:
             more = None if r.hours is None else r.needed_hours - r.hours
             lines.append(f"  {r.row}: {text}" + ("" if more is None else f"; its {r.seeds.needed - r.seeds.run} "
-                                                 f"more seeds would cost {more:.3g} {unit}"))
+                                                 f"more seeds would cost {device_time_text(more, device)}"))
     if est.device_hours is None:
         lines.append("  no device-hours: pass --calibrate N or --seconds-per-iter ROW=S for every row")
     else:
-        lines.append(f"estimate at the resolution: {est.device_hours:.3g} {unit}; wall {est.wall_hours:.3g} h at "
-                     f"{est.concurrency} run(s) at a time ({est.concurrency_source})")
+        lines.append(f"estimate at the resolution: {totals_text(est)}")
     lines.append("  (N = max(pilot, ⌈(t(0.975, pilot−1) x sd / H)²⌉); a row's sd comes out of its pilot when it runs: "
                  "these are the seeds if it comes out as above)")
     return lines
