@@ -26,7 +26,7 @@ def record(epoch: int, ap: float | None = None, seconds: float = 10.0) -> dict:
 
 
 def test_the_words_of_each_line():
-    assert run_started_line("trial t_00001", "lr=0.02 placements=fpn") == "trial t_00001 started: lr=0.02 placements=fpn"
+    assert run_started_line("trial t_01", "lr=0.02 placements=fpn") == "trial t_01 started: lr=0.02 placements=fpn"
     assert run_started_line("run atss-yolor-seed0", attempt=2) == "run atss-yolor-seed0 started (attempt 2)"
     ap = {"coco/bbox_mAP": 0.3123}
     assert run_ended_line("trial t_00001", 3, 3, ap, 161) == "trial t_00001 done: 3/3 epochs, bbox_mAP 0.312, 2:41"

@@ -27,8 +27,8 @@ def status_counts(line: str) -> dict[str, int] | None:
 def check_run_lines(stdout: str, stderr: str, noun: str, runs: dict[str, int], folder, metric: str = "bbox_mAP",
                     failed: tuple[str, ...] = ()) -> dict:
     """A real fit's terminal: none of Tune's tables or MMEngine's INFO lines; TensorBoard at
-    ``folder``; each of ``runs`` (name -> its epochs) started once and ended once (done,
-    stopped early, or one of ``failed``), its epoch lines with their metric; status lines
+    ``folder``; each of ``runs`` (name -> its epochs) started once and ended once (done with
+    its metric, stopped early, or one of ``failed``), its epoch lines with their metric; status lines
     whose last counts every run. Returns what it read (lines per run, the statuses)."""
     terminal = stdout + stderr
     for text in NOT_OURS:
@@ -46,8 +46,9 @@ def check_run_lines(stdout: str, stderr: str, noun: str, runs: dict[str, int], f
         if name in failed:
             assert ends[0].startswith(f"{who} failed "), ends
         else:
-            assert re.match(rf"{re.escape(who)} (done: (\d+)/{epochs} epochs|stopped early at epoch \d+/{epochs}), "
-                            rf"{metric} \d\.\d{{3}}, ", ends[0]), ends
+            # 'no epoch left': a resumed run whose last epoch's checkpoint was there, its results not
+            assert re.match(rf"{re.escape(who)} (done: no epoch left to train|(done: {epochs}/{epochs} epochs|"
+                            rf"stopped early at epoch \d+/{epochs}), {metric} \d\.\d{{3}}), ", ends[0]), ends
         for line in epoch_lines(mine):
             assert int(EPOCH.match(line).group(4)) == epochs and re.search(rf"  {metric} (\d\.\d{{3}}|-)  ", line), line
         per_run[name] = mine
