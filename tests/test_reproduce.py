@@ -18,6 +18,7 @@ from yolor_ray.table import format_reproduction
 from yolor_ray.train.spec import OptionError, RunSettings, Scaling, TrainSpec
 from yolor_ray.units import device_time_text, duration_text
 
+from support.lines import check_run_lines
 from support.runs import env_with_test_modules, kill_once_checkpointed, whole_checkpoints, yolor_ray
 
 SMALL = ("--small", "--image-size", 128, "--batch-size", 4, "--samples", 0)
@@ -276,11 +277,20 @@ def test_two_rows_resume_after_a_kill_mark_a_failed_run_and_table(shapes_dir, tm
     assert faster["metrics"][0]["paired"]["pairs"] == 1 and faster["metrics"][0]["paired"]["low"] is None
     marked = "- Faster R-CNN, YOLOR, seed 1: RuntimeError: planted failure"
     assert marked in (storage / name / "reproduce.md").read_text()
+    # The terminal: each run's lines (start, epochs with their AP, end or failure with its reason), status lines,
+    # not Tune's tables nor MMEngine's lines of the driver's model builds (tests/support/lines.py).
+    trained = {f"{row}-{arm}-seed{seed}": 2 for row in ("atss", "faster-rcnn") for arm in ("baseline", "yolor")
+               for seed in (0, 1) if f"{row}-{arm}-seed{seed}" not in finished}
+    seen = check_run_lines(second.stdout, second.stderr, "run", trained, (storage / name).resolve(), failed=(failing,))
+    assert seen["per_run"][failing][-1].endswith(f"RuntimeError: planted failure of {failing}"), seen["per_run"]
+    terminal = second.stdout.splitlines() + second.stderr.splitlines()
+    assert len(terminal) <= 3 * len(trained) * 2 + 60, len(terminal)  # runs x epochs x 3, plus the plan and table
 
     # The failed run again, as a TorchTrainer run (--trainer-runs: the path of runs with several workers).
     third = yolor_ray(*args, "--trainer-runs", env=env)
     assert third.returncode == 0, third.stdout[-4000:] + third.stderr[-4000:]
     assert "8 run(s), 1 to train (0 continue from a checkpoint), 7 reused" in third.stderr
+    check_run_lines(third.stdout, third.stderr, "run", {failing: 2}, (storage / name).resolve())
     assert (storage / name / "tune").is_dir()  # Tune's experiment of TorchTrainer runs, beside runs/
     assert json.loads((runs / failing / "results.json").read_text())["world_size"] == 1
     rep = _reproduction(storage, name)

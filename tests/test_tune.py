@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from support.lines import check_run_lines
 from support.paths import ATSS
 from support.runs import checkpointed, kill_once_checkpointed, tune_trial_statuses, yolor_ray
 from support.s3 import s3_keys
@@ -77,6 +78,19 @@ def test_sweep_stops_weak_trials_and_leaderboard_agrees_with_trials(finished_swe
     assert (sweep / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "leaderboard.json" in proc.stdout
     print(markdown)
+
+    # The terminal: each trial's lines (start, epochs with their AP, end), status lines, not Tune's tables.
+    seen = check_run_lines(proc.stdout, proc.stderr, "trial", {t["trial"]: SWEEP_EPOCHS for t in trials},
+                           sweep.resolve())
+    for trial in trials:
+        end = f"trial {trial['trial']} " + (f"done: {SWEEP_EPOCHS}/{SWEEP_EPOCHS} epochs, bbox_mAP "
+                                            f"{trial['metrics']['coco/bbox_mAP']:.3f}, "
+                                            if trial["status"] == "completed" else
+                                            f"stopped early at epoch {trial['epochs_run']}/{SWEEP_EPOCHS}, ")
+        assert any(line.startswith(end) for line in seen["per_run"][trial["trial"]]), (end, seen["per_run"])
+    assert seen["statuses"][-1] == dict(done=len(completed), stopped=len(stopped), running=0, pending=0, failed=0)
+    terminal = proc.stdout.splitlines() + proc.stderr.splitlines()
+    assert len(terminal) <= 3 * len(trials) * SWEEP_EPOCHS + 40, len(terminal)  # trials x epochs x 3, plus the board
 
 
 @pytest.mark.ray

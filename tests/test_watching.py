@@ -6,7 +6,7 @@ import json
 import pytest
 
 from yolor_ray.metrics import format_per_class_table, per_class_ap
-from yolor_ray.train.progress import epoch_line, format_duration
+from yolor_ray.train.lines import epoch_line, format_duration
 
 from support.paths import ATSS
 from support.runs import yolor_ray

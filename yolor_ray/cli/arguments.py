@@ -72,8 +72,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, one_config: bool = True
                         "MLFLOW_EXPERIMENT_NAME; wandb reads WANDB_PROJECT, WANDB_MODE, WANDB_DIR and its own "
                         "WANDB_API_KEY (never read or logged by us). pip install 'yolor-ray[trackers]'")
     parser.add_argument("--verbose", action="store_true", help="stream every worker's raw output (MMEngine's "
-                        "log, evaluation tables, warnings) to this terminal; by default it goes to the run's "
-                        "log files and the driver prints one line per epoch")
+                        "log, evaluation tables, warnings) and, with tune and reproduce, Ray Tune's status tables "
+                        "to this terminal; by default the output goes to each run's log files and the driver prints "
+                        "one line per epoch (tune, reproduce: each run's start, epochs and end, and a status line)")
     parser.add_argument("--samples", type=int, default=4, help="validation images drawn in samples.png (default 4)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override config keys, e.g. optim_wrapper.optimizer.lr=0.01; applied last, so they win "

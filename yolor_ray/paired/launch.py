@@ -21,6 +21,7 @@ from yolor_ray.layout import RESULTS_FILE, TUNE_DIR
 from yolor_ray.paired.capacity import actor_resources
 from yolor_ray.paired.plan import PairedPlan, extend_plan
 from yolor_ray.paired.stages import Comparison, FixedSeeds
+from yolor_ray.paired.run_lines import LinesPlan
 from yolor_ray.paired.summary import outcome_of
 from yolor_ray.paired.trial import fit_independent_runs, train_trial
 from yolor_ray.records import RunOutcome, RunResults
@@ -94,8 +95,17 @@ def train_pending(plan: PairedPlan, at_a_time: int) -> dict[str, str]:
                                    resources=actor_resources(first, plan.in_actor),
                                    storage_path=f"{storage_path}/{plan.name}", filesystem=filesystem,
                                    experiment=plan.runs_dir if plan.in_actor else TUNE_DIR, at_a_time=at_a_time,
-                                   in_actor=plan.in_actor, max_failures=first.checkpoints.max_failures)
+                                   in_actor=plan.in_actor, max_failures=first.checkpoints.max_failures,
+                                   lines=None if first.verbose else lines_plan(plan, at_a_time))
     return {result.config["run"]: reason(result.error) for result in results if result.error is not None}
+
+
+def lines_plan(plan: PairedPlan, at_a_time: int) -> LinesPlan:
+    """What the driver's lines of the pending runs know: each run's epochs (its arm's config's)."""
+    epochs = {run.name: plan.configs[run.arm].cfg.train_cfg.max_epochs for run in plan.pending
+              if run.arm in plan.configs}
+    return LinesPlan(noun="run", total=len(plan.pending), epochs=max(epochs.values(), default=0),
+                     location=plan.storage.location(plan.name), epochs_of=epochs, at_a_time=at_a_time)
 
 
 def reason(error: BaseException) -> str:

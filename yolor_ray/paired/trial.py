@@ -14,6 +14,8 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import FIFOScheduler
 
 from yolor_ray.paired.checkpoints import latest_stored_checkpoint
+from yolor_ray.paired.progress import run_config_output, tune_output
+from yolor_ray.paired.run_lines import LinesPlan
 from yolor_ray.storage import StorageSpec, open_storage
 from yolor_ray.train.driver import run_training, train_in_process
 from yolor_ray.train.run_config import RunInputs
@@ -74,23 +76,27 @@ def train_trial(spec: TrainSpec, inputs: RunInputs | None, in_actor: bool) -> No
         return
     run_training(spec, callbacks=(TuneReportCallback(),), inputs=inputs,
                  check_nodes=False,  # the driver checked them for every run
-                 progress=False)  # Tune's own status table is the progress
+                 progress=False)  # the driver's lines of the trials are the progress (paired.progress)
 
 
 def fit_independent_runs(trainable, names: list[str], *, resources: dict, storage_path: str, filesystem,
-                         experiment: str, at_a_time: int, in_actor: bool, max_failures: int):
+                         experiment: str, at_a_time: int, in_actor: bool, max_failures: int,
+                         lines: LinesPlan | None = None):
     """Independent training runs through one Tuner (a confirmation's, a reproduction's): FIFO,
     no early stopping, every run to its last epoch, ``at_a_time`` side by side. Each trial's
     config is ``{"run": name}``; an ``in_actor`` run's Tune folder is its run folder, ``name``,
-    so Tune's checkpoints land there. Returns Tune's results."""
+    so Tune's checkpoints land there. The driver prints each run's ``lines``
+    (:mod:`.progress`; None: Tune's own output, ``--verbose``). Returns Tune's results."""
     folders = {"trial_dirname_creator": _run_folder} if in_actor else {}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources), param_space={"run": tune.grid_search(names)},
         tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=at_a_time,
                                     reuse_actors=in_actor, **folders),
         run_config=tune.RunConfig(name=experiment, storage_path=storage_path, storage_filesystem=filesystem,
-                                  verbose=1, failure_config=tune.FailureConfig(max_failures=max_failures)))
-    return tuner.fit()
+                                  failure_config=tune.FailureConfig(max_failures=max_failures),
+                                  **run_config_output(lines, verbose=lines is None, name_key="run")))
+    with tune_output(verbose=lines is None):
+        return tuner.fit()
 
 
 def _run_folder(trial) -> str:

@@ -30,6 +30,7 @@ from yolor_ray.engine.checkpoint import (
     load_checkpoint_file,
 )
 from yolor_ray.train import warm_start
+from yolor_ray.train.quiet import quiet_mmengine
 from yolor_ray.train.run_config import BAD_CONFIG_ERRORS, RunInputs, does_not_build
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.train.trackers import MLFLOW_BACKEND, prepare_mlflow_experiment, tracker_backends
@@ -90,7 +91,8 @@ def check_runtime_parts(cfg: Config, model) -> None:
             _check_signature("optim_wrapper", "AmpOptimWrapper", wrapper)
         else:
             try:
-                build_optim_wrapper(model, copy.deepcopy(wrapper))
+                with quiet_mmengine():  # its constructor logs each parameter's options at INFO
+                    build_optim_wrapper(model, copy.deepcopy(wrapper))
             except BAD_CONFIG_ERRORS as err:
                 raise does_not_build("optim_wrapper", err) from err
     for key in ("val_evaluator", "test_evaluator"):

@@ -23,7 +23,7 @@ from ray.train import UserCallback
 from ray.util.queue import Empty, Queue
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from yolor_ray.metrics import RESTARTS, SCORE_METRIC, TRAIN_LOSS
+from yolor_ray.train.lines import epoch_line
 
 
 class LinesFile:
@@ -81,31 +81,6 @@ class EpochProgressCallback(UserCallback):
             self.queue.put(dict(metrics[0]))
         except Exception as err:  # noqa: BLE001 - a progress line must never fail the training
             logging.getLogger("yolor_ray").warning("epoch progress line lost: %s", err)
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(round(max(seconds, 0)))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-def epoch_line(record: dict, epochs: int, elapsed_s: float, first_epoch: int) -> str:
-    """``epoch 2/12  loss 1.234  bbox_mAP 0.123  elapsed 1:02  ETA 5:10  restarts 0``; the ETA from
-    the pace of the epochs this driver has seen (a resumed run's earlier epochs not counted)."""
-    epoch = int(record.get("epoch", 0))
-    done = max(epoch - first_epoch + 1, 1)
-    eta = elapsed_s / done * max(epochs - epoch, 0)
-    loss = record.get(TRAIN_LOSS)
-    score = record.get(SCORE_METRIC)
-    return "  ".join([
-        f"epoch {epoch}/{epochs}",
-        f"loss {loss:.4f}" if isinstance(loss, (int, float)) else "loss -",
-        f"{SCORE_METRIC.split('/')[-1]} {score:.3f}" if isinstance(score, (int, float)) else
-        f"{SCORE_METRIC.split('/')[-1]} -",
-        f"elapsed {format_duration(elapsed_s)}",
-        f"ETA {format_duration(eta)}",
-        f"restarts {int(record.get(RESTARTS, 0))}",
-    ])
 
 
 def _lines_file() -> LinesFile:

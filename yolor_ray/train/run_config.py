@@ -19,6 +19,7 @@ from yolor_ray.config.load import ConfigError, apply_cfg_options, load_config
 from yolor_ray.data.coco import CocoFolder, inspect_coco_folder
 from yolor_ray.errors import UserError
 from yolor_ray.models import build_model as build_in_scope
+from yolor_ray.train.quiet import quiet_mmengine
 from yolor_ray.train.spec import TrainSpec
 from yolor_ray.train.warm_start import baseline_checkpoint
 
@@ -114,7 +115,8 @@ def does_not_build(key: str, err: Exception) -> ConfigError:
 def build_model(cfg: Config):
     """Build the model once on the driver: catches bad model keys before Ray starts."""
     try:
-        return build_in_scope(cfg.model, cfg.get("default_scope", "mmdet"))
+        with quiet_mmengine():
+            return build_in_scope(cfg.model, cfg.get("default_scope", "mmdet"))
     except UserError:
         raise
     except BAD_CONFIG_ERRORS as err:

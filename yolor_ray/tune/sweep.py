@@ -35,6 +35,7 @@ from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.names import complete, default_name, held_manifest, started_otherwise
 from yolor_ray.paired.capacity import trials_at_a_time
+from yolor_ray.paired.progress import tune_output
 from yolor_ray.records import Leaderboard, SweepManifest
 from yolor_ray.storage import open_storage
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
@@ -143,7 +144,8 @@ def _run_trials(plan: PreparedSweep, max_concurrent: int, local: bool) -> list:
     if plan.data is not None and not local:
         check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.scaling.resources_per_worker())
     start = time.monotonic()
-    grid = sweep_tuner(plan, max_concurrent).fit()
+    with tune_output(plan.trial_spec.verbose):
+        grid = sweep_tuner(plan, max_concurrent).fit()
     log.info("sweep finished in %.0f s", time.monotonic() - start)
     runs = open_storage(plan.trial_spec.storage)
     for result in grid:

@@ -11,6 +11,8 @@ from ray.tune.search import BasicVariantGenerator
 
 from yolor_ray.layout import RUNS_DIR, SWEEP_FILE
 from yolor_ray.paired.capacity import actor_resources, trial_resources
+from yolor_ray.paired.progress import run_config_output
+from yolor_ray.paired.run_lines import LinesPlan
 from yolor_ray.paired.trial import trial_folder
 from yolor_ray.records import SweepManifest
 from yolor_ray.train.ray_cluster import describe_resources
@@ -61,7 +63,14 @@ def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
             max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
             reuse_actors=plan.in_actor, **_in_actor_folders(plan)),
         run_config=tune.RunConfig(name=experiment_name, storage_path=parent, storage_filesystem=filesystem,
-                                  verbose=1, **in_actor_checkpoints(plan)))
+                                  **run_config_output(sweep_lines(plan, max_concurrent), plan.trial_spec.verbose),
+                                  **in_actor_checkpoints(plan)))
+
+
+def sweep_lines(plan: PreparedSweep, max_concurrent: int) -> LinesPlan:
+    """What the driver's lines of the trials know (``paired.progress``; fit inside its ``tune_output``)."""
+    return LinesPlan(noun="trial", total=plan.trials, epochs=plan.epochs, location=plan.location,
+                     metric=plan.spec.metric, at_a_time=max_concurrent)
 
 
 def _in_actor_folders(plan: PreparedSweep) -> dict:
