@@ -20,8 +20,8 @@ from ray import tune
 from yolor_ray.layout import RESULTS_FILE, TUNE_DIR
 from yolor_ray.paired.capacity import actor_resources
 from yolor_ray.paired.plan import PairedPlan, extend_plan
-from yolor_ray.paired.stages import Comparison, FixedSeeds
 from yolor_ray.paired.run_lines import LinesPlan
+from yolor_ray.paired.stages import Comparison, FixedSeeds
 from yolor_ray.paired.summary import outcome_of
 from yolor_ray.paired.trial import fit_independent_runs, train_trial
 from yolor_ray.records import RunOutcome, RunResults
