@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from yolor_ray.paired.plan import run_name
+
 from support.lines import check_run_lines
 from support.paths import ATSS
 from support.runs import checkpointed, kill_once_checkpointed, tune_trial_statuses, yolor_ray
@@ -317,6 +319,9 @@ def test_a_complete_sweep_confirmed_with_two_seeds(warm_sweep, trained_baseline)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "is complete: confirming its top 2 variant(s)" in proc.stderr
     assert "6 run(s) to train, 0 reused" in proc.stderr
+    top = [t["label"] for t in json.loads((storage / "warm" / "leaderboard.json").read_text())["trials"][:2]]
+    confirm_runs = [run_name(arm, seed) for arm in ("baseline", *top) for seed in (0, 1)]
+    check_run_lines(proc.stdout, proc.stderr, "run", dict.fromkeys(confirm_runs, 1), (storage / "warm").resolve())
     leaderboard = json.loads((storage / "warm" / "leaderboard.json").read_text())
     assert {t["trial"] for t in leaderboard["trials"]} == trials and leaderboard["confirmation"]["seeds"] == [0, 1]
     runs = storage / "warm" / "runs"
@@ -331,8 +336,7 @@ def test_a_complete_sweep_confirmed_with_two_seeds(warm_sweep, trained_baseline)
     for run in baseline_runs:
         record = json.loads((Path(run) / "results.json").read_text())
         assert record["implicit"] is None and record["warm_start"] == str(trained_baseline["run"])
-    top = [t for t in leaderboard["trials"] if t["status"] == "completed"][:2]
-    assert [v["label"] for v in confirmation["variants"]] == [t["label"] for t in top]  # the best 2, in order
+    assert [v["label"] for v in confirmation["variants"]] == top  # the best 2, in order
     variants = [v["paired"] for v in confirmation["variants"]]
     for v in variants:
         assert v["low"] <= v["diff_mean"] <= v["high"] and len(v["variant"]["values"]) == 2
