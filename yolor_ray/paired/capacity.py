@@ -1,7 +1,7 @@
 """What one run (a sweep's trial, a confirmation's or a reproduction's run) asks of the
 cluster, and how many run side by side.
 
-A 1-worker run trains in its Tune actor (``in_actor``): the actor holds the worker's
+A 1-worker run trains in its Tune actor (:func:`trains_in_actor`): the actor holds the worker's
 resources itself. Any other is a TorchTrainer run started from its actor, which holds one CPU
 on the head (:data:`TRIAL_ACTOR`) while the trainer's workers hold theirs.
 """
@@ -20,7 +20,7 @@ log = logging.getLogger("yolor_ray")
 TRIAL_ACTOR = {"CPU": 1, HEAD_RESOURCE: 0.001}
 
 
-def in_actor(spec: RunSettings, trainer_runs: bool = False) -> bool:
+def trains_in_actor(spec: RunSettings, trainer_runs: bool = False) -> bool:
     """A run of one worker trains in its Tune actor: no TorchTrainer, no helper actors
     (``trainer_runs``: every run a TorchTrainer run all the same)."""
     return spec.scaling.num_workers == 1 and not trainer_runs

@@ -21,7 +21,7 @@ from mmengine.config import Config
 from yolor_ray.data.coco import CocoFolder
 from yolor_ray.layout import REPRODUCE_PLAN, RUNS_DIR
 from yolor_ray.names import default_name, held_manifest, started_otherwise
-from yolor_ray.paired.capacity import in_actor
+from yolor_ray.paired.capacity import trains_in_actor
 from yolor_ray.paired.plan import Arm, PairedPlan, PlannedRun, plan_paired
 from yolor_ray.paired.stages import Comparison, FixedSeeds, seeding
 from yolor_ray.records import ReproduceManifest
@@ -134,8 +134,8 @@ def prepare_reproduction(spec: ReproduceSpec) -> ReproducePlan:
                                  settings=settings)
     arms = {arm_label(row, arm): (row, arm) for row in spec.rows for arm in ARMS}
     paired = plan_paired([Arm(label, arm_spec(spec, row, arm)) for label, (row, arm) in arms.items()],
-                         spec.seed_list, storage, name, RUNS_DIR, in_actor=in_actor(spec.train, spec.trainer_runs),
-                         kind="reproduction")
+                         spec.seed_list, storage, name, RUNS_DIR,
+                         in_actor=trains_in_actor(spec.train, spec.trainer_runs), kind="reproduction")
     return ReproducePlan(spec, name, storage, paired, arms, manifest, resuming=previous is not None,
                          comparisons=tuple(row_comparison(row) for row in spec.rows),
                          seeding=seeds_of(spec))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from yolor_ray.data.coco import CocoFolder
-from yolor_ray.paired.capacity import in_actor
+from yolor_ray.paired.capacity import trains_in_actor
 from yolor_ray.storage import Storage
 from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
@@ -49,4 +49,4 @@ class PreparedSweep:
     @property
     def in_actor(self) -> bool:
         """Trials train in their Tune actors (1 worker each), not in TorchTrainer runs."""
-        return in_actor(self.trial_spec, self.spec.trainer_runs)
+        return trains_in_actor(self.trial_spec, self.spec.trainer_runs)
