@@ -9,6 +9,7 @@ never deleted) so the run resumes from its newest whole checkpoint instead.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -21,6 +22,7 @@ from yolor_ray.layout import CHECKPOINT_DIR_PREFIX, CHECKPOINT_FILE, RUN_STATE_F
 from yolor_ray.records import RecordError, RunState
 from yolor_ray.storage import Storage
 
+log = logging.getLogger("yolor_ray")
 RAY_RECORD = CHECKPOINT_MANAGER_SNAPSHOT_FILENAME  # Ray Train's record of a run's checkpoints, in the run's folder
 
 
@@ -112,18 +114,22 @@ def resume_checkpoint(storage: Storage, name: str) -> StoredCheckpoint | None:
     return newest_whole_checkpoint(storage, name)
 
 
-def remove_partial_checkpoints(storage, name: str) -> list[str]:
+def remove_partial_checkpoints(storage, name: str, quiet: bool = False) -> list[str]:
     """Delete the checkpoint folders Ray did not register that are not whole (uploads cut
     short by a storage outage, a full disk, a killed worker), and, once Ray has registered
-    one, every other folder it did not register. What stays in storage is whole or absent;
-    a whole one stays while Ray's record names none (the run resumes from it). Returns the
-    folders deleted."""
+    one, every other folder it did not register (a whole one the run went on from). What
+    stays in storage is whole or absent; a whole one stays while Ray's record names none
+    (the run resumes from it). Each is logged unless ``quiet``; returns the folders deleted."""
     registered = registered_checkpoints(storage, name)
     whole, partial = stored_checkpoints(storage, name)
-    orphans = [folder for folder in partial if folder not in registered.kept]
+    orphans = {folder: "partial checkpoint {} (not registered with Ray)"
+               for folder in partial if folder not in registered.kept}
     if registered.latest is not None:
-        orphans += [folder for _, folder in whole if folder not in registered.kept]
-    for orphan in orphans:
+        orphans.update({folder: "checkpoint {} (whole, but not in Ray's record: the run went on from it)"
+                        for _, folder in whole if folder not in registered.kept})
+    for orphan, what in sorted(orphans.items()):
+        if not quiet:
+            log.warning("removing " + what.format(storage.location(name, orphan)))
         storage.delete_tree(name, orphan)
     return sorted(orphans)
 

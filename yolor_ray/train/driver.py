@@ -152,7 +152,7 @@ def _fault_line(run: PreparedRun, fault: str, removed: list[str] | None = None) 
             else "it has no whole checkpoint"
     except Exception as err:  # the storage cannot be read either
         kept, checkpoint = None, f"its checkpoints cannot be listed now ({type(err).__name__})"
-    partial = f"; the partial upload {', '.join(removed)} was removed" if removed else ""
+    partial = f"; removed what Ray had not registered: {', '.join(removed)}" if removed else ""
     resumes = "resumes from it" if kept else "starts it again"
     return (f"run {run.location!r} stopped: a write to its storage {run.storage.location()!r} failed with "
             f"{' '.join(fault.split())}, which retrying cannot fix{partial}; {checkpoint}; once that is fixed, "
@@ -226,17 +226,14 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None, resum
 
 
 def _remove_partial_checkpoints(run: PreparedRun, quiet: bool = False) -> list[str]:
-    """:func:`remove_partial_checkpoints`, each one logged (``quiet``: the caller names them in its
-    one line), never raising: storage still down leaves them for the next run of this name."""
+    """:func:`remove_partial_checkpoints` (``quiet``: not logged, the caller names them in its one
+    line), never raising: storage still down leaves them for the next run of this name."""
     try:
-        removed = remove_partial_checkpoints(run.storage, run.name)
+        return remove_partial_checkpoints(run.storage, run.name, quiet=quiet)
     except Exception as err:
         if not quiet:
             log.warning("could not check %s for partial checkpoints: %s", run.location, err)
         return []
-    for folder in removed if not quiet else ():
-        log.warning("removing partial checkpoint %s (not registered with Ray)", run.storage.location(run.name, folder))
-    return removed
 
 
 def _torch_config(cfg: Config) -> TorchConfig:

@@ -3,8 +3,8 @@
 Retrying a write to a full disk, a read-only folder or a deleted bucket fails again after
 a restart of the worker group and its start-up, each time, and buries why under Ray's
 tracebacks. Such a fault is raised where the write failed: a worker's checkpoint upload
-(``train.worker``), Ray's controller writing its record of the checkpoints, our driver's
-files. Ray Train hands the driver a ``TrainingFailedError`` wrapping it:
+(``train.worker``, :func:`upload_fault`), Ray's controller writing its record of the
+checkpoints, our driver's files. Ray Train hands the driver a ``TrainingFailedError`` wrapping it:
 :func:`run_storage_fault` finds it there, and :class:`StorageFaultsEndTheRun` (Ray's failure
 policy with that one rule first) keeps Ray from restarting the worker group for it. Every
 other failure (a killed worker, a lost node, a reset connection, S3 throttling) is retried
@@ -18,11 +18,33 @@ from __future__ import annotations
 from typing import Iterator
 
 from ray.exceptions import RayTaskError
+from ray.train.v2._internal.constants import VALIDATE_STORAGE_MARKER_FILENAME
 from ray.train.v2._internal.exceptions import UserExceptionWithTraceback
 from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy, FailureDecision
 from ray.train.v2.api.exceptions import ControllerError, TrainingFailedError, WorkerGroupError
 
-from yolor_ray.storage import storage_fault
+from yolor_ray.storage import StorageSpec, open_storage, storage_fault
+
+# How Ray Train's error begins when the marker file it wrote in the run's folder is not there
+# as a checkpoint is uploaded (its StorageContext checks it first).
+RAY_MARKER_GONE = "Unable to set up cluster storage"
+
+
+def upload_fault(err: BaseException, storage: StorageSpec, run_name: str) -> str | None:
+    """The storage fault of a checkpoint upload that failed (``ray.train.report``), if it was one:
+    :func:`storage_fault`'s, or Ray's marker file gone from the run's folder. Then the folder
+    or the bucket was deleted, or this node sees another folder than the driver's: what the
+    storage answers a probe of the run's folder says which (NoSuchBucket ...); a probe that
+    fails for a transient reason leaves the error to Ray's retries."""
+    fault = storage_fault(err)
+    if fault is not None or not (isinstance(err, RuntimeError) and str(err).startswith(RAY_MARKER_GONE)):
+        return fault
+    try:
+        open_storage(storage).exists(run_name)
+    except Exception as probe:
+        return storage_fault(probe)
+    return (f"Ray's marker file {VALIDATE_STORAGE_MARKER_FILENAME} is gone from the run's folder (deleted, or "
+            "this node does not share the driver's storage)")
 
 
 def run_storage_fault(err: BaseException) -> str | None:

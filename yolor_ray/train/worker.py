@@ -34,8 +34,9 @@ from yolor_ray.engine.runner import TextOnceConfig, WorkerRunner
 from yolor_ray.engine.worker_output import copy_output_to
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.records import RunState
-from yolor_ray.storage import StorageFaultError, StorageSpec, open_storage, storage_fault
+from yolor_ray.storage import StorageFaultError, StorageSpec, open_storage
 from yolor_ray.train.devices import assigned_device
+from yolor_ray.train.failures import upload_fault
 from yolor_ray.train.nodes import DataCheck, gather_topology, raise_if_data_differs, spans_nodes
 from yolor_ray.train.trackers import close_unfinished
 
@@ -93,21 +94,22 @@ def _sync_buffers_hook(cfg: Config) -> list[dict]:
 
 
 class RayTrainReporter:
-    """A TorchTrainer worker's epochs, to Ray Train (a barrier over the ranks). ``storage``: where
-    Ray uploads the checkpoints, as a fault names it."""
+    """A TorchTrainer worker's epochs, to Ray Train (a barrier over the ranks). ``storage`` and
+    ``run_name``: where Ray uploads the checkpoints."""
 
-    def __init__(self, storage: str):
+    def __init__(self, storage: StorageSpec, run_name: str):
         self.storage = storage
+        self.run_name = run_name
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         try:
             ray.train.report(metrics, checkpoint=checkpoint)
         except Exception as err:
-            fault = storage_fault(err)
+            fault = upload_fault(err, self.storage, self.run_name)
             if fault is None:
                 raise
-            raise StorageFaultError(self.storage, fault) from err
+            raise StorageFaultError(self.storage.uri, fault) from err
 
 
 def _stored_checkpoint(config: WorkerConfig):
@@ -129,7 +131,8 @@ def train_worker(loop_config: dict) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         checkpoint = _stored_checkpoint(config)
-    _run_rank(config, RayTrainReporter(config.storage.uri), checkpoint, ctx.get_world_rank(), in_train_worker=True)
+    _run_rank(config, RayTrainReporter(config.storage, config.run_name), checkpoint, ctx.get_world_rank(),
+              in_train_worker=True)
 
 
 def train_here(config: WorkerConfig, reporter: Reporter, checkpoint) -> None:
