@@ -1,7 +1,8 @@
 """Storage that fails for good (full, over quota, read-only, denied, its bucket deleted): the run
 ends at once in one line, without Ray's retries; Ray's record of the checkpoints cut short by a
 full disk is set aside and the same command resumes. Real Ray runs write to a tmpfs in a
-private mount namespace (support.tmpfs) or to the S3 endpoint on 127.0.0.1 (moto)."""
+private mount namespace (support.tmpfs); S3's faults are met in this process, through Ray's
+and pyarrow's own uploads to the S3 endpoint on 127.0.0.1 (moto)."""
 import errno
 import json
 import pickle
@@ -24,11 +25,12 @@ from yolor_ray.train.checkpoints import (
     remove_partial_checkpoints,
     set_aside_unreadable_record,
 )
-from yolor_ray.train.failures import RAY_MARKER_GONE, StorageFaultsEndTheRun, run_storage_fault, upload_fault
+from yolor_ray.train.failures import StorageFaultsEndTheRun, run_storage_fault, upload_fault
 
 from support.net import free_port
 from support.paths import ATSS
-from support.runs import config_with_user_hook, env_with_test_modules, yolor_ray
+from support.runs import config_with_user_hook, env_with_test_modules
+from support.s3 import s3_keys
 from support.tmpfs import TmpfsScenario
 
 
@@ -120,23 +122,35 @@ def test_a_run_trainer_gives_ray_the_policy(monkeypatch, tmp_path):
 
 
 def test_an_upload_to_a_deleted_bucket_is_a_fault_a_lost_endpoint_is_not(bucket, s3_endpoint, tmp_path):
-    """pyarrow's S3 filesystem (Ray's uploads) against the endpoint; Ray's own error when its
-    marker file went with the bucket, probed."""
+    """Ray Train's own upload of a checkpoint (its StorageContext, as a worker persists one), in
+    this process, to the endpoint: once the bucket is deleted, Ray finds its marker file gone
+    and the probe of its marker names NoSuchBucket; pyarrow's own upload error too. A probe
+    that cannot reach the endpoint, or that finds the marker, leaves the error to Ray's retries."""
     import pyarrow.fs
+    from ray.train import Checkpoint
+    from ray.train.v2._internal.execution.storage import StorageContext
 
     name, client = bucket
     spec = StorageSpec(f"s3://{name}/runs", s3_endpoint)
     path, filesystem = open_storage(spec).ray_storage()
     (tmp_path / "checkpoint.pth").write_bytes(b"w" * 100)
-    marker_gone = RuntimeError(f"{RAY_MARKER_GONE} with the following settings: ...")
-    assert upload_fault(marker_gone, spec, "run").startswith("Ray's marker file .validate_storage_marker is gone")
+    ray_storage = StorageContext(path, "run", storage_filesystem=filesystem)  # writes Ray's marker file
+    ray_storage.persist_current_checkpoint(Checkpoint.from_directory(str(tmp_path)), "checkpoint_0")
+    client.delete_objects(Bucket=name, Delete=dict(Objects=[dict(Key=key) for key in s3_keys(client, name)]))
     client.delete_bucket(Bucket=name)
-    with pytest.raises(OSError) as raised:
-        pyarrow.fs.copy_files(str(tmp_path), f"{path}/run/checkpoint_0", destination_filesystem=filesystem)
-    assert storage_fault(raised.value).startswith("NoSuchBucket: The specified bucket does not exist")
-    assert upload_fault(marker_gone, spec, "run").startswith("NoSuchBucket")
+    with pytest.raises(RuntimeError) as marker_gone:
+        ray_storage.persist_current_checkpoint(Checkpoint.from_directory(str(tmp_path)), "checkpoint_1")
+    assert storage_fault(marker_gone.value) is None  # Ray says only that its marker is not there
+    assert upload_fault(marker_gone.value, spec, "run").startswith("NoSuchBucket: The specified bucket does not exist")
+    with pytest.raises(OSError) as upload:
+        pyarrow.fs.copy_files(str(tmp_path), f"{path}/run/checkpoint_1", destination_filesystem=filesystem)
+    assert storage_fault(upload.value).startswith("NoSuchBucket: The specified bucket does not exist")
     unreachable = StorageSpec(f"s3://{name}/runs", f"http://127.0.0.1:{free_port()}")
-    assert upload_fault(marker_gone, unreachable, "run") is None  # the probe failed too: Ray retries
+    assert upload_fault(marker_gone.value, unreachable, "run") is None
+    client.create_bucket(Bucket=name)  # there again, without Ray's marker: the folder was deleted
+    assert upload_fault(marker_gone.value, spec, "run").startswith("Ray's marker file .validate_storage_marker is gone")
+    client.put_object(Bucket=name, Key="runs/run/.validate_storage_marker", Body=b"")
+    assert upload_fault(marker_gone.value, spec, "run") is None  # seen now: a passing failure, retried
 
 
 def _stored_run(storage, name: str, record: str) -> None:
@@ -259,7 +273,7 @@ def test_a_record_cut_short_by_a_full_disk_is_set_aside_and_the_same_command_res
     attempts = tmp_path / "attempts"
     args = _train_args(_fault_config(tmp_path), shapes_dir, scenario.mount, "cut", 2)
     env = dict(YOLOR_TEST_ATTEMPTS=attempts, PYTHONPATH=env_with_test_modules()["PYTHONPATH"])
-    scenario.yolor_ray("cut", *args, env=dict(env, YOLOR_TEST_FAULT=f"fill:{scenario.mount}"))
+    scenario.yolor_ray("cut", *args, env=dict(env, YOLOR_TEST_FILL=scenario.mount))
     scenario.shell(f"wc -c < {scenario.mount}/cut/{RAY_RECORD} > {tmp_path}/record-bytes")
     scenario.free_space()
     scenario.yolor_ray("again", *args, env=env)
@@ -283,23 +297,3 @@ def test_a_record_cut_short_by_a_full_disk_is_set_aside_and_the_same_command_res
     assert set_aside.stat().st_size == 0
     record = json.loads((kept / "results.json").read_text())
     assert [h["epoch"] for h in record["history"]] == [1, 2] and record["restarts"] == 1
-
-
-@pytest.mark.ray
-@pytest.mark.subprocess
-def test_a_deleted_bucket_ends_the_run_in_one_line_without_a_retry(bucket, s3_endpoint, shapes_dir, tmp_path):
-    """The planted hook deletes the bucket before the first checkpoint's upload: NoSuchBucket."""
-    name, client = bucket
-    attempts = tmp_path / "attempts"
-    env = env_with_test_modules(YOLOR_TEST_ATTEMPTS=str(attempts),
-                                YOLOR_TEST_FAULT=f"delete-bucket:{name}@{s3_endpoint}")
-    proc = yolor_ray(*_train_args(_fault_config(tmp_path), shapes_dir, f"s3://{name}/runs", "gone", 1, "--s3-endpoint",
-                                  s3_endpoint), env=env)
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
-    line = _one_fault_line(proc.stderr)
-    assert line.startswith(f"yolor-ray: training failed: run 's3://{name}/runs/gone' stopped: a write to its storage "
-                           f"'s3://{name}/runs' failed with NoSuchBucket: The specified bucket does not exist, which "
-                           "retrying cannot fix;"), line
-    assert line.endswith("the same command with --name gone starts it again"), line
-    assert len(attempts.read_text().splitlines()) == 1
-    assert name not in [b["Name"] for b in client.list_buckets()["Buckets"]]

@@ -33,16 +33,18 @@ RAY_MARKER_GONE = "Unable to set up cluster storage"
 def upload_fault(err: BaseException, storage: StorageSpec, run_name: str) -> str | None:
     """The storage fault of a checkpoint upload that failed (``ray.train.report``), if it was one:
     :func:`storage_fault`'s, or Ray's marker file gone from the run's folder. Then the folder
-    or the bucket was deleted, or this node sees another folder than the driver's: what the
-    storage answers a probe of the run's folder says which (NoSuchBucket ...); a probe that
-    fails for a transient reason leaves the error to Ray's retries."""
+    or the bucket was deleted, or this node sees another folder than the driver's: a probe of
+    the marker says which (NoSuchBucket ...); a probe that fails for a transient reason, or
+    finds the marker after all, leaves the error to Ray's retries."""
     fault = storage_fault(err)
     if fault is not None or not (isinstance(err, RuntimeError) and str(err).startswith(RAY_MARKER_GONE)):
         return fault
     try:
-        open_storage(storage).exists(run_name)
+        there = open_storage(storage).size(run_name, VALIDATE_STORAGE_MARKER_FILENAME) is not None
     except Exception as probe:
         return storage_fault(probe)
+    if there:
+        return None
     return (f"Ray's marker file {VALIDATE_STORAGE_MARKER_FILENAME} is gone from the run's folder (deleted, or "
             "this node does not share the driver's storage)")
 
