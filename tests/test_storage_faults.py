@@ -23,6 +23,7 @@ from yolor_ray.train.checkpoints import (
     StoredCheckpoint,
     registered_checkpoints,
     remove_partial_checkpoints,
+    resume_checkpoint,
     set_aside_unreadable_record,
 )
 from yolor_ray.train.failures import StorageFaultsEndTheRun, run_storage_fault, upload_fault
@@ -181,7 +182,7 @@ def test_an_unreadable_ray_record_is_set_aside_for_the_newest_whole_checkpoint(w
     set_aside = set_aside_unreadable_record(storage, "run", now=datetime(2026, 12, 7, 12, 0, 0))
     kept_as = f"{RAY_RECORD}.invalid-20261207-120000"
     assert set_aside.reason.startswith(reason) and set_aside.kept_as == storage.location("run", kept_as)
-    assert set_aside.resume_from == StoredCheckpoint("checkpoint_b", 2)
+    assert resume_checkpoint(storage, "run") == StoredCheckpoint("checkpoint_b", 2)
     assert storage.size("run", RAY_RECORD) is None and storage.read_bytes("run", kept_as) == record.encode()
     assert set_aside_unreadable_record(storage, "run") is None  # nothing left to set aside
     # Only the upload cut short goes: the whole ones stay while no record names any.
@@ -199,6 +200,7 @@ def test_a_ray_record_that_reads_is_left_as_it_is(tmp_path):
         failed_validation_checkpoint_dir_names=[])))
     assert set_aside_unreadable_record(storage, "run") is None
     assert storage.size("run", RAY_RECORD) > 0
+    assert resume_checkpoint(storage, "run") == StoredCheckpoint("checkpoint_a", 1)  # Ray's, not the newest
     # Once Ray registered one, what it did not register goes: cut short or whole.
     assert remove_partial_checkpoints(storage, "run") == ["checkpoint_b", "checkpoint_c"]
 

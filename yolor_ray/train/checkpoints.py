@@ -44,12 +44,10 @@ class StoredCheckpoint:
 
 @dataclass(frozen=True)
 class SetAside:
-    """Ray's record of a run that did not read, renamed: why, where it is now, and the
-    newest whole checkpoint (None: there is none) the run resumes from instead."""
+    """Ray's record of a run that did not read, renamed: why, and where it is now."""
 
     reason: str
     kept_as: str
-    resume_from: StoredCheckpoint | None
 
 
 def registered_checkpoints(storage, name: str) -> Registered:
@@ -105,7 +103,8 @@ def newest_whole_checkpoint(storage: Storage, name: str) -> StoredCheckpoint | N
 
 def resume_checkpoint(storage: Storage, name: str) -> StoredCheckpoint | None:
     """The checkpoint the same command resumes run ``name`` from: Ray's latest registered
-    one when its record reads and that checkpoint is whole, else the newest whole one."""
+    one when its record reads and that checkpoint is whole, else the newest whole one (Ray's
+    record set aside, or never written: the run was stopped before Ray registered any)."""
     latest = registered_checkpoints(storage, name).latest
     whole, _ = stored_checkpoints(storage, name)
     epochs = {folder: run for run, folder in whole}
@@ -152,11 +151,11 @@ def unreadable_record(storage, name: str) -> str | None:
 
 def set_aside_unreadable_record(storage, name: str, now: datetime | None = None) -> SetAside | None:
     """Ray's record of run ``name`` renamed to ``...json.invalid-TIMESTAMP`` when it does not
-    read (:func:`unreadable_record`), with the newest whole checkpoint to resume from instead;
-    None when it reads (or there is none) and nothing was changed."""
+    read (:func:`unreadable_record`): the run then resumes from its newest whole checkpoint
+    (:func:`resume_checkpoint`). None when it reads (or there is none) and nothing was changed."""
     reason = unreadable_record(storage, name)
     if reason is None:
         return None
     kept_as = f"{RAY_RECORD}.invalid-{(now or datetime.now()):%Y%m%d-%H%M%S}"
     storage.rename((name, RAY_RECORD), (name, kept_as))
-    return SetAside(reason, storage.location(name, kept_as), newest_whole_checkpoint(storage, name))
+    return SetAside(reason, storage.location(name, kept_as))

@@ -35,12 +35,7 @@ from yolor_ray.errors import RunFailedError
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_CONFIG, RUN_FILE, SAMPLES_PNG
 from yolor_ray.records import RunResults
 from yolor_ray.storage import storage_fault
-from yolor_ray.train.checkpoints import (
-    SetAside,
-    remove_partial_checkpoints,
-    resume_checkpoint,
-    set_aside_unreadable_record,
-)
+from yolor_ray.train.checkpoints import remove_partial_checkpoints, resume_checkpoint, set_aside_unreadable_record
 from yolor_ray.train.failures import run_storage_fault
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
 from yolor_ray.train.outputs import render_samples, write_results
@@ -74,8 +69,7 @@ def run_training(spec: TrainSpec, callbacks: tuple = (), inputs: RunInputs | Non
     ``progress``: one line per epoch on stdout (a sweep's trials leave that to Tune).
     """
     run = prepare_run(spec, inputs)
-    set_aside = _set_aside_unreadable_record(run) if run.resuming else None
-    resume_from = set_aside.resume_from.folder if set_aside and set_aside.resume_from else None
+    resume_from = _resume_point(run) if run.resuming else None
     with ray_session(spec.address, verbose=spec.verbose) as local:
         check_run_fits(spec, ray.cluster_resources(), fixed=local, local=local)
         data_check = DataCheck.of(run.data) if run.data is not None else None
@@ -120,16 +114,18 @@ def _write_run_files(run: PreparedRun) -> None:
             run.storage.write_bytes(run.manifest.to_json().encode(), run.name, RUN_FILE)
 
 
-def _set_aside_unreadable_record(run: PreparedRun) -> SetAside | None:
-    """Ray's record of the run's checkpoints set aside when it does not read, in one warning line."""
+def _resume_point(run: PreparedRun) -> str | None:
+    """The checkpoint folder a resumed run continues from where Ray has none registered (the
+    workers ask Ray first): the newest whole one. Ray's record of the run's checkpoints is set
+    aside first when it does not read, in one warning line."""
     set_aside = set_aside_unreadable_record(run.storage, run.name)
+    kept = resume_checkpoint(run.storage, run.name)
     if set_aside is not None:
-        kept = set_aside.resume_from
         log.warning("run %s: Ray's record of its checkpoints does not read (%s); kept as %s, and the run resumes "
                     "from %s", run.location, set_aside.reason, set_aside.kept_as,
                     f"its newest whole checkpoint, {kept.folder} (epoch {kept.epochs})" if kept
                     else "its first epoch (no whole checkpoint in storage)")
-    return set_aside
+    return kept.folder if kept else None
 
 
 @contextmanager
