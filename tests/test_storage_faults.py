@@ -236,6 +236,8 @@ def _one_fault_line(stderr: str) -> str:
     assert "Traceback" not in stderr and "Error Snippet" not in stderr and "OSError" not in stderr, stderr[-3000:]
     lines = stderr.strip().splitlines()
     assert lines[-1].startswith("yolor-ray: training failed: run "), stderr[-3000:]
+    assert [line for line in lines[:-1] if not line.startswith("[yolor-ray] ")] == [], stderr[-3000:]
+    assert not [line for line in lines[:-1] if "space" in line or "ENOSPC" in line], stderr[-3000:]
     return lines[-1]
 
 

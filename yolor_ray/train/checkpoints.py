@@ -121,14 +121,15 @@ def remove_partial_checkpoints(storage, name: str, quiet: bool = False) -> list[
     (the run resumes from it). Each is logged unless ``quiet``; returns the folders deleted."""
     registered = registered_checkpoints(storage, name)
     whole, partial = stored_checkpoints(storage, name)
-    orphans = {folder: "partial checkpoint {} (not registered with Ray)"
+    # A partial one is news (a warning); a whole one the run went on from is housekeeping.
+    orphans = {folder: (logging.WARNING, "partial checkpoint {} (not registered with Ray)")
                for folder in partial if folder not in registered.kept}
     if registered.latest is not None:
-        orphans.update({folder: "checkpoint {} (whole, but not in Ray's record: the run went on from it)"
-                        for _, folder in whole if folder not in registered.kept})
-    for orphan, what in sorted(orphans.items()):
+        orphans.update({folder: (logging.INFO, "checkpoint {} (whole, but not in Ray's record: the run went on "
+                                               "from it)") for _, folder in whole if folder not in registered.kept})
+    for orphan, (level, what) in sorted(orphans.items()):
         if not quiet:
-            log.warning("removing " + what.format(storage.location(name, orphan)))
+            log.log(level, "removing " + what.format(storage.location(name, orphan)))
         storage.delete_tree(name, orphan)
     return sorted(orphans)
 
