@@ -155,6 +155,32 @@ def test_unreachable_endpoint(aws_env, shapes_dir):
 
 
 @pytest.mark.subprocess
+def test_pull_from_an_unreachable_endpoint_says_what_table_says(aws_env, tmp_path):
+    """One line, exit 2, the same as ``table`` (and ``train``) give for it, and nothing made locally."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    pulled = yolor_ray("pull", "s3://some-bucket/runs/run-1", tmp_path / "pulled", "--s3-endpoint", endpoint)
+    _rejected(pulled, f"yolor-ray: error: cannot reach the S3 endpoint for s3://some-bucket at {endpoint}: "
+                      "EndpointConnectionError")
+    table = yolor_ray("table", "s3://some-bucket/runs/run-1", "--s3-endpoint", endpoint)
+    assert pulled.stderr == table.stderr and table.returncode == 2
+    assert not (tmp_path / "pulled").exists()
+
+
+@pytest.mark.subprocess
+def test_pull_without_credentials(s3_endpoint, aws_env, tmp_path):
+    """No key anywhere in the AWS chain (environment, shared files; no instance metadata asked)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    pulled = yolor_ray("pull", "s3://some-bucket/runs/run-1", tmp_path / "pulled", "--s3-endpoint", s3_endpoint,
+                       env=env)
+    _rejected(pulled, f"yolor-ray: error: no AWS credentials found for s3://some-bucket at {s3_endpoint}: set them in "
+                      "the standard AWS chain")
+    assert len(pulled.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "pulled").exists()
+
+
+@pytest.mark.subprocess
 def test_wrong_credentials(aws_env, shapes_dir, tmp_path):
     """A second endpoint that checks credentials: moto with IAM auth on and no known keys."""
     port = free_port()

@@ -5,26 +5,120 @@ Ray Train writes its checkpoints and run files through its own storage layer
 (``results.json``, curves, samples, the run's config) go through this module, with
 boto3 for S3. Credentials come from the standard AWS chain (environment, shared
 files, instance profile) and are never read, logged or written by us.
+
+Our files are written whole or not at all (a temporary file and a rename; one S3 PUT).
+A write that fails for good -- a full disk, a quota, a read-only or forbidden folder, a
+denied or deleted bucket -- is told apart from one worth retrying by :func:`storage_fault`;
+an S3 call refused before anything is read or written is one line by :func:`s3_access_error`.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol, Sequence
 from urllib.parse import urlparse
 
 from yolor_ray import paths
-from yolor_ray.errors import UserError
+from yolor_ray.errors import RunFailedError, UserError
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# A write that fails so fails again: full, over quota, read-only, not allowed.
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# S3's answers of the same kind (botocore's error codes); "403": an endpoint that answers
+# a denied request without a body (moto does).
+FATAL_S3_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "NoSuchBucket", "InvalidAccessKeyId", "403"})
+# pyarrow's S3 filesystem (Ray's uploads) names them in its OSError's text: "AWS Error NO_SUCH_BUCKET during ...".
+_PYARROW_S3_CODES = {"ACCESS_DENIED": "AccessDenied", "NO_SUCH_BUCKET": "NoSuchBucket"}
+_PYARROW_S3_ERROR = re.compile(r"AWS Error ([A-Z_]+) during \w+ operation: ([^(\n]*)")
 
 
 class StorageError(UserError, ValueError):
     """Storage that is malformed, unreachable, or that we may not write to."""
+
+
+class StorageFaultError(RunFailedError):
+    """A write to storage that retrying cannot fix (:func:`storage_fault`), raised where the
+    write failed (a worker's checkpoint upload, the driver's files): the run ends at once.
+    ``where``: the storage; ``fault``: what :func:`storage_fault` said of the error."""
+
+    def __init__(self, where: str, fault: str):
+        super().__init__(where, fault)  # the args pickle it: a worker's error reaches the driver
+        self.where = where
+        self.fault = fault
+
+    def __str__(self) -> str:
+        return f"a write to {self.where} failed: {self.fault}"
+
+
+def storage_fault(err: BaseException) -> str | None:
+    """What makes ``err`` (or an error it was raised from) a storage fault that retrying cannot
+    fix, as ``'ENOSPC: No space left on device'`` or ``'NoSuchBucket: ...'``; None for any
+    other error: a reset connection, S3 throttling, a lost worker are worth retrying."""
+    for cause in _causes(err):
+        if isinstance(cause, StorageFaultError):
+            return cause.fault
+        if isinstance(cause, OSError) and cause.errno in FATAL_ERRNOS:
+            return f"{errno.errorcode[cause.errno]}: {os.strerror(cause.errno)}"
+        code, message = _s3_error_code(cause)
+        if code in FATAL_S3_CODES:
+            return f"{code}: {message}" if message else code
+    return None
+
+
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and what it was raised from or during, each once."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def _s3_error_code(err: BaseException) -> tuple[str | None, str]:
+    """The S3 error code of a botocore ``ClientError`` (its response) or of pyarrow's S3 OSError (its text)."""
+    response = getattr(err, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+        error = response["Error"]
+        return str(error.get("Code", "")) or None, str(error.get("Message", "")).strip()
+    if isinstance(err, OSError):
+        found = _PYARROW_S3_ERROR.search(str(err))
+        if found:
+            return _PYARROW_S3_CODES.get(found.group(1), found.group(1)), found.group(2).strip()
+    return None, ""
+
+
+def s3_access_error(err: BaseException, bucket: str, endpoint: str | None) -> StorageError | None:
+    """The one line for an S3 call that failed before anything could be read or written (no
+    credentials, an endpoint that does not answer, a missing bucket, access denied, another S3
+    error), as ``train``, ``table``, ``pull`` and a sweep report it; None for an error that is
+    not botocore's."""
+    from botocore.exceptions import (  # deferred with boto3
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
+
+    where = f"s3://{bucket}" + (f" at {endpoint}" if endpoint else "")
+    if isinstance(err, NoCredentialsError):
+        return StorageError(f"no AWS credentials found for {where}: set them in the standard AWS chain "
+                            "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, or an instance profile)")
+    if isinstance(err, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        return StorageError(f"cannot reach the S3 endpoint for {where}: {type(err).__name__}")
+    if isinstance(err, ClientError):
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket"):
+            return StorageError(f"bucket {bucket!r} does not exist ({where}); create it first")
+        if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+            return StorageError(f"access to {where} denied ({code}): check the AWS credentials in use")
+        return StorageError(f"S3 error for {where}: {code or err}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -97,6 +191,7 @@ class Storage(Protocol):
     def files(self, *parts: str) -> list[tuple[str, ...]]: ...
     def find(self, file_name: str) -> list[tuple[str, ...]]: ...
     def delete_tree(self, *parts: str) -> None: ...
+    def rename(self, old: Sequence[str], new: Sequence[str]) -> None: ...
 
 
 def open_storage(spec: StorageSpec) -> Storage:
@@ -157,17 +252,23 @@ class LocalStorage:
         return path.stat().st_size if path.is_file() else None
 
     def write_bytes(self, data: bytes, *parts: str) -> None:
-        """Whole or not at all: a temporary file beside the target, then a rename."""
+        """Whole or not at all: a temporary file beside the target, on disk before the rename
+        (a crash right after it leaves the old file or the new one, never an empty one)."""
         path = self.root.joinpath(*parts)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def rename(self, old: Sequence[str], new: Sequence[str]) -> None:
+        os.replace(self.root.joinpath(*old), self.root.joinpath(*new))
 
 
 class S3Storage:
@@ -212,29 +313,13 @@ class S3Storage:
 
     def check(self) -> None:
         """Bucket exists, credentials work, endpoint answers: before any training starts."""
-        from botocore.exceptions import (  # deferred with boto3
-            ClientError,
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            NoCredentialsError,
-            ReadTimeoutError,
-        )
-
-        where = f"s3://{self.spec.bucket}" + (f" at {self.endpoint}" if self.endpoint else "")
         try:
             self.client.head_bucket(Bucket=self.spec.bucket)
-        except NoCredentialsError:
-            raise StorageError(f"no AWS credentials found for {where}: set them in the standard AWS chain "
-                               "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, or an instance profile)") from None
-        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as err:
-            raise StorageError(f"cannot reach the S3 endpoint for {where}: {type(err).__name__}") from None
-        except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchBucket"):
-                raise StorageError(f"bucket {self.spec.bucket!r} does not exist ({where}); create it first") from None
-            if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
-                raise StorageError(f"access to {where} denied ({code}): check the AWS credentials in use") from None
-            raise StorageError(f"S3 error for {where}: {code or err}") from None
+        except Exception as err:
+            error = s3_access_error(err, self.spec.bucket, self.endpoint)
+            if error is None:
+                raise
+            raise error from None
 
     def exists(self, *parts: str) -> bool:
         response = self.client.list_objects_v2(Bucket=self.spec.bucket, Prefix=self._key(*parts), MaxKeys=1)
@@ -297,6 +382,12 @@ class S3Storage:
     def write_bytes(self, data: bytes, *parts: str) -> None:
         """One PUT: S3 makes an object visible whole or not at all."""
         self.client.put_object(Bucket=self.spec.bucket, Key=self._key(*parts), Body=data)
+
+    def rename(self, old: Sequence[str], new: Sequence[str]) -> None:
+        """A copy, then the original deleted (S3 has no rename): the object is never absent."""
+        self.client.copy_object(Bucket=self.spec.bucket, Key=self._key(*new),
+                                CopySource=dict(Bucket=self.spec.bucket, Key=self._key(*old)))
+        self.client.delete_object(Bucket=self.spec.bucket, Key=self._key(*old))
 
 
 def aws_region() -> str:

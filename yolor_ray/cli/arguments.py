@@ -46,7 +46,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, one_config: bool = True
     parser.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept: the best K by bbox mAP "
                         "(a sweep's trials: by --metric and --mode), plus the latest (default 2)")
     parser.add_argument("--max-failures", type=int, default=3, help="worker-group restarts from the last checkpoint "
-                        "before the run fails (default 3)")
+                        "before the run fails (default 3); a storage fault (full disk, denied bucket) ends it at once")
     parser.add_argument("--address", help="Ray cluster to use (default: RAY_ADDRESS, else a private local Ray)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0; MMEngine's randomness.seed)"
                         if one_config else "the first seed: runs train at SEED .. SEED + --seeds - 1 (default 0)")

@@ -15,6 +15,9 @@ in bench/ray_overhead's start-up profile). These do nothing for our runs:
   waits for) before it starts the workers, to pass their resources on to the cluster's
   autoscaler: a private Ray has none.
 
+Its failure policy is Ray's, except that a storage fault ends the run at once
+(``train.failures``).
+
 Ray's parts are picked by their classes (``ray.train.v2`` 2.60, which setup.py pins);
 ``tests/test_run_trainer.py`` checks that they are still there to leave out.
 """
@@ -23,7 +26,10 @@ from __future__ import annotations
 from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.callbacks import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
+from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy
 from ray.train.v2._internal.execution.scaling_policy import FixedScalingPolicy
+
+from yolor_ray.train.failures import StorageFaultsEndTheRun
 
 
 class _NoAutoscaler:
@@ -52,8 +58,8 @@ def unused_callbacks(has_datasets: bool, private_ray: bool) -> tuple[type, ...]:
 
 
 class RunTrainer(TorchTrainer):
-    """Ray Train's ``TorchTrainer`` without :func:`unused_callbacks`, and on a private local Ray
-    (``private_ray``) without the autoscaling coordinator."""
+    """Ray Train's ``TorchTrainer`` without :func:`unused_callbacks`, on a private local Ray
+    (``private_ray``) without the autoscaling coordinator, and with no retry of a storage fault."""
 
     def __init__(self, *args, private_ray: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,4 +73,7 @@ class RunTrainer(TorchTrainer):
         policy = controller_init_kwargs.get("scaling_policy")
         if self._private_ray and type(policy) is FixedScalingPolicy:
             controller_init_kwargs["scaling_policy"] = PrivateRayScalingPolicy(scaling_config=policy.scaling_config)
+        failures = controller_init_kwargs.get("failure_policy")
+        if type(failures) is DefaultFailurePolicy:
+            controller_init_kwargs["failure_policy"] = StorageFaultsEndTheRun(failures.failure_config)
         return super()._initialize_and_run_controller(**controller_init_kwargs)

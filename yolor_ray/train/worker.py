@@ -7,7 +7,8 @@ itself (no ``prepare_model``); a single worker trains unwrapped (``launcher='non
 :func:`train_here` is the same training for one rank in the caller's process (a sweep's
 1-worker trial): the caller hands it a reporter (``yolor_ray.engine.hooks.Reporter``) and
 the checkpoint to resume from, so nothing here imports Tune. Checkpoints go to storage
-through the reporter.
+through the reporter; one that storage refuses for good (a full disk, a denied bucket) is
+raised as a ``StorageFaultError``, which ends the run without a retry (``train.failures``).
 """
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ from yolor_ray.engine.runner import TextOnceConfig, WorkerRunner
 from yolor_ray.engine.worker_output import copy_output_to
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_STATE_FILE, WORKER_OUTPUT
 from yolor_ray.records import RunState
-from yolor_ray.storage import StorageSpec
+from yolor_ray.storage import StorageFaultError, StorageSpec, open_storage
 from yolor_ray.train.devices import assigned_device
+from yolor_ray.train.failures import upload_fault
 from yolor_ray.train.nodes import DataCheck, gather_topology, raise_if_data_differs, spans_nodes
 from yolor_ray.train.trackers import close_unfinished
 
@@ -56,6 +58,9 @@ class WorkerConfig:
     s3_endpoint: str | None = None  # where an s3:// load_from is fetched from
     validate_first: bool = False  # a warm start validates once before its first epoch
     trackers: tuple[dict, ...] = ()  # rank 0's MMEngine vis backends of --tracker
+    # The checkpoint folder (under the run) to resume from when Ray has none: the newest whole
+    # one, once Ray's record of the run's checkpoints was set aside (``train.checkpoints``).
+    resume_from: str | None = None
 
 
 def runner_config(cfg_dict: dict, name: str, work_dir: str) -> TextOnceConfig:
@@ -89,11 +94,30 @@ def _sync_buffers_hook(cfg: Config) -> list[dict]:
 
 
 class RayTrainReporter:
-    """A TorchTrainer worker's epochs, to Ray Train (a barrier over the ranks)."""
+    """A TorchTrainer worker's epochs, to Ray Train (a barrier over the ranks). ``storage`` and
+    ``run_name``: where Ray uploads the checkpoints."""
+
+    def __init__(self, storage: StorageSpec, run_name: str):
+        self.storage = storage
+        self.run_name = run_name
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=checkpoint)
+        try:
+            ray.train.report(metrics, checkpoint=checkpoint)
+        except Exception as err:
+            fault = upload_fault(err, self.storage, self.run_name)
+            if fault is None:
+                raise
+            raise StorageFaultError(self.storage.uri, fault) from err
+
+
+def _stored_checkpoint(config: WorkerConfig):
+    """``config.resume_from`` as a ``ray.train.Checkpoint`` in the run's storage (None without one)."""
+    if config.resume_from is None:
+        return None
+    path, filesystem = open_storage(config.storage).ray_storage()
+    return ray.train.Checkpoint(f"{path}/{config.run_name}/{config.resume_from}", filesystem)
 
 
 def train_worker(loop_config: dict) -> None:
@@ -101,7 +125,13 @@ def train_worker(loop_config: dict) -> None:
     one MMEngine Runner in this process. What the worker prints (library warnings, evaluation
     tables) is also copied into its log folder."""
     ctx = ray.train.get_context()
-    _run_rank(loop_config[WORKER_CONFIG], RayTrainReporter(), ray.train.get_checkpoint(), ctx.get_world_rank(),
+    config = loop_config[WORKER_CONFIG]
+    # Ray's checkpoint when it has one (a restarted worker group: the latest it registered),
+    # else the one the driver found in storage.
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        checkpoint = _stored_checkpoint(config)
+    _run_rank(config, RayTrainReporter(config.storage, config.run_name), checkpoint, ctx.get_world_rank(),
               in_train_worker=True)
 
 
