@@ -311,8 +311,8 @@ def test_dry_run_prices_the_resolution_per_row_from_an_assumed_or_a_prior_sd(sha
         sd = _sd_of(earlier[row])
         needed = max(3, math.ceil((t975(2) * sd / 0.1) ** 2))
         run = min(needed, 20)
-        assert _priced_rows(proc.stdout)[row][1:5] == [f"{sd:.3g}", str(needed), str(run),
-                                                       f"{2 * run * 8 * seconds / 3600:.3g}"], proc.stdout
+        assert _priced_rows(proc.stdout)[row][1:6] == [f"{sd:.3g}", str(needed), str(run),
+                                                       *device_time_text(2 * run * 8 * seconds / 3600, "CPU").split()]
         capped = f"  {row}: --max-seeds 20 cannot reach ±0.1 from a pilot of 3: it needs {needed} seeds"
         assert (capped in proc.stdout) == (needed > 20), proc.stdout
     assert "needs 31 seeds" in proc.stdout and "faster-rcnn:" not in proc.stdout  # sd 0.129 and 0.025 AP
