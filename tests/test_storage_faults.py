@@ -8,6 +8,7 @@ and pyarrow's own uploads to the S3 endpoint on 127.0.0.1 (moto)."""
 import errno
 import json
 import pickle
+import traceback
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,9 +22,17 @@ from ray.train import FailureConfig
 from ray.train.v2._internal.exceptions import UserExceptionWithTraceback
 from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy, FailureDecision
 from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
+from ray.tune.error import TuneError
 
 from yolor_ray.errors import RunFailedError
-from yolor_ray.paired.faults import Job, StorageFaultsEndTheJob, trial_storage_fault
+from yolor_ray.paired.faults import (
+    Job,
+    JobStorageFaultError,
+    StorageFaultsEndTheJob,
+    fit_ending_on_storage_faults,
+    job_storage_fault,
+    trial_storage_fault,
+)
 from yolor_ray.paired.progress import run_config_output
 from yolor_ray.paired.run_lines import LinesPlan
 from yolor_ray.paired.trial import TuneReporter
@@ -305,6 +314,32 @@ def test_other_failures_of_a_run_are_left_to_tune(tmp_path, error):
     guard.on_trial_error(iteration=1, trials=[trial], trial=trial)
 
 
+class _Tuner:
+    """``fit()`` as Tune 2.60 ends it on an error a callback raised in its loop: a ``TuneError``
+    of the traceback's text, raised while handling it."""
+
+    def __init__(self, raised: BaseException | None):
+        self.raised = raised
+
+    def fit(self):
+        if self.raised is None:
+            return "results"
+        try:
+            raise self.raised
+        except Exception:
+            raise TuneError(traceback.format_exc())
+
+
+def test_the_job_s_line_comes_out_of_tunes_fit_alone(tmp_path):
+    ended = job_storage_fault(_reproduction_job(tmp_path), "atss-yolor-seed1", "EDQUOT: Disk quota exceeded")
+    with pytest.raises(JobStorageFaultError) as raised:
+        fit_ending_on_storage_faults(_Tuner(ended))
+    assert raised.value is ended and raised.value.__suppress_context__  # no TuneError, no traceback, printed
+    with pytest.raises(TuneError):  # anything else as Tune raised it
+        fit_ending_on_storage_faults(_Tuner(RuntimeError("a bug in a callback")))
+    assert fit_ending_on_storage_faults(_Tuner(None)) == "results"
+
+
 def test_an_error_that_does_not_unpickle_here_is_left_to_tune(tmp_path):
     (tmp_path / "error.pkl").write_bytes(b"not a pickle")
     assert trial_storage_fault(SimpleNamespace(pickled_error_file=str(tmp_path / "error.pkl"))) is None
@@ -486,3 +521,30 @@ def test_a_full_disk_ends_a_reproduction_in_one_line_without_tunes_retries(shape
     out = ran.stdout.splitlines()
     assert f"run {run} started" in out and not [line for line in out if " failed " in line and "runs:" not in line], \
         ran.stdout[-2000:]  # the run's start, and no failure line of its own (the job's is the last)
+
+
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_a_full_disk_ends_a_sweep_in_one_line_without_tunes_retries(shapes_dir, tmp_path):
+    """A 1-trial sweep, its trial in its Tune actor, on an 8 MB tmpfs: its first checkpoint
+    meets ENOSPC; Tune would restore the trial --max-failures 2 times. One attempt, one line."""
+    scenario = TmpfsScenario(tmp_path / "storage", "8m", tmp_path / "out")
+    attempts = tmp_path / "attempts"
+    scenario.yolor_ray("sweep", "tune", _fault_config(tmp_path), "--data", shapes_dir, "--small", "--image-size", 64,
+                       "--epochs", 1, "--search", "grid", "--placements", "fpn", "--no-early-stopping", "--samples", 0,
+                       "--storage", scenario.mount, "--name", "sw", "--max-failures", 2,
+                       env=dict(YOLOR_TEST_ATTEMPTS=attempts, PYTHONPATH=env_with_test_modules()["PYTHONPATH"]))
+    ran = scenario.run()["sweep"]
+    assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-3000:]
+    (attempt,) = attempts.read_text().splitlines()
+    trial = attempt.rsplit("-", 1)[0]  # a trial's run is named by its trial id
+    assert "Traceback" not in ran.stderr and "TuneError" not in ran.stderr, ran.stderr[-3000:]
+    lines = ran.stderr.strip().splitlines()  # our log lines (the sweep's space below its first), then the job's
+    assert [line for line in lines[:-1] if not line.startswith(("[yolor-ray] ", "  "))] == [], ran.stderr[-3000:]
+    assert not [line for line in lines[:-1] if "ENOSPC" in line], ran.stderr[-3000:]
+    assert lines[-1] == (
+        f"yolor-ray: training failed: sweep '{scenario.mount}/sw' stopped: its trial {trial} met a storage fault: a "
+        f"write to '{scenario.mount}/sw/runs' failed with ENOSPC: No space left on device, which retrying cannot fix, "
+        f"and every trial of the sweep writes there; {trial} has no whole checkpoint; once that is fixed, the same "
+        "command with --name sw resumes the sweep: trials done are kept, unfinished ones continue from their last "
+        "whole checkpoint"), lines[-1]

@@ -7,9 +7,11 @@ Tune would restore that run ``--max-failures`` times to meet it again. So
 :class:`StorageFaultsEndTheJob`, a Tune callback in the driver, reads why a trial failed (the
 error Tune pickled for it on this machine; a run names its storage faults as
 ``StorageFaultError`` where they happen: ``paired.trial``, ``train.driver``) and, for a
-storage fault, raises the job's one line out of ``Tuner.fit`` before Tune restores the trial
-or starts another. Any other failure is left to Tune: retried up to ``--max-failures``, then
-the run is marked failed and the others go on.
+storage fault, raises the job's :class:`JobStorageFaultError` in Tune's loop, before Tune
+restores the trial or starts another. Tune ends the fit on it (wrapped in its ``TuneError``,
+the callback's error its context); :func:`fit_ending_on_storage_faults` unwraps it into the
+job's one line. Any other failure is left to Tune: retried up to ``--max-failures``, then the
+run is marked failed and the others go on.
 
 Why raise, not a ``tune.Stopper``: a stopper ends the unfinished trials as TERMINATED, which a
 restored sweep counts as finished (``Tuner.restore`` continues only unfinished and errored
@@ -27,6 +29,10 @@ from ray import tune
 from yolor_ray.storage import StorageFaultError, StorageSpec, open_storage
 from yolor_ray.train.checkpoints import resume_checkpoint
 from yolor_ray.train.failures import run_storage_fault
+
+
+class JobStorageFaultError(StorageFaultError):
+    """A run's storage fault that ended its job; its message is the job's one line."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,30 @@ class StorageFaultsEndTheJob(tune.Callback):
             raise job_storage_fault(self.job, run, fault)
 
 
-def job_storage_fault(job: Job, run: str, fault: str) -> StorageFaultError:
+def fit_ending_on_storage_faults(tuner: tune.Tuner):
+    """``tuner.fit()`` (its callbacks with a :class:`StorageFaultsEndTheJob`); a run's storage
+    fault raised as the job's one line alone, without Tune's wrapping and its tracebacks."""
+    try:
+        return tuner.fit()
+    except Exception as err:
+        ended = _job_fault_in(err)
+        if ended is None:
+            raise
+        raise ended from None
+
+
+def _job_fault_in(err: BaseException) -> JobStorageFaultError | None:
+    """The :class:`JobStorageFaultError` that ``err`` is, or was raised from or during."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, JobStorageFaultError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def job_storage_fault(job: Job, run: str, fault: str) -> JobStorageFaultError:
     """The job's storage fault, met by ``run``, its message the job's one line: the storage, the
     fault, the run and its last whole checkpoint, the command that resumes."""
     storage = open_storage(job.runs)
@@ -98,4 +127,4 @@ def job_storage_fault(job: Job, run: str, fault: str) -> StorageFaultError:
             f"the {job.kind} writes there; {checkpoint}; once that is fixed, the same command with --name "
             f"{job.name} resumes the {job.kind}: {job.noun}s done are kept, unfinished ones continue from their "
             "last whole checkpoint")
-    return StorageFaultError(where, fault, line)
+    return JobStorageFaultError(where, fault, line)

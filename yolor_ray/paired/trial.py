@@ -14,7 +14,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import FIFOScheduler
 
 from yolor_ray.paired.checkpoints import latest_stored_checkpoint
-from yolor_ray.paired.faults import Job, StorageFaultsEndTheJob
+from yolor_ray.paired.faults import Job, StorageFaultsEndTheJob, fit_ending_on_storage_faults
 from yolor_ray.paired.progress import run_config_output, tune_output
 from yolor_ray.paired.run_lines import LinesPlan
 from yolor_ray.storage import StorageFaultError, StorageSpec, open_storage
@@ -113,7 +113,7 @@ def fit_independent_runs(trainable, names: list[str], *, resources: dict, storag
                                   **run_config_output(lines, verbose=lines is None, name_key="run",
                                                       before=(StorageFaultsEndTheJob(job),))))
     with tune_output(verbose=lines is None):
-        return tuner.fit()
+        return fit_ending_on_storage_faults(tuner)
 
 
 def _run_folder(trial) -> str:
