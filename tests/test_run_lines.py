@@ -172,7 +172,7 @@ def test_tune_output_is_off_while_fitting_and_as_it_was_after(monkeypatch):
     with tune_output(verbose=True):
         assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1"
     plan = LinesPlan(noun="run", total=1, epochs=1, location="/r")
-    assert run_config_output(plan, verbose=True) == dict(verbose=1)
+    assert run_config_output(plan, verbose=True) == dict(verbose=1, callbacks=[])
     quiet = run_config_output(plan, verbose=False)
     assert quiet["verbose"] == 0 and type(quiet["callbacks"][0]).__name__ == "TrialLines"
 

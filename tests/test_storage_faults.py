@@ -1,21 +1,41 @@
 """Storage that fails for good (full, over quota, read-only, denied, its bucket deleted): the run
 ends at once in one line, without Ray's retries; Ray's record of the checkpoints cut short by a
-full disk is set aside and the same command resumes. Real Ray runs write to a tmpfs in a
+full disk is set aside and the same command resumes. In a job of runs through Tune (a sweep, a
+confirmation, a reproduction), one run's storage fault ends the job in one line, without Tune's
+retries (paired.faults, fed plain objects as Tune's trials). Real Ray runs write to a tmpfs in a
 private mount namespace (support.tmpfs); S3's faults are met in this process, through Ray's
 and pyarrow's own uploads to the S3 endpoint on 127.0.0.1 (moto)."""
 import errno
 import json
 import pickle
+import traceback
 from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import ray.cloudpickle
 from botocore.exceptions import ClientError, EndpointConnectionError
-from ray.exceptions import ActorDiedError
+from ray import tune
+from ray.exceptions import ActorDiedError, RayTaskError
 from ray.train import FailureConfig
 from ray.train.v2._internal.exceptions import UserExceptionWithTraceback
 from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy, FailureDecision
 from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
+from ray.tune.error import TuneError
 
+from yolor_ray.errors import RunFailedError
+from yolor_ray.paired.faults import (
+    Job,
+    JobStorageFaultError,
+    StorageFaultsEndTheJob,
+    fit_ending_on_storage_faults,
+    job_storage_fault,
+    trial_storage_fault,
+)
+from yolor_ray.paired.progress import run_config_output
+from yolor_ray.paired.run_lines import LinesPlan
+from yolor_ray.paired.trial import TuneReporter
 from yolor_ray.records import RunState
 from yolor_ray.storage import StorageFaultError, StorageSpec, open_storage, storage_fault
 from yolor_ray.train.checkpoints import (
@@ -154,15 +174,17 @@ def test_an_upload_to_a_deleted_bucket_is_a_fault_a_lost_endpoint_is_not(bucket,
     assert upload_fault(marker_gone.value, spec, "run") is None  # seen now: a passing failure, retried
 
 
-def _stored_run(storage, name: str, record: str) -> None:
-    """Whole checkpoints of epochs 1 and 2, one cut short (epoch 3), and Ray's record ``record``."""
+def _stored_run(storage, name: str, record: str | None) -> None:
+    """Whole checkpoints of epochs 1 and 2, one cut short (epoch 3), and Ray's record ``record``
+    (None: none, as in a Tune trial's folder)."""
     weights = b"w" * 1000
     for folder, epochs, stored in [("checkpoint_a", 1, weights), ("checkpoint_b", 2, weights),
                                    ("checkpoint_c", 3, weights[:300])]:
         state = RunState(history=[dict(epoch=e) for e in range(1, epochs + 1)], checkpoint_bytes=len(weights))
         storage.write_bytes(state.to_json().encode(), name, folder, "run_state.json")
         storage.write_bytes(stored, name, folder, "checkpoint.pth")
-    storage.write_bytes(record.encode(), name, RAY_RECORD)
+    if record is not None:
+        storage.write_bytes(record.encode(), name, RAY_RECORD)
 
 
 @pytest.mark.parametrize("where, record, reason", [
@@ -220,6 +242,169 @@ def test_our_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     assert storage_fault(raised.value) == "ENOSPC: No space left on device"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["results.json"]  # no temporary file left
     assert storage.read_bytes("run", "results.json") == b'{"old": true}'
+
+
+def _tune_trial(tmp_path: Path, error: BaseException | None, run: str = "atss-yolor-seed1", trial_id: str = "t_00001"):
+    """A Tune trial as the driver's callbacks get it, having failed with ``error``: Tune pickles
+    the error a trial's actor raised (a RayTaskError as ray.get raises it) into the trial's folder
+    on the driver."""
+    pickled = None
+    if error is not None:
+        pickled = tmp_path / f"{trial_id}-error.pkl"
+        task_error = RayTaskError("ImplicitFunc.train", "Traceback (most recent call last): ...", error)
+        pickled.write_bytes(ray.cloudpickle.dumps(task_error.as_instanceof_cause()))
+    return SimpleNamespace(trial_id=trial_id, config={"run": run}, pickled_error_file=str(pickled) if pickled else None,
+                           error_file=None)
+
+
+def _reproduction_job(tmp_path: Path) -> Job:
+    rep = tmp_path / "results" / "rep"
+    return Job("reproduction", str(rep), "rep", StorageSpec(str(rep / "runs")), name_key="run")
+
+
+@pytest.mark.parametrize("hook", ["on_trial_recover", "on_trial_error"])
+def test_a_storage_fault_in_one_run_ends_the_job_in_one_line(tmp_path, hook):
+    """Whether Tune would restore the run or not: the job's line is raised out of Tune's loop,
+    naming the storage, the fault, the run, its last whole checkpoint and the command that resumes."""
+    job = _reproduction_job(tmp_path)
+    runs = open_storage(job.runs)
+    _stored_run(runs, "atss-yolor-seed1", record=None)  # a Tune trial's folder: Tune's checkpoints, no Ray Train record
+    runs.write_bytes(b'{"epoch": 2}\n', "atss-yolor-seed1", "result.json")
+    fault = StorageFaultError(job.runs.uri, "ENOSPC: No space left on device")  # as TuneReporter raises it
+    trial = _tune_trial(tmp_path, fault)
+    with pytest.raises(StorageFaultError) as ended:
+        getattr(StorageFaultsEndTheJob(job), hook)(iteration=7, trials=[trial], trial=trial)
+    assert isinstance(ended.value, RunFailedError)  # the CLI's one line, exit 1
+    assert storage_fault(ended.value) == "ENOSPC: No space left on device"
+    assert str(ended.value) == (
+        f"reproduction '{tmp_path}/results/rep' stopped: its run atss-yolor-seed1 met a storage fault: a write to "
+        f"'{tmp_path}/results/rep/runs' failed with ENOSPC: No space left on device, which retrying cannot fix, and "
+        "every run of the reproduction writes there; atss-yolor-seed1's last whole checkpoint is checkpoint_b "
+        "(epoch 2); once that is fixed, the same command with --name rep resumes the reproduction: runs done are "
+        "kept, unfinished ones continue from their last whole checkpoint")
+
+
+def test_a_sweep_names_the_trial_by_its_id_and_a_run_faulted_before_its_first_checkpoint(tmp_path):
+    runs = StorageSpec(str(tmp_path / "sweeps" / "s" / "runs"))
+    job = Job("sweep", str(tmp_path / "sweeps" / "s"), "s", runs, noun="trial")
+    # A TorchTrainer trial's run ended on its own one line (train.driver): still a storage fault to the sweep.
+    trial = _tune_trial(tmp_path, StorageFaultError(runs.uri, "NoSuchBucket: gone", "run 'x' stopped: ..."),
+                        run="ignored", trial_id="ab_00002")
+    with pytest.raises(StorageFaultError) as ended:
+        StorageFaultsEndTheJob(job).on_trial_error(iteration=1, trials=[trial], trial=trial)
+    line = str(ended.value)
+    assert line.startswith(f"sweep '{tmp_path}/sweeps/s' stopped: its trial ab_00002 met a storage fault: a write to "
+                           f"'{runs.uri}' failed with NoSuchBucket: gone, which retrying cannot fix"), line
+    assert "; ab_00002 has no whole checkpoint; once that is fixed, the same command with --name s resumes the " \
+           "sweep: trials done are kept, unfinished ones continue from their last whole checkpoint" in line, line
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("planted failure"),
+    ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
+    _client_error("SlowDown", "Please reduce your request rate."),
+    None,  # no pickled error (Tune pickles Ray's task and actor errors only)
+], ids=lambda value: type(value).__name__)
+def test_other_failures_of_a_run_are_left_to_tune(tmp_path, error):
+    """Retried up to --max-failures, then the run is marked failed and the others go on: today's way."""
+    trial = _tune_trial(tmp_path, error)
+    guard = StorageFaultsEndTheJob(_reproduction_job(tmp_path))
+    assert trial_storage_fault(trial) is None
+    guard.on_trial_recover(iteration=1, trials=[trial], trial=trial)
+    guard.on_trial_error(iteration=1, trials=[trial], trial=trial)
+
+
+class _Tuner:
+    """``fit()`` as Tune 2.60 ends it on an error a callback raised in its loop: a ``TuneError``
+    of the traceback's text, raised while handling it."""
+
+    def __init__(self, raised: BaseException | None):
+        self.raised = raised
+
+    def fit(self):
+        if self.raised is None:
+            return "results"
+        try:
+            raise self.raised
+        except Exception:
+            raise TuneError(traceback.format_exc())
+
+
+def test_the_job_s_line_comes_out_of_tunes_fit_alone(tmp_path):
+    ended = job_storage_fault(_reproduction_job(tmp_path), "atss-yolor-seed1", "EDQUOT: Disk quota exceeded")
+    with pytest.raises(JobStorageFaultError) as raised:
+        fit_ending_on_storage_faults(_Tuner(ended))
+    assert raised.value is ended and raised.value.__suppress_context__  # no TuneError, no traceback, printed
+    with pytest.raises(TuneError):  # anything else as Tune raised it
+        fit_ending_on_storage_faults(_Tuner(RuntimeError("a bug in a callback")))
+    assert fit_ending_on_storage_faults(_Tuner(None)) == "results"
+
+
+def test_an_error_that_does_not_unpickle_here_is_left_to_tune(tmp_path):
+    (tmp_path / "error.pkl").write_bytes(b"not a pickle")
+    assert trial_storage_fault(SimpleNamespace(pickled_error_file=str(tmp_path / "error.pkl"))) is None
+    assert trial_storage_fault(SimpleNamespace(pickled_error_file=str(tmp_path / "gone.pkl"))) is None
+
+
+def test_the_job_ends_before_the_run_lines_print_a_failure_and_a_restored_sweep_keeps_its_guard(tmp_path):
+    job = _reproduction_job(tmp_path)
+    plan = LinesPlan(noun="run", total=2, epochs=1, location="/r")
+    guard = StorageFaultsEndTheJob(job)
+    quiet = run_config_output(plan, verbose=False, name_key="run", before=(guard,))
+    assert [type(c).__name__ for c in quiet["callbacks"]] == ["StorageFaultsEndTheJob", "TrialLines"]
+    assert run_config_output(plan, verbose=True, before=(guard,)) == dict(verbose=1, callbacks=[guard])
+    assert isinstance(guard, tune.Callback)
+    assert pickle.loads(pickle.dumps(guard)).job == job  # Tuner.restore unpickles a sweep's callbacks
+
+
+def test_a_run_in_its_actor_names_an_upload_that_storage_refuses(tmp_path, monkeypatch):
+    """tune.report persists the checkpoint in the trial's thread: a full disk (pyarrow's errno),
+    or Ray's marker gone from Tune's experiment (the runs' folder) becomes a StorageFaultError,
+    whose words survive Ray's pickling (a chained cause does not); a passing failure is Tune's."""
+    runs = StorageSpec(str(tmp_path / "runs"))
+    open_storage(runs).write_bytes(b"", "atss-seed0", "run.json")
+    reporter = TuneReporter(runs)
+
+    def report_raising(error):
+        def report(metrics, checkpoint=None):
+            raise error
+        monkeypatch.setattr(tune, "report", report)
+
+    report_raising(OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device"))
+    with pytest.raises(StorageFaultError) as full:
+        reporter.report({"epoch": 1})
+    back = pickle.loads(pickle.dumps(full.value))
+    assert (back.where, back.fault) == (runs.uri, "ENOSPC: No space left on device")
+    marker_gone = RuntimeError("Unable to set up cluster storage with the following settings: ...")
+    report_raising(marker_gone)
+    with pytest.raises(StorageFaultError) as gone:
+        reporter.report({"epoch": 1})
+    assert gone.value.fault.startswith("Ray's marker file .validate_storage_marker is gone")
+    open_storage(runs).write_bytes(b"", ".validate_storage_marker")  # there after all: a passing failure
+    with pytest.raises(RuntimeError) as passing:
+        reporter.report({"epoch": 1})
+    assert passing.value is marker_gone
+    report_raising(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+    with pytest.raises(ConnectionResetError):
+        reporter.report({"epoch": 1})
+
+
+def test_a_runs_own_one_line_is_still_a_storage_fault_to_the_job(tmp_path):
+    """A run's own writes (run.json, results.json) and its TorchTrainer's end on the run's one
+    line: raised as a StorageFaultError, so a job's driver tells it from any other failure."""
+    from yolor_ray.train.driver import _storage_faults_end_the_run
+
+    storage = open_storage(StorageSpec(str(tmp_path / "runs")))
+    run = SimpleNamespace(name="r", location=storage.location("r"), storage=storage)
+    with pytest.raises(StorageFaultError) as ended:
+        with _storage_faults_end_the_run(run):
+            raise OSError(errno.EROFS, "Read-only file system")
+    back = pickle.loads(ray.cloudpickle.dumps(ended.value))  # as it reaches a job's driver from a Tune trial
+    assert storage_fault(back) == "EROFS: Read-only file system"
+    assert str(back) == str(ended.value) == (
+        f"run '{tmp_path}/runs/r' stopped: a write to its storage '{tmp_path}/runs' failed with EROFS: Read-only "
+        "file system, which retrying cannot fix; it has no whole checkpoint; once that is fixed, the same command "
+        "with --name r starts it again")
 
 
 def _fault_config(tmp_path):
@@ -301,3 +486,65 @@ def test_a_record_cut_short_by_a_full_disk_is_set_aside_and_the_same_command_res
     assert set_aside.stat().st_size == 0
     record = json.loads((kept / "results.json").read_text())
     assert [h["epoch"] for h in record["history"]] == [1, 2] and record["restarts"] == 1
+
+
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_a_full_disk_ends_a_reproduction_in_one_line_without_tunes_retries(shapes_dir, tmp_path):
+    """A reproduction's 4 runs, one at a time, each in its Tune actor, on an 8 MB tmpfs: the
+    first run's first checkpoint (about 100 MB) meets ENOSPC as tune.report persists it. Tune
+    would restore that run --max-failures 2 times, then train the other 3 into the same full
+    disk; the job ends at once instead: one attempt, one line, the runs' own lines and no
+    traceback before it."""
+    scenario = TmpfsScenario(tmp_path / "storage", "8m", tmp_path / "out")
+    attempts = tmp_path / "attempts"
+    scenario.yolor_ray("rep", "reproduce", "--rows", "atss", "--seeds", 2, "--data", shapes_dir, "--small",
+                       "--image-size", 64, "--batch-size", 4, "--samples", 0, "--epochs", 1, "--storage",
+                       scenario.mount, "--name", "rep", "--max-concurrent", 1, "--max-failures", 2, "--cfg-options",
+                       "custom_imports.imports=['yolor_ray.registrations','support.storage_fault_hook']",
+                       "default_hooks.faults={'type':'StorageFaultHook'}",
+                       env=dict(YOLOR_TEST_ATTEMPTS=attempts, PYTHONPATH=env_with_test_modules()["PYTHONPATH"]))
+    ran = scenario.run()["rep"]
+    assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-3000:]
+    (attempt,) = attempts.read_text().splitlines()  # no retry, and no other run started
+    run = attempt.rsplit("-", 1)[0]  # the Runner's experiment: RUN-<random suffix>
+    assert "Traceback" not in ran.stderr and "Error Snippet" not in ran.stderr, ran.stderr[-3000:]
+    lines = ran.stderr.strip().splitlines()
+    assert [line for line in lines[:-1] if not line.startswith("[yolor-ray] ")] == [], ran.stderr[-3000:]
+    assert not [line for line in lines[:-1] if "space" in line or "ENOSPC" in line], ran.stderr[-3000:]
+    assert lines[-1] == (
+        f"yolor-ray: training failed: reproduction '{scenario.mount}/rep' stopped: its run {run} met a storage "
+        f"fault: a write to '{scenario.mount}/rep/runs' failed with ENOSPC: No space left on device, which retrying "
+        f"cannot fix, and every run of the reproduction writes there; {run} has no whole checkpoint; once that is "
+        "fixed, the same command with --name rep resumes the reproduction: runs done are kept, unfinished ones "
+        "continue from their last whole checkpoint"), lines[-1]
+    out = ran.stdout.splitlines()
+    assert f"run {run} started" in out and not [line for line in out if " failed " in line and "runs:" not in line], \
+        ran.stdout[-2000:]  # the run's start, and no failure line of its own (the job's is the last)
+
+
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_a_full_disk_ends_a_sweep_in_one_line_without_tunes_retries(shapes_dir, tmp_path):
+    """A 1-trial sweep, its trial in its Tune actor, on an 8 MB tmpfs: its first checkpoint
+    meets ENOSPC; Tune would restore the trial --max-failures 2 times. One attempt, one line."""
+    scenario = TmpfsScenario(tmp_path / "storage", "8m", tmp_path / "out")
+    attempts = tmp_path / "attempts"
+    scenario.yolor_ray("sweep", "tune", _fault_config(tmp_path), "--data", shapes_dir, "--small", "--image-size", 64,
+                       "--epochs", 1, "--search", "grid", "--placements", "fpn", "--no-early-stopping", "--samples", 0,
+                       "--storage", scenario.mount, "--name", "sw", "--max-failures", 2,
+                       env=dict(YOLOR_TEST_ATTEMPTS=attempts, PYTHONPATH=env_with_test_modules()["PYTHONPATH"]))
+    ran = scenario.run()["sweep"]
+    assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-3000:]
+    (attempt,) = attempts.read_text().splitlines()
+    trial = attempt.rsplit("-", 1)[0]  # a trial's run is named by its trial id
+    assert "Traceback" not in ran.stderr and "TuneError" not in ran.stderr, ran.stderr[-3000:]
+    lines = ran.stderr.strip().splitlines()  # our log lines (the sweep's space below its first), then the job's
+    assert [line for line in lines[:-1] if not line.startswith(("[yolor-ray] ", "  "))] == [], ran.stderr[-3000:]
+    assert not [line for line in lines[:-1] if "ENOSPC" in line], ran.stderr[-3000:]
+    assert lines[-1] == (
+        f"yolor-ray: training failed: sweep '{scenario.mount}/sw' stopped: its trial {trial} met a storage fault: a "
+        f"write to '{scenario.mount}/sw/runs' failed with ENOSPC: No space left on device, which retrying cannot fix, "
+        f"and every trial of the sweep writes there; {trial} has no whole checkpoint; once that is fixed, the same "
+        "command with --name sw resumes the sweep: trials done are kept, unfinished ones continue from their last "
+        "whole checkpoint"), lines[-1]

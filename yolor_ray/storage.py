@@ -44,15 +44,18 @@ class StorageError(UserError, ValueError):
 class StorageFaultError(RunFailedError):
     """A write to storage that retrying cannot fix (:func:`storage_fault`), raised where the
     write failed (a worker's checkpoint upload, the driver's files): the run ends at once.
-    ``where``: the storage; ``fault``: what :func:`storage_fault` said of the error."""
+    ``where``: the storage; ``fault``: what :func:`storage_fault` said of the error;
+    ``message``: the one line a user reads, where the raiser words it (a run's, a job's)."""
 
-    def __init__(self, where: str, fault: str):
-        super().__init__(where, fault)  # the args pickle it: a worker's error reaches the driver
+    def __init__(self, where: str, fault: str, message: str | None = None):
+        # The args pickle it: a worker's or a Tune trial's error reaches the driver.
+        super().__init__(where, fault, message)
         self.where = where
         self.fault = fault
+        self.message = message
 
     def __str__(self) -> str:
-        return f"a write to {self.where} failed: {self.fault}"
+        return self.message or f"a write to {self.where} failed: {self.fault}"
 
 
 def storage_fault(err: BaseException) -> str | None:

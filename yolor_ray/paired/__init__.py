@@ -11,6 +11,8 @@ in pairs: the layer a sweep's trials and confirmation (``tune``) and a reproduct
   resolution (Stein's two stages: the seeds beyond the pilot a second stage of the plan).
 * :mod:`.launch`: the pending runs trained, a failed one recorded with its reason; a second
   stage's in one more pass.
+* :mod:`.faults`: a storage fault in one run ends the whole job (a sweep, a confirmation, a
+  reproduction) at once, in one line, without Tune's retries of that run.
 * :mod:`.summary`: the runs' outcomes and the paired comparisons (typed parts of ``records``).
 * :mod:`.run_lines`, :mod:`.progress`: the driver's lines of runs side by side (each run's start,
   epochs and end, a status line), printed by a Tune callback in place of Tune's own output.

@@ -1,7 +1,8 @@
 """A paired plan's pending runs trained through one Tune scheduler (FIFO: no early stopping,
 every run to its last epoch), ``at_a_time`` side by side, each with its own resources: a
 1-worker run in its Tune actor, any other a TorchTrainer run started from there. A run that
-fails does not stop the others: it is recorded with its reason, in one line.
+fails does not stop the others: it is recorded with its reason, in one line. A storage fault
+(a full disk, a denied bucket) does: every run writes to that storage (:mod:`.faults`).
 
 Tune's experiment of runs in their actors is the runs folder itself (each trial's folder its
 run's, so Tune's checkpoints land there); of TorchTrainer runs, ``tune/`` beside it.
@@ -19,6 +20,7 @@ from ray import tune
 
 from yolor_ray.layout import RESULTS_FILE, TUNE_DIR
 from yolor_ray.paired.capacity import actor_resources
+from yolor_ray.paired.faults import Job
 from yolor_ray.paired.plan import PairedPlan, extend_plan
 from yolor_ray.paired.run_lines import LinesPlan
 from yolor_ray.paired.stages import Comparison, FixedSeeds
@@ -96,6 +98,8 @@ def train_pending(plan: PairedPlan, at_a_time: int) -> dict[str, str]:
                                    storage_path=f"{storage_path}/{plan.name}", filesystem=filesystem,
                                    experiment=plan.runs_dir if plan.in_actor else TUNE_DIR, at_a_time=at_a_time,
                                    in_actor=plan.in_actor, max_failures=first.checkpoints.max_failures,
+                                   job=Job(plan.kind, plan.storage.location(plan.name), plan.name,
+                                           StorageSpec(plan.runs_uri, first.storage.endpoint), name_key="run"),
                                    lines=None if first.verbose else lines_plan(plan, at_a_time))
     return {result.config["run"]: reason(result.error) for result in results if result.error is not None}
 

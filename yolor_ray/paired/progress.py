@@ -57,13 +57,15 @@ def tune_output(verbose: bool) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_config_output(plan: LinesPlan, verbose: bool, name_key: str | None = None) -> dict:
+def run_config_output(plan: LinesPlan, verbose: bool, name_key: str | None = None,
+                      before: tuple[tune.Callback, ...] = ()) -> dict:
     """``tune.RunConfig``'s ``verbose`` and ``callbacks`` (fit inside :func:`tune_output`): our
     lines, or Tune's own (``verbose``). ``name_key``: the trial config's key naming its run
-    (else the trial's id names it)."""
+    (else the trial's id names it); ``before``: callbacks Tune calls before the lines' (one that
+    ends the job on a run's failure: its line is the last)."""
     if verbose:
-        return dict(verbose=1)
-    return dict(verbose=0, callbacks=[TrialLines(plan, name_key)])
+        return dict(verbose=1, callbacks=list(before))
+    return dict(verbose=0, callbacks=[*before, TrialLines(plan, name_key)])
 
 
 class TrialLines(tune.Callback):

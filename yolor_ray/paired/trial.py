@@ -14,10 +14,12 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import FIFOScheduler
 
 from yolor_ray.paired.checkpoints import latest_stored_checkpoint
+from yolor_ray.paired.faults import Job, StorageFaultsEndTheJob, fit_ending_on_storage_faults
 from yolor_ray.paired.progress import run_config_output, tune_output
 from yolor_ray.paired.run_lines import LinesPlan
-from yolor_ray.storage import StorageSpec, open_storage
+from yolor_ray.storage import StorageFaultError, StorageSpec, open_storage
 from yolor_ray.train.driver import run_training, train_in_process
+from yolor_ray.train.failures import upload_fault
 from yolor_ray.train.run_config import RunInputs
 from yolor_ray.train.spec import TrainSpec
 
@@ -31,11 +33,23 @@ STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S = "TUNE_FUNCTION_THREAD_TIMEOUT_S",
 
 class TuneReporter:
     """A run's epochs in its Tune actor, to Tune: its scheduler sees every epoch, and each
-    checkpoint is persisted into the trial's folder (= its run folder) as Tune's own."""
+    checkpoint is persisted into the trial's folder (= its run folder) as Tune's own.
+    ``storage``: the runs' folder, Tune's experiment. An upload that storage refuses for good
+    is raised as a ``StorageFaultError``, which ends the job (:mod:`.faults`): the error Tune
+    pickles for the driver keeps no chained cause, so the fault is named here."""
+
+    def __init__(self, storage: StorageSpec):
+        self.storage = storage
 
     def report(self, metrics: dict, checkpoint_dir: str | None = None) -> None:
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        tune.report(metrics, checkpoint=checkpoint)
+        try:
+            tune.report(metrics, checkpoint=checkpoint)
+        except Exception as err:
+            fault = upload_fault(err, self.storage)  # Ray's marker: at the top of Tune's experiment
+            if fault is None:
+                raise
+            raise StorageFaultError(self.storage.uri, fault) from err
 
 
 def trial_folder(trial) -> str:
@@ -71,7 +85,7 @@ def train_trial(spec: TrainSpec, inputs: RunInputs | None, in_actor: bool) -> No
     if in_actor:
         os.environ.setdefault(STOPPED_TRIAL_WAIT_ENV, STOPPED_TRIAL_WAIT_S)
         storage_spec = spec.storage
-        train_in_process(spec, TuneReporter(), resume_point(storage_spec, spec.name),
+        train_in_process(spec, TuneReporter(storage_spec), resume_point(storage_spec, spec.name),
                          latest_checkpoint=lambda: latest_checkpoint_of(storage_spec, spec.name), inputs=inputs)
         return
     run_training(spec, callbacks=(TuneReportCallback(),), inputs=inputs,
@@ -80,13 +94,15 @@ def train_trial(spec: TrainSpec, inputs: RunInputs | None, in_actor: bool) -> No
 
 
 def fit_independent_runs(trainable, names: list[str], *, resources: dict, storage_path: str, filesystem,
-                         experiment: str, at_a_time: int, in_actor: bool, max_failures: int,
+                         experiment: str, at_a_time: int, in_actor: bool, max_failures: int, job: Job,
                          lines: LinesPlan | None = None):
     """Independent training runs through one Tuner (a confirmation's, a reproduction's): FIFO,
     no early stopping, every run to its last epoch, ``at_a_time`` side by side. Each trial's
     config is ``{"run": name}``; an ``in_actor`` run's Tune folder is its run folder, ``name``,
     so Tune's checkpoints land there. The driver prints each run's ``lines``
-    (:mod:`.progress`; None: Tune's own output, ``--verbose``). Returns Tune's results."""
+    (:mod:`.progress`; None: Tune's own output, ``--verbose``). A failure is retried up to
+    ``max_failures``, but for a storage fault, which ends the whole ``job`` in one line
+    (:mod:`.faults`). Returns Tune's results."""
     folders = {"trial_dirname_creator": _run_folder} if in_actor else {}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources), param_space={"run": tune.grid_search(names)},
@@ -94,9 +110,10 @@ def fit_independent_runs(trainable, names: list[str], *, resources: dict, storag
                                     reuse_actors=in_actor, **folders),
         run_config=tune.RunConfig(name=experiment, storage_path=storage_path, storage_filesystem=filesystem,
                                   failure_config=tune.FailureConfig(max_failures=max_failures),
-                                  **run_config_output(lines, verbose=lines is None, name_key="run")))
+                                  **run_config_output(lines, verbose=lines is None, name_key="run",
+                                                      before=(StorageFaultsEndTheJob(job),))))
     with tune_output(verbose=lines is None):
-        return tuner.fit()
+        return fit_ending_on_storage_faults(tuner)
 
 
 def _run_folder(trial) -> str:

@@ -34,7 +34,7 @@ from yolor_ray.engine.hooks import Reporter
 from yolor_ray.errors import RunFailedError
 from yolor_ray.layout import CHECKPOINT_FILE, RUN_CONFIG, RUN_FILE, SAMPLES_PNG
 from yolor_ray.records import RunResults
-from yolor_ray.storage import storage_fault
+from yolor_ray.storage import StorageFaultError, storage_fault
 from yolor_ray.train.checkpoints import remove_partial_checkpoints, resume_checkpoint, set_aside_unreadable_record
 from yolor_ray.train.failures import run_storage_fault
 from yolor_ray.train.nodes import DataCheck, check_data_on_nodes
@@ -130,14 +130,20 @@ def _resume_point(run: PreparedRun) -> str | None:
 
 @contextmanager
 def _storage_faults_end_the_run(run: PreparedRun):
-    """Our own writes to storage: a storage fault becomes the run's one line (:func:`_fault_line`)."""
+    """Our own writes to storage: a storage fault becomes the run's one line (:func:`_run_fault`)."""
     try:
         yield
     except Exception as err:
         fault = storage_fault(err)
         if fault is None:
             raise
-        raise RunFailedError(_fault_line(run, fault)) from None
+        raise _run_fault(run, fault) from None
+
+
+def _run_fault(run: PreparedRun, fault: str, removed: list[str] | None = None) -> StorageFaultError:
+    """The run's storage fault, its message the one line (:func:`_fault_line`): still a storage
+    fault to whoever started the run (a Tune trial's error tells the job's driver so)."""
+    return StorageFaultError(run.storage.location(), fault, _fault_line(run, fault, removed))
 
 
 def _fault_line(run: PreparedRun, fault: str, removed: list[str] | None = None) -> str:
@@ -211,7 +217,7 @@ def _fit(run: PreparedRun, callbacks: tuple, data_check: DataCheck | None, resum
         fault = run_storage_fault(err)
         removed = _remove_partial_checkpoints(run, quiet=fault is not None)
         if fault is not None:  # Ray did not retry it (train.failures): one line, no worker's traceback
-            raise RunFailedError(_fault_line(run, fault, removed)) from None
+            raise _run_fault(run, fault, removed) from None
         raise RunFailedError(f"run {run.location!r} failed: {err}\nIts registered checkpoints stay in storage: "
                              f"the same command with --name {run.name} resumes from the last one") from None
     except BaseException:

@@ -3,12 +3,12 @@
 Retrying a write to a full disk, a read-only folder or a deleted bucket fails again after
 a restart of the worker group and its start-up, each time, and buries why under Ray's
 tracebacks. Such a fault is raised where the write failed: a worker's checkpoint upload
-(``train.worker``, :func:`upload_fault`), Ray's controller writing its record of the
-checkpoints, our driver's files. Ray Train hands the driver a ``TrainingFailedError`` wrapping it:
-:func:`run_storage_fault` finds it there, and :class:`StorageFaultsEndTheRun` (Ray's failure
-policy with that one rule first) keeps Ray from restarting the worker group for it. Every
-other failure (a killed worker, a lost node, a reset connection, S3 throttling) is retried
-as ``FailureConfig(max_failures)`` says.
+(``train.worker``, :func:`upload_fault`; a Tune trial's, ``paired.trial``), Ray's controller
+writing its record of the checkpoints, our driver's files. Ray Train hands the driver a
+``TrainingFailedError`` wrapping it: :func:`run_storage_fault` finds it there, and
+:class:`StorageFaultsEndTheRun` (Ray's failure policy with that one rule first) keeps Ray
+from restarting the worker group for it. Every other failure (a killed worker, a lost node,
+a reset connection, S3 throttling) is retried as ``FailureConfig(max_failures)`` says.
 
 Ray's wrappers are those of ``ray.train.v2`` 2.60 (setup.py pins it); ``tests/test_storage_faults.py``
 checks that they still wrap so.
@@ -30,23 +30,24 @@ from yolor_ray.storage import StorageSpec, open_storage, storage_fault
 RAY_MARKER_GONE = "Unable to set up cluster storage"
 
 
-def upload_fault(err: BaseException, storage: StorageSpec, run_name: str) -> str | None:
-    """The storage fault of a checkpoint upload that failed (``ray.train.report``), if it was one:
-    :func:`storage_fault`'s, or Ray's marker file gone from the run's folder. Then the folder
-    or the bucket was deleted, or this node sees another folder than the driver's: a probe of
-    the marker says which (NoSuchBucket ...); a probe that fails for a transient reason, or
-    finds the marker after all, leaves the error to Ray's retries."""
+def upload_fault(err: BaseException, storage: StorageSpec, *folder: str) -> str | None:
+    """The storage fault of a checkpoint upload that failed (``ray.train.report``, ``tune.report``),
+    if it was one: :func:`storage_fault`'s, or Ray's marker file gone from ``folder`` (parts
+    under the storage: a Ray Train run's folder; none: a Tune experiment's, the storage itself).
+    Then the folder or the bucket was deleted, or this node sees another folder than the
+    driver's: a probe of the marker says which (NoSuchBucket ...); a probe that fails for a
+    transient reason, or finds the marker after all, leaves the error to Ray's retries."""
     fault = storage_fault(err)
     if fault is not None or not (isinstance(err, RuntimeError) and str(err).startswith(RAY_MARKER_GONE)):
         return fault
     try:
-        there = open_storage(storage).size(run_name, VALIDATE_STORAGE_MARKER_FILENAME) is not None
+        there = open_storage(storage).size(*folder, VALIDATE_STORAGE_MARKER_FILENAME) is not None
     except Exception as probe:
         return storage_fault(probe)
     if there:
         return None
-    return (f"Ray's marker file {VALIDATE_STORAGE_MARKER_FILENAME} is gone from the run's folder (deleted, or "
-            "this node does not share the driver's storage)")
+    return (f"Ray's marker file {VALIDATE_STORAGE_MARKER_FILENAME} is gone from the folder Ray writes to (deleted, "
+            "or this node does not share the driver's storage)")
 
 
 def run_storage_fault(err: BaseException) -> str | None:

@@ -35,6 +35,7 @@ from yolor_ray.implicit import available_placements, split_yolor_cfg
 from yolor_ray.layout import LEADERBOARD_FILE, RUNS_DIR, SWEEP_FILE
 from yolor_ray.names import complete, default_name, held_manifest, started_otherwise
 from yolor_ray.paired.capacity import trials_at_a_time
+from yolor_ray.paired.faults import fit_ending_on_storage_faults
 from yolor_ray.paired.progress import tune_output
 from yolor_ray.records import Leaderboard, SweepManifest
 from yolor_ray.storage import open_storage
@@ -145,7 +146,7 @@ def _run_trials(plan: PreparedSweep, max_concurrent: int, local: bool) -> list:
         check_data_on_nodes(DataCheck.of(plan.data), plan.trial_spec.scaling.resources_per_worker())
     start = time.monotonic()
     with tune_output(plan.trial_spec.verbose):
-        grid = sweep_tuner(plan, max_concurrent).fit()
+        grid = fit_ending_on_storage_faults(sweep_tuner(plan, max_concurrent))  # a trial's storage fault ends it
     log.info("sweep finished in %.0f s", time.monotonic() - start)
     runs = open_storage(plan.trial_spec.storage)
     for result in grid:

@@ -1,6 +1,7 @@
 """The sweep's ``Tuner``: a new one (its manifest written first) or the stored one restored,
 over the trial trainable, with its scheduler (ASHA or none), its searcher (the sweep's points,
-or Optuna) and, for in-process trials, Tune's own folders, checkpoints and failure policy."""
+or Optuna) and, for in-process trials, Tune's own folders, checkpoints and failure policy; a
+trial's storage fault ends the sweep (``paired.faults``)."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,7 @@ from ray.tune.search import BasicVariantGenerator
 
 from yolor_ray.layout import RUNS_DIR, SWEEP_FILE
 from yolor_ray.paired.capacity import actor_resources, trial_resources
+from yolor_ray.paired.faults import Job, StorageFaultsEndTheJob
 from yolor_ray.paired.progress import run_config_output
 from yolor_ray.paired.run_lines import LinesPlan
 from yolor_ray.paired.trial import trial_folder
@@ -63,8 +65,14 @@ def sweep_tuner(plan: PreparedSweep, max_concurrent: int) -> tune.Tuner:
             max_concurrent_trials=max_concurrent if plan.search == "optuna" else None,
             reuse_actors=plan.in_actor, **_in_actor_folders(plan)),
         run_config=tune.RunConfig(name=experiment_name, storage_path=parent, storage_filesystem=filesystem,
-                                  **run_config_output(sweep_lines(plan, max_concurrent), plan.trial_spec.verbose),
+                                  **run_config_output(sweep_lines(plan, max_concurrent), plan.trial_spec.verbose,
+                                                      before=(StorageFaultsEndTheJob(sweep_job(plan)),)),
                                   **in_actor_checkpoints(plan)))
+
+
+def sweep_job(plan: PreparedSweep) -> Job:
+    """The sweep as its one line names it when a trial's storage fault ends it (``paired.faults``)."""
+    return Job("sweep", plan.location, plan.name, plan.trial_spec.storage, noun="trial")
 
 
 def sweep_lines(plan: PreparedSweep, max_concurrent: int) -> LinesPlan:
