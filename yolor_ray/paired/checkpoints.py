@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from yolor_ray.storage import StorageSpec, open_storage
-from yolor_ray.train.checkpoints import newest_whole_checkpoint, stored_checkpoints
+from yolor_ray.train.checkpoints import furthest_of, stored_checkpoints
 
 __all__ = ["latest_stored_checkpoint", "stored_checkpoints"]
 
@@ -19,9 +19,9 @@ def latest_stored_checkpoint(storage_spec: StorageSpec, name: str) -> str | None
     storage numbers its folders from 0 again. Partial folders are removed, so what stays is
     whole or absent."""
     storage = open_storage(storage_spec)
-    _, partial = stored_checkpoints(storage, name)
+    whole, partial = stored_checkpoints(storage, name)
     for folder in partial:
         log.warning("removing partial checkpoint %s (its upload did not finish)", storage.location(name, folder))
         storage.delete_tree(name, folder)
-    furthest = newest_whole_checkpoint(storage, name)  # among equals the last listed, as Tune numbers them
+    furthest = furthest_of(whole)  # among equals the last listed, as Tune numbers them
     return furthest.folder if furthest else None

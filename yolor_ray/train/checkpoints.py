@@ -90,10 +90,9 @@ def stored_checkpoints(storage: Storage, name: str) -> tuple[list[tuple[int, str
     return whole, partial
 
 
-def newest_whole_checkpoint(storage: Storage, name: str) -> StoredCheckpoint | None:
-    """The whole checkpoint of run ``name`` that got furthest (by its run state's epochs;
-    among equals the last listed); None when there is none."""
-    whole, _ = stored_checkpoints(storage, name)
+def furthest_of(whole: list[tuple[int, str]]) -> StoredCheckpoint | None:
+    """Of whole checkpoints as :func:`stored_checkpoints` lists them, the one that got furthest
+    (among equals the last listed); None for none."""
     furthest = None
     for epochs, folder in whole:
         if furthest is None or epochs >= furthest.epochs:
@@ -110,7 +109,7 @@ def resume_checkpoint(storage: Storage, name: str) -> StoredCheckpoint | None:
     epochs = {folder: run for run, folder in whole}
     if latest in epochs:
         return StoredCheckpoint(latest, epochs[latest])
-    return newest_whole_checkpoint(storage, name)
+    return furthest_of(whole)
 
 
 def remove_partial_checkpoints(storage, name: str, quiet: bool = False) -> list[str]:
